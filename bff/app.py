@@ -1,0 +1,23 @@
+"""苏证通 App BFF: `create_app` builds the Litestar app mounted at `/bff`."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from core.app import build_app
+from core.resources import Resources
+from core.settings import Settings
+
+MOUNT = "bff"
+
+
+def create_app(settings: Settings, resources: Resources | None = None) -> Litestar:
+    return build_app(
+        MOUNT,
+        settings=settings,
+        title="苏证通 App BFF",
+        description="Endpoints tailored to the iOS, Android and HarmonyOS apps.",
+        route_handlers=[],
+        externals={},
+        resources=resources,
+    )

@@ -1,0 +1,139 @@
+"""The factory every front door, domain API and simulator uses: one Litestar app under `/<mount>`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Reference,
+    Schema,
+)
+
+from core.health import healthz, readyz
+from core.problems import EXCEPTION_HANDLERS, PROBLEM_JSON
+from core.resources import Resources
+from core.settings import Settings
+
+Startup = Callable[[Resources], Awaitable[None]]
+VERSION = "1.0.0"
+
+
+def _provide_resources(state: State) -> Resources:
+    resources: Resources = state.resources
+    return resources
+
+
+def build_app(
+    mount: str,
+    *,
+    settings: Settings,
+    title: str,
+    description: str,
+    route_handlers: Sequence[Any] = (),
+    externals: dict[str, str] | None = None,
+    on_startup: Sequence[Startup] = (),
+    resources: Resources | None = None,
+    extra_schemas: dict[str, Schema] | None = None,
+    stateless: bool = False,
+) -> Litestar:
+    """Build the app for `/<mount>`. `externals` (name -> URL) are checked by `/readyz`.
+
+    When `resources` is None the app opens its own at start-up and closes them at shutdown; the combined server
+    passes one shared set to all apps instead. `stateless` apps (the simulators) use no database or Redis.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = app.state.get("resources") is None and not stateless
+        if owned:
+            app.state.resources = await Resources.open(settings)
+        for hook in on_startup:
+            await hook(app.state.resources)  # stateless apps get None
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.resources.close()
+
+    prefix = f"/{mount}" if mount else ""
+    router = Router(path=prefix or "/", route_handlers=[healthz, readyz, *route_handlers])
+    app = Litestar(
+        route_handlers=[router],
+        lifespan=[lifespan],
+        state=State({"resources": resources, "externals": dict(externals or {}), "settings": settings}),
+        dependencies={"res": Provide(_provide_resources, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title=title,
+            version=VERSION,
+            description=description,
+            path=f"{prefix}/schema",
+            render_plugins=[JsonRenderPlugin()],
+            use_handler_docstrings=True,
+        ),
+        request_max_body_size=settings.max_body_bytes,
+        compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
+        debug=False,
+    )
+    finalize_openapi(app, extra_schemas or {})
+    return app
+
+
+def finalize_openapi(app: Litestar, extra_schemas: dict[str, Schema]) -> None:
+    """Every error is an RFC 9457 problem document (core.problems.Problem): document that once, for every operation."""
+    doc = app.openapi_schema
+    doc.components = doc.components or Components()
+    schemas = doc.components.schemas if doc.components.schemas is not None else {}
+    schemas["Problem"] = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["type", "title", "status"],
+        properties={
+            "type": Schema(type=OpenAPIType.STRING, description="stable URI of the error kind"),
+            "title": Schema(type=OpenAPIType.STRING, description="English title"),
+            "title_zh": Schema(type=OpenAPIType.STRING, description="中文标题"),
+            "status": Schema(type=OpenAPIType.INTEGER),
+            "detail": Schema(type=OpenAPIType.STRING),
+            "instance": Schema(type=OpenAPIType.STRING),
+            "request_id": Schema(type=OpenAPIType.STRING),
+            "errors": Schema(
+                type=OpenAPIType.ARRAY,
+                items=Schema(
+                    type=OpenAPIType.OBJECT,
+                    required=["field", "message"],
+                    properties={
+                        "field": Schema(type=OpenAPIType.STRING),
+                        "message": Schema(type=OpenAPIType.STRING),
+                    },
+                ),
+            ),
+        },
+    )
+    schemas.update(extra_schemas)
+    doc.components.schemas = schemas
+    problem = OpenAPIResponse(
+        description="Problem document (RFC 9457) for any error",
+        content={PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))},
+    )
+    for path_item in (doc.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "patch"):
+            op = getattr(path_item, method, None)
+            if op is None:
+                continue
+            responses = op.responses or {}
+            for code in list(responses):
+                if code[0] in "45" and code != "503":
+                    del responses[code]
+            responses["default"] = problem
+            op.responses = responses

@@ -1,0 +1,133 @@
+"""Append-only audit log, hash-chained with SM3, and a verifier that names changed, inserted or missing rows.
+
+Each row's hash is SM3(prev_hash || canonical JSON of its fields); `core.audit_head` holds the latest
+sequence number and hash, so cutting rows off the end is detected too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from core.crypto import sm3
+from core.db import Executor
+from core.observe import current_request_id
+
+GENESIS = bytes(32)
+
+
+class AuditFinding(msgspec.Struct):
+    seq: int
+    problem: str  # "changed" | "missing" | "inserted" | "head-mismatch"
+
+
+def _canonical(
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    result: str,
+    ip: str,
+    request_id: str,
+    detail: dict[str, Any],
+) -> bytes:
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return msgspec.json.encode([seq, stamp, actor, action, target, result, ip, request_id, detail], order="sorted")
+
+
+def _chain(prev: bytes, body: bytes) -> bytes:
+    return sm3(prev + body)
+
+
+async def record(
+    db: Executor,
+    *,
+    actor: str,
+    action: str,
+    target: str = "",
+    result: str = "ok",
+    ip: str = "",
+    detail: dict[str, Any] | None = None,
+) -> int:
+    """Append one entry; returns its sequence number. Joins the caller's transaction when given a connection."""
+    detail = msgspec.json.decode(msgspec.json.encode(detail or {}, order="sorted"))  # what jsonb will give back
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as pooled:
+            return await record(pooled, actor=actor, action=action, target=target, result=result, ip=ip, detail=detail)
+    conn = db
+    at = datetime.now(UTC)
+    rid = current_request_id()
+    async with conn.transaction():
+        head = await conn.fetchrow("UPDATE core.audit_head SET seq = seq + 1 RETURNING seq, hash")
+        assert head is not None
+        seq: int = head["seq"]
+        digest = _chain(bytes(head["hash"]), _canonical(seq, at, actor, action, target, result, ip, rid, detail))
+        await conn.execute(
+            """INSERT INTO core.audit_log (seq, at, actor, action, target, result, ip, request_id, detail,
+                                           prev_hash, hash)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)""",
+            seq,
+            at,
+            actor,
+            action,
+            target,
+            result,
+            ip,
+            rid,
+            detail,
+            bytes(head["hash"]),
+            digest,
+        )
+        await conn.execute("UPDATE core.audit_head SET hash = $1", digest)
+    return seq
+
+
+async def verify(db: Executor, *, batch: int = 5000) -> list[AuditFinding]:
+    """Walk the whole chain; an empty list means intact."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as pooled:
+            return await verify(pooled, batch=batch)
+    conn = db
+    findings: list[AuditFinding] = []
+    expected_prev = GENESIS
+    expected_seq = 1
+    last_seq = 0
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async for r in conn.cursor("SELECT * FROM core.audit_log ORDER BY seq", prefetch=batch):
+            seq = r["seq"]
+            if seq < expected_seq:
+                findings.append(AuditFinding(seq, "inserted"))
+                continue
+            for missing in range(expected_seq, seq):
+                findings.append(AuditFinding(missing, "missing"))
+            body = _canonical(
+                seq,
+                r["at"],
+                r["actor"],
+                r["action"],
+                r["target"],
+                r["result"],
+                r["ip"],
+                r["request_id"],
+                r["detail"],
+            )
+            stored_prev, stored_hash = bytes(r["prev_hash"]), bytes(r["hash"])
+            if _chain(stored_prev, body) != stored_hash:
+                findings.append(AuditFinding(seq, "changed"))
+            elif stored_prev != expected_prev and seq == expected_seq and seq > 1:
+                # This row is intact but its predecessor's hash moved: the predecessor was rewritten whole.
+                findings.append(AuditFinding(seq - 1, "changed"))
+            expected_prev = stored_hash
+            expected_seq = seq + 1
+            last_seq = seq
+        head = await conn.fetchrow("SELECT seq, hash FROM core.audit_head")
+    assert head is not None
+    if head["seq"] > last_seq:
+        findings.extend(AuditFinding(s, "missing") for s in range(last_seq + 1, head["seq"] + 1))
+    elif head["seq"] != last_seq or (last_seq and bytes(head["hash"]) != expected_prev):
+        findings.append(AuditFinding(head["seq"], "head-mismatch"))
+    return findings

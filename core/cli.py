@@ -1,0 +1,244 @@
+"""`szt`: serve, sim, worker, run (everything), migrate, seed, openapi export, audit verify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.embedded import EmbeddedServices
+from core.observe import setup_logging
+from core.settings import Settings, load_settings
+
+
+def _with_embedded(settings: Settings) -> tuple[Settings, EmbeddedServices]:
+    embedded = EmbeddedServices(settings.var_path)
+    db, redis = embedded.start(settings.database_url, settings.redis_url)
+    return load_settings(database_url=db, redis_url=redis), embedded
+
+
+async def _prepare(settings: Settings, *, seed: bool = True) -> None:
+    from core.db import create_pool
+    from core.migrate import migrate
+    from core.resources import Resources
+    from core.seed import seed_all
+
+    pool = await create_pool(settings.database_url, max_size=2)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    await pool.close()
+    if seed:
+        res = await Resources.open(settings)
+        try:
+            await seed_all(res)
+        finally:
+            await res.close()
+
+
+def _granian(target: str, host: str, port: int, workers: int = 1) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        target,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_enabled=True,
+        log_access=False,
+        backlog=2048,
+    ).serve()
+
+
+def _uvicorn(target: str, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(target, host=host, port=port, factory=True, access_log=False, log_level="warning")
+
+
+def _serve_target(target: str, settings: Settings, port: int) -> None:
+    if settings.server == "uvicorn":
+        _uvicorn(target, settings.host, port)
+    else:
+        _granian(target, settings.host, port, settings.workers)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings, embedded = _with_embedded(load_settings())
+    if not args.no_migrate:
+        asyncio.run(_prepare(settings))
+    os.environ["SZT_SERVE_APPS"] = ",".join(args.names)
+    try:
+        _serve_target("core.server:server_from_env", settings, args.port or settings.port)
+    finally:
+        embedded.stop()
+
+
+def cmd_sim(args: argparse.Namespace) -> None:
+    """The simulators on SZT_SIM_PORT and, as its own process, the signing server on SZT_SIGNER_PORT."""
+    settings = load_settings()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "core.cli", "sim-only", "simulators"]),
+        subprocess.Popen([sys.executable, "-m", "core.cli", "sim-only", "signer"]),
+    ]
+    _wait_children(procs, f"simulators {settings.simulators_url}, signer {settings.signing_server_url}")
+
+
+def cmd_sim_only(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    if args.which == "signer":
+        _serve_target("simulators.signer:create_signer", settings, settings.signer_port)
+    else:
+        _serve_target("simulators.app:create_simulators", settings, settings.sim_port)
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from core.worker import run_worker
+
+    settings, embedded = _with_embedded(load_settings())
+    try:
+        asyncio.run(run_worker(settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        embedded.stop()
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings, embedded = _with_embedded(load_settings())
+    try:
+        asyncio.run(_prepare(settings, seed=not args.no_seed))
+    finally:
+        embedded.stop()
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """Everything a newcomer wants: embedded databases, migrations, seed, server, simulators, worker."""
+    settings, embedded = _with_embedded(load_settings())
+    try:
+        asyncio.run(_prepare(settings))
+        me = [sys.executable, "-m", "core.cli"]
+        procs = [
+            subprocess.Popen([*me, "sim-only", "simulators"]),
+            subprocess.Popen([*me, "sim-only", "signer"]),
+            subprocess.Popen([*me, "serve", "--no-migrate"]),
+            subprocess.Popen([*me, "worker"]),
+        ]
+        base = settings.base_url
+        banner = "\n".join(
+            [
+                "",
+                "苏证通 backends are starting:",
+                f"  landing page      {base}/",
+                f"  OpenID provider   {settings.issuer_url}/.well-known/openid-configuration",
+                f"  admin console     {base}/admin/",
+                f"  metrics           {base}/metrics",
+                f"  simulators        {settings.simulators_url}/",
+                f"  signing server    {settings.signing_server_url}/healthz",
+                f"  data              {settings.var_path}",
+                "Ctrl-C stops everything; data stays in var/.",
+                "",
+            ]
+        )
+        _wait_children(procs, banner)
+    finally:
+        embedded.stop()
+
+
+def _wait_children(procs: list[subprocess.Popen[bytes]], banner: str) -> None:
+    print(banner, flush=True)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping and all(p.poll() is None for p in procs):
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        pass
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 15
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+    failed = [p.args for p in procs if p.returncode not in (0, -2, -15, 130, None)]
+    if failed and not stopping:
+        print(f"stopped because a child exited: {failed}", file=sys.stderr)
+
+
+def cmd_openapi(args: argparse.Namespace) -> None:
+    from core.openapi_export import export
+
+    changed = export(Path(args.out), check=args.check)
+    if args.check and changed:
+        print("OpenAPI documents differ from the code: " + ", ".join(changed), file=sys.stderr)
+        raise SystemExit(1)
+    print("\n".join(f"wrote {c}" for c in changed) or "up to date")
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    from core.audit import verify
+    from core.db import create_pool
+
+    async def go() -> int:
+        settings, embedded = _with_embedded(load_settings())
+        pool = await create_pool(settings.database_url, max_size=1)
+        try:
+            findings = await verify(pool)
+        finally:
+            await pool.close()
+            embedded.stop()
+        for f in findings:
+            print(f"audit row seq={f.seq}: {f.problem}")
+        print("audit chain intact" if not findings else f"{len(findings)} finding(s)")
+        return 1 if findings else 0
+
+    raise SystemExit(asyncio.run(go()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="szt", description="苏证通 backends")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("serve", help="front doors and domain APIs on one port (all by default)")
+    p.add_argument("names", nargs="*", help="bff mini identity admin eseal affairs push")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--no-migrate", action="store_true")
+    p.set_defaults(fn=cmd_serve)
+    sub.add_parser("sim", help="simulators (8100) and signing server (8200)").set_defaults(fn=cmd_sim)
+    p = sub.add_parser("sim-only", help=argparse.SUPPRESS)
+    p.add_argument("which", choices=["simulators", "signer"])
+    p.set_defaults(fn=cmd_sim_only)
+    sub.add_parser("worker", help="push delivery and scheduled jobs").set_defaults(fn=cmd_worker)
+    p = sub.add_parser("migrate", help="apply migrations and seed")
+    p.add_argument("--no-seed", action="store_true")
+    p.set_defaults(fn=cmd_migrate)
+    sub.add_parser("run", help="everything, on embedded PostgreSQL and Redis").set_defaults(fn=cmd_run)
+    p = sub.add_parser("openapi", help="export OpenAPI documents")
+    p.add_argument("action", choices=["export"])
+    p.add_argument("--out", default="openapi")
+    p.add_argument("--check", action="store_true", help="fail if the committed documents differ")
+    p.set_defaults(fn=cmd_openapi)
+    p = sub.add_parser("audit", help="audit log tools")
+    p.add_argument("action", choices=["verify"])
+    p.set_defaults(fn=cmd_audit)
+    args = parser.parse_args(argv)
+    setup_logging(load_settings().log_level)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

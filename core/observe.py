@@ -1,0 +1,131 @@
+"""Request ids, JSON structured logs and Prometheus metrics, applied once around the whole ASGI server."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]  # loose: Litestar types its own scopes
+
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+_VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def current_request_id() -> str:
+    return _request_id.get()
+
+
+# ---------------------------------------------------------------- logs
+
+
+class JsonFormatter(logging.Formatter):
+    _skip = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        rid = _request_id.get()
+        if rid:
+            doc["request_id"] = rid
+        for key, value in record.__dict__.items():
+            if key not in self._skip and not key.startswith("_"):
+                doc[key] = value
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return msgspec.json.encode(doc, enc_hook=str).decode()
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "asyncio", "apscheduler", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# ---------------------------------------------------------------- metrics
+
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter("szt_http_requests_total", "HTTP requests", ["app", "method", "route", "status"], registry=REGISTRY)
+LATENCY = Histogram(
+    "szt_http_request_duration_seconds",
+    "HTTP request latency",
+    ["app", "method", "route"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+def metrics_payload() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# ---------------------------------------------------------------- middleware
+
+access_log = logging.getLogger("szt.access")
+
+
+class Observability:
+    """Outermost ASGI layer: assigns or propagates X-Request-ID, times the request, counts it per route."""
+
+    def __init__(self, app: ASGIApp, *, access_log_enabled: bool = True) -> None:
+        self.app = app
+        self.access_log_enabled = access_log_enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value if _VALID_ID.match(value) else b""
+                break
+        rid_s = rid.decode() if rid else uuid.uuid4().hex
+        rid = rid_s.encode()
+        token = _request_id.set(rid_s)
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            path: str = scope["path"]
+            mount = path.split("/", 2)[1] if path.count("/") >= 2 else ""
+            route = scope.get("path_template") or "unmatched"
+            method = scope["method"]
+            REQUESTS.labels(mount, method, route, str(status)).inc()
+            LATENCY.labels(mount, method, route).observe(elapsed)
+            if self.access_log_enabled:
+                access_log.info(
+                    "request",
+                    extra={"method": method, "path": path, "status": status, "ms": round(elapsed * 1000, 2)},
+                )
+            _request_id.reset(token)

@@ -1,0 +1,43 @@
+"""Redis-backed fixed-window rate limits that any route declares as a guard: `guards=[rate_limit(5, 60)]`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from core.problems import ProblemError
+
+KeyFunc = Callable[[ASGIConnection[Any, Any, Any, Any]], str]
+
+
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+def rate_limit(limit: int, per_seconds: int, *, key: KeyFunc = client_ip, name: str = "") -> Any:
+    """A guard allowing `limit` requests per `per_seconds` window for each value of `key`."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        redis = connection.app.state.resources.redis
+        window = int(time.time()) // per_seconds
+        bucket = f"rl:{name or handler.handler_name}:{key(connection)}:{window}"
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.incr(bucket)
+            pipe.expire(bucket, per_seconds + 1, nx=True)
+            count, _ = await pipe.execute()
+        if count > limit:
+            retry_after = per_seconds - int(time.time()) % per_seconds
+            raise ProblemError(
+                429,
+                "rate-limited",
+                "Too many requests",
+                "请求过于频繁",
+                f"at most {limit} requests per {per_seconds} s; retry after {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+    return guard

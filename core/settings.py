@@ -1,0 +1,83 @@
+"""Settings from the environment, one msgspec Struct shared by every app and command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+# Environment variable name -> Settings field. Documented in README.md ("Configuration").
+ENV_VARS: dict[str, str] = {
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "SIGNER_URL": "signer_url",
+    "SZT_SIM_URL": "sim_url",
+    "SZT_VAR_DIR": "var_dir",
+    "SZT_HOST": "host",
+    "SZT_PORT": "port",
+    "SZT_SIM_PORT": "sim_port",
+    "SZT_SIGNER_PORT": "signer_port",
+    "SZT_PUBLIC_URL": "public_url",
+    "SZT_ISSUER": "issuer",
+    "SZT_ADMIN_PASSWORD": "admin_password",
+    "SZT_DEMO_CLIENT_SECRET": "demo_client_secret",
+    "SZT_FIELD_KEYS": "field_keys",
+    "SZT_LOG_LEVEL": "log_level",
+    "SZT_DB_POOL_MAX": "db_pool_max",
+    "SZT_MAX_BODY_BYTES": "max_body_bytes",
+    "SZT_SERVER": "server",
+    "SZT_WORKERS": "workers",
+}
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    database_url: str = ""
+    redis_url: str = ""
+    signer_url: str = ""
+    sim_url: str = ""
+    var_dir: str = "var"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    sim_port: int = 8100
+    signer_port: int = 8200
+    public_url: str = ""
+    issuer: str = ""
+    admin_password: str = ""
+    demo_client_secret: str = ""
+    # "kid:hex,kid:hex,index:hex" — master secrets for personal data (core.fieldcrypt); the first kid encrypts,
+    # all decrypt; `index` keys the blind index and never rotates. Unset: generated once under var/keys/.
+    field_keys: str = ""
+    log_level: str = "INFO"
+    db_pool_max: int = 10
+    max_body_bytes: int = 1_048_576
+    server: str = "granian"
+    workers: int = 1
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def simulators_url(self) -> str:
+        return self.sim_url or f"http://{self.host}:{self.sim_port}"
+
+    @property
+    def signing_server_url(self) -> str:
+        return self.signer_url or f"http://{self.host}:{self.signer_port}"
+
+    @property
+    def issuer_url(self) -> str:
+        return self.issuer or f"{self.base_url}/identity"
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.var_dir).resolve()
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from the environment; `overrides` win (used by tests and the CLI)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {field: env[name] for name, field in ENV_VARS.items() if env.get(name)}
+    raw.update(overrides)
+    return msgspec.convert(raw, Settings, strict=False)

@@ -1,0 +1,13 @@
+"""Simulator of the SMS gateway."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from core.settings import Settings
+
+
+def create_app(settings: Settings) -> Litestar:
+    from simulators.app import simple_sim
+
+    return simple_sim("sms", "SMS gateway", settings)

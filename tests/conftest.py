@@ -1,0 +1,79 @@
+"""One embedded PostgreSQL and Redis per test run, migrated and seeded; the servers over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.embedded import EmbeddedServices
+from core.resources import Resources
+from core.settings import Settings, load_settings
+from tests.harness import Stack
+
+
+@pytest.fixture(scope="session")
+def var_dir() -> Iterator[Path]:
+    # A short path: PostgreSQL and Redis put Unix sockets in here.
+    path = Path(tempfile.mkdtemp(prefix="szt-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded(var_dir: Path) -> Iterator[EmbeddedServices]:
+    services = EmbeddedServices(var_dir)
+    os.environ["SZT_VAR_DIR"] = str(var_dir)
+    services.start(os.environ.get("TEST_DATABASE_URL", ""), os.environ.get("TEST_REDIS_URL", ""))
+    yield services
+    services.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(embedded: EmbeddedServices) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def prepared(settings: Settings) -> Settings:
+    from core.cli import _prepare
+
+    asyncio.run(_prepare(settings))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def stack(prepared: Settings, var_dir: Path) -> Iterator[Stack]:
+    s = Stack(var_dir)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def base_url(stack: Stack) -> str:
+    return stack.base_url
+
+
+@pytest.fixture(scope="session")
+def sim_url(stack: Stack) -> str:
+    return stack.sim_url
+
+
+@pytest.fixture
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.base_url, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def res(prepared: Settings) -> AsyncIterator[Resources]:
+    resources = await Resources.open(load_settings())
+    yield resources
+    await resources.close()
