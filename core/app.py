@@ -86,6 +86,7 @@ def build_app(
         request_max_body_size=settings.max_body_bytes,
         compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
         debug=False,
+        logging_config=None,  # core.observe configures JSON logs for the process
     )
     finalize_openapi(app, extra_schemas or {})
     return app

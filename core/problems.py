@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import msgspec
@@ -100,6 +101,10 @@ def problem_response(
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[Problem]:
+    rid = current_request_id()
+    if not rid:  # outside the Observability layer (an app used on its own): still give the client an id
+        rid = uuid.uuid4().hex
+        headers = {**(headers or {}), "X-Request-ID": rid}
     body = Problem(
         type=TYPE_BASE + slug,
         title=title,
@@ -107,7 +112,7 @@ def problem_response(
         status=status,
         detail=detail,
         instance=request.url.path if request is not None else "",
-        request_id=current_request_id(),
+        request_id=rid,
         errors=errors or [],
     )
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)

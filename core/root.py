@@ -61,4 +61,5 @@ def create_root_app(settings: Settings, mounts: list[str]) -> Litestar:
         openapi_config=None,
         state=State({"resources": None, "externals": {}, "settings": settings}),
         debug=False,
+        logging_config=None,  # core.observe configures JSON logs for the process
     )

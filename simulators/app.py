@@ -55,7 +55,12 @@ def _root(settings: Settings) -> Litestar:
     def landing() -> str:
         return page
 
-    return Litestar(route_handlers=[landing, healthz], exception_handlers=EXCEPTION_HANDLERS, openapi_config=None)
+    return Litestar(
+        route_handlers=[landing, healthz],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=None,
+        logging_config=None,
+    )
 
 
 def create_simulators(settings: Settings | None = None) -> ASGIApp:

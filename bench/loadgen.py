@@ -1,0 +1,292 @@
+"""HTTP/1.1 load generator, run as its own process: `python -m bench.loadgen closed|open ...`, prints one JSON object.
+
+Raw asyncio streams, keep-alive, one request in flight per connection (no pipelining), Content-Length bodies only.
+
+* closed: every connection sends its next request as soon as the previous answer is read (peak throughput).
+* open: requests are scheduled by the clock at a constant rate, whatever the server does; each is handed to the
+  next free connection and its latency is measured from its *scheduled* time, so time spent waiting for a free
+  connection counts (no coordinated omission, as in wrk2).
+
+Only samples inside the measurement window (after the warm-up) count; the generator's own CPU use (user + sys over
+wall time, `resource.getrusage`) is measured over the same window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import resource
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_CONNECTIONS = 1024
+MAX_RATE = 200_000.0
+MAX_SECONDS = 600.0
+DRAIN_SECONDS = 10.0  # open loop: how long answers to already-sent requests are awaited after the last arrival
+MAX_HEAD = 64 * 1024
+MAX_BODY = 16 * 1024 * 1024
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def _cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class Window:
+    """The measurement window on the perf_counter clock, and the CPU used by this process inside it."""
+
+    start: float
+    end: float
+    cpu: float | None = None
+    wall: float | None = None
+
+    async def measure_cpu(self) -> None:
+        await asyncio.sleep(max(0.0, self.start - time.perf_counter()))
+        cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(max(0.0, self.end - time.perf_counter()))
+        self.cpu, self.wall = _cpu_seconds() - cpu0, time.perf_counter() - wall0
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    send_lags: list[float] = field(default_factory=list)  # open loop: scheduled time -> request written
+    errors: dict[str, int] = field(default_factory=dict)
+    reconnects: int = 0
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class Connection:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def exchange(self, request: bytes) -> int:
+        """Send one request, read one Content-Length response; returns the status code."""
+        if self.writer is None:
+            await self.open()
+        reader, writer = self.reader, self.writer
+        assert reader is not None and writer is not None
+        writer.write(request)  # a few hundred bytes: never above the transport's high-water mark, no drain needed
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError as exc:
+            raise ProtocolError("response head too large") from exc
+        if not head.startswith(b"HTTP/1.1 "):
+            raise ProtocolError(f"bad status line {head[:40]!r}")
+        status = int(head[9:12])
+        lower = head.lower()
+        at = lower.find(b"\r\ncontent-length:")
+        if at >= 0:
+            end = lower.index(b"\r\n", at + 2)
+            length = int(lower[at + 17 : end])
+            if not 0 <= length <= MAX_BODY:
+                raise ProtocolError(f"content-length {length}")
+            if length:
+                await reader.readexactly(length)
+        elif b"\r\ntransfer-encoding:" in lower:
+            raise ProtocolError("chunked responses are not supported")
+        elif not (100 <= status < 200 or status in (204, 304)):
+            raise ProtocolError("response without Content-Length")
+        if b"\r\nconnection: close" in lower:
+            self.close()
+        return status
+
+
+def build_request(host: str, port: int, path: str, headers: list[str]) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: szt-bench", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def _one(conn: Connection, request: bytes, stats: Stats) -> bool:
+    """One exchange; on failure the error is counted and the connection dropped (reopened on next use)."""
+    try:
+        status = await conn.exchange(request)
+    except (OSError, asyncio.IncompleteReadError, ProtocolError, ValueError) as exc:
+        stats.error(type(exc).__name__)
+        stats.reconnects += 1
+        conn.close()
+        await asyncio.sleep(0.01)  # a refusing server must not turn this into a busy loop
+        return False
+    if status != 200:
+        stats.error(f"status {status}")
+        return False
+    return True
+
+
+async def run_closed(conns: list[Connection], request: bytes, window: Window, stats: Stats) -> None:
+    async def worker(conn: Connection) -> None:
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= window.end:
+                return
+            ok = await _one(conn, request, stats)
+            t1 = time.perf_counter()
+            if ok and window.start <= t1 < window.end:
+                stats.latencies.append(t1 - t0)
+
+    await asyncio.gather(*(worker(c) for c in conns))
+
+
+async def run_open(conns: list[Connection], request: bytes, window: Window, rate: float, stats: Stats) -> int:
+    """Constant arrivals from now (warm-up) to window.end; returns how many were never answered."""
+    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
+    total = int((window.end - t0) * rate)
+    pending: deque[float] = deque()  # scheduled times not yet taken by a connection
+    idle: deque[asyncio.Future[float | None]] = deque()  # connections waiting for work, first idle first served
+    answered = 0
+
+    async def worker(conn: Connection) -> None:
+        nonlocal answered
+        while True:
+            if pending:
+                scheduled: float | None = pending.popleft()
+            else:
+                fut: asyncio.Future[float | None] = loop.create_future()
+                idle.append(fut)
+                scheduled = await fut
+            if scheduled is None:
+                return
+            lag = time.perf_counter() - scheduled
+            ok = await _one(conn, request, stats)
+            answered += 1
+            if ok and window.start <= scheduled < window.end:
+                stats.latencies.append(time.perf_counter() - scheduled)
+                stats.send_lags.append(lag)
+
+    tasks = [asyncio.create_task(worker(c)) for c in conns]
+    i = 0
+    while i < total:
+        now = time.perf_counter()
+        due = t0 + i / rate
+        if due > now:
+            await asyncio.sleep(due - now)
+            continue
+        while i < total and due <= now:
+            if idle:
+                idle.popleft().set_result(due)
+            else:
+                pending.append(due)
+            i += 1
+            due = t0 + i / rate
+    deadline = time.perf_counter() + DRAIN_SECONDS
+    while (pending or len(idle) < len(tasks)) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.005)
+    while idle:
+        idle.popleft().set_result(None)
+    _, late = await asyncio.wait(tasks, timeout=1.0)
+    for t in late:
+        t.cancel()
+    return total - answered
+
+
+def percentiles(samples: list[float]) -> dict[str, float | None]:
+    if not samples:
+        return {"p50": None, "p90": None, "p99": None, "p999": None, "max": None}
+    s = sorted(samples)
+
+    def rank(q: float) -> float:
+        return s[min(len(s) - 1, max(0, int(q * len(s) + 0.999999) - 1))]
+
+    return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "p999": rank(0.999), "max": s[-1]}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    request = build_request(args.host, args.port, args.path, args.header)
+    conns = [Connection(args.host, args.port) for _ in range(args.connections)]
+    await asyncio.gather(*(c.open() for c in conns))
+    stats = Stats()
+    start = time.perf_counter() + args.warmup
+    window = Window(start, start + args.duration)
+    cpu_task = asyncio.create_task(window.measure_cpu())
+    unanswered = 0
+    try:
+        if args.mode == "closed":
+            await run_closed(conns, request, window, stats)
+        else:
+            unanswered = await run_open(conns, request, window, args.rate, stats)
+        await cpu_task
+    finally:
+        cpu_task.cancel()
+        for c in conns:
+            c.close()
+    n = len(stats.latencies)
+    return {
+        "mode": args.mode,
+        "connections": args.connections,
+        "offered_rate": args.rate if args.mode == "open" else None,
+        "duration": args.duration,
+        "requests": n,
+        "throughput": n / args.duration,
+        "latency": percentiles(stats.latencies),
+        "send_lag": percentiles(stats.send_lags) if args.mode == "open" else None,
+        "errors": stats.errors,
+        "reconnects": stats.reconnects,
+        "unanswered": unanswered,
+        "cpu": (window.cpu / window.wall) if window.cpu is not None and window.wall else None,
+        "loop": type(asyncio.get_running_loop()).__module__,
+        # every latency in microseconds, so the driver can merge runs exactly
+        "samples_us": [round(x * 1e6) for x in stats.latencies] if args.samples else None,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["closed", "open"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--path", default="/healthz")
+    p.add_argument("--header", action="append", default=[], help="extra request header line, repeatable")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--rate", type=float, default=0.0, help="open loop: requests per second")
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--duration", type=float, default=8.0)
+    p.add_argument("--samples", action="store_true", help="include every latency (µs) in the output")
+    args = p.parse_args(argv)
+    if args.host not in ("127.0.0.1", "::1", "localhost"):
+        p.error("only loopback targets")
+    if not 1 <= args.connections <= MAX_CONNECTIONS:
+        p.error(f"--connections must be 1..{MAX_CONNECTIONS}")
+    if args.mode == "open" and not 0 < args.rate <= MAX_RATE:
+        p.error(f"open loop needs 0 < --rate <= {MAX_RATE:g}")
+    if not (0 <= args.warmup <= MAX_SECONDS and 0 < args.duration <= MAX_SECONDS):
+        p.error("durations out of range")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with contextlib.suppress(ImportError):
+        import uvloop  # optional; not a dependency of the project
+
+        uvloop.install()
+    limit = args.warmup + args.duration + DRAIN_SECONDS + 30
+    result = asyncio.run(asyncio.wait_for(main_async(args), limit))
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
