@@ -51,7 +51,8 @@ async def client(res: Resources) -> AsyncIterator[httpx.AsyncClient]:
         "t", settings=res.settings, title="t", description="t", route_handlers=[place, limited, boom], resources=res
     )
     # In this event loop (the shared resources are bound to it); lifespan is not needed: resources are given.
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         yield c
 
 
