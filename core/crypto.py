@@ -282,6 +282,9 @@ def _is_sm2(key: Any) -> bool:
     return isinstance(getattr(key, "curve", None), _tec.SM2)
 
 
+SM2_MIN_PLAINTEXT = 8
+
+
 class SM2PublicKey:
     """An SM2 public key; wraps a tongsuopy key so per-call work is just the EVP operation."""
 
@@ -350,8 +353,10 @@ class SM2PublicKey:
         return True
 
     def encrypt(self, plaintext: bytes, *, fmt: SM2CipherFormat = "der") -> bytes:
-        if not plaintext:
-            raise CryptoError("SM2 cannot encrypt an empty message")
+        if len(plaintext) < SM2_MIN_PLAINTEXT:
+            # GB/T 32918.4 requires the KDF output t to be non-zero (else C2 would equal the message). Tongsuo
+            # does not retry on t = 0, which for a 1-byte message happens once in 256; from 8 bytes on it is 2^-64.
+            raise CryptoError(f"SM2 encryption needs at least {SM2_MIN_PLAINTEXT} bytes of plaintext")
         der = _pkey_crypt(self._key._evp_pkey, plaintext, encrypt=True)
         return der if fmt == "der" else sm2_ciphertext_to_raw(der, prefix=fmt == "raw04")
 

@@ -171,7 +171,7 @@ def test_der_raw_roundtrip(sm2_key: SM2PrivateKey) -> None:
 
 def test_sm2_encrypt_core_decrypt_gmssl(sm2_key: SM2PrivateKey) -> None:
     gm = gmssl_for(sm2_key)
-    for msg in (b"a", b"session key 0123456789abcdef", "苏证通".encode() * 20):
+    for msg in (b"8 bytes!", b"session key 0123456789abcdef", "苏证通".encode() * 20):
         ct = sm2_encrypt(sm2_key.public_key(), msg, fmt="raw")
         assert gm.decrypt(ct) == msg
         # and the DER form converts to exactly what gmssl expects
@@ -198,9 +198,9 @@ def test_sm2_decrypt_rejects_tampering(sm2_key: SM2PrivateKey) -> None:
     with pytest.raises(CryptoError):
         sm2_decrypt(sm2_key, b"\x00" * 10, fmt="raw")
     with pytest.raises(CryptoError):
-        sm2_decrypt(SM2PrivateKey.generate(), sm2_encrypt(sm2_key.public_key(), b"x"))
+        sm2_decrypt(SM2PrivateKey.generate(), sm2_encrypt(sm2_key.public_key(), b"wrong key!"))
     with pytest.raises(CryptoError):
-        sm2_encrypt(sm2_key.public_key(), b"")
+        sm2_encrypt(sm2_key.public_key(), b"short")
 
 
 # --------------------------------------------------------------------------- SM2 key import / export
