@@ -22,7 +22,7 @@ def healthz() -> Health:
 
 
 def create_app() -> Litestar:
-    return Litestar(route_handlers=[healthz], debug=False, openapi_config=None)
+    return Litestar(route_handlers=[healthz], debug=False)
 
 
 def main() -> None:

@@ -27,8 +27,7 @@ from typing import Any
 MAX_CONNECTIONS = 1024
 MAX_RATE = 200_000.0
 MAX_SECONDS = 600.0
-DRAIN_SECONDS = 10.0  # open loop: how long answers to already-sent requests are awaited after the last arrival
-MAX_HEAD = 64 * 1024
+DRAIN_SECONDS = 10.0  # how long answers to requests already sent are awaited after the end of the window
 MAX_BODY = 16 * 1024 * 1024
 
 
@@ -60,7 +59,9 @@ class Window:
 @dataclass
 class Stats:
     latencies: list[float] = field(default_factory=list)
-    send_lags: list[float] = field(default_factory=list)  # open loop: scheduled time -> request written
+    # open loop: how late the generator released each arrival (its own timer precision, not the server's doing)
+    release_lags: list[float] = field(default_factory=list)
+    completed: int = 0  # successful exchanges in all phases, warm-up included
     errors: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
 
@@ -135,7 +136,9 @@ async def _one(conn: Connection, request: bytes, stats: Stats) -> bool:
     return True
 
 
-async def run_closed(conns: list[Connection], request: bytes, window: Window, stats: Stats) -> None:
+async def run_closed(conns: list[Connection], request: bytes, window: Window, stats: Stats) -> int:
+    """Every connection in a loop until window.end; returns how many requests were still unanswered after a grace."""
+
     async def worker(conn: Connection) -> None:
         while True:
             t0 = time.perf_counter()
@@ -143,10 +146,15 @@ async def run_closed(conns: list[Connection], request: bytes, window: Window, st
                 return
             ok = await _one(conn, request, stats)
             t1 = time.perf_counter()
+            stats.completed += ok
             if ok and window.start <= t1 < window.end:
                 stats.latencies.append(t1 - t0)
 
-    await asyncio.gather(*(worker(c) for c in conns))
+    tasks = [asyncio.create_task(worker(c)) for c in conns]
+    _, late = await asyncio.wait(tasks, timeout=window.end - time.perf_counter() + DRAIN_SECONDS)
+    for t in late:
+        t.cancel()
+    return len(late)
 
 
 async def run_open(conns: list[Connection], request: bytes, window: Window, rate: float, stats: Stats) -> int:
@@ -157,6 +165,8 @@ async def run_open(conns: list[Connection], request: bytes, window: Window, rate
     pending: deque[float] = deque()  # scheduled times not yet taken by a connection
     idle: deque[asyncio.Future[float | None]] = deque()  # connections waiting for work, first idle first served
     answered = 0
+    scheduling_done = False
+    settled = asyncio.Event()  # all arrivals scheduled and every connection idle again
 
     async def worker(conn: Connection) -> None:
         nonlocal answered
@@ -166,15 +176,16 @@ async def run_open(conns: list[Connection], request: bytes, window: Window, rate
             else:
                 fut: asyncio.Future[float | None] = loop.create_future()
                 idle.append(fut)
+                if scheduling_done and len(idle) == len(conns):
+                    settled.set()
                 scheduled = await fut
             if scheduled is None:
                 return
-            lag = time.perf_counter() - scheduled
             ok = await _one(conn, request, stats)
             answered += 1
+            stats.completed += ok
             if ok and window.start <= scheduled < window.end:
                 stats.latencies.append(time.perf_counter() - scheduled)
-                stats.send_lags.append(lag)
 
     tasks = [asyncio.create_task(worker(c)) for c in conns]
     i = 0
@@ -185,15 +196,19 @@ async def run_open(conns: list[Connection], request: bytes, window: Window, rate
             await asyncio.sleep(due - now)
             continue
         while i < total and due <= now:
+            if window.start <= due < window.end:
+                stats.release_lags.append(now - due)
             if idle:
                 idle.popleft().set_result(due)
             else:
                 pending.append(due)
             i += 1
             due = t0 + i / rate
-    deadline = time.perf_counter() + DRAIN_SECONDS
-    while (pending or len(idle) < len(tasks)) and time.perf_counter() < deadline:
-        await asyncio.sleep(0.005)
+    scheduling_done = True
+    if not pending and len(idle) == len(conns):
+        settled.set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(settled.wait(), DRAIN_SECONDS)
     while idle:
         idle.popleft().set_result(None)
     _, late = await asyncio.wait(tasks, timeout=1.0)
@@ -224,7 +239,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     unanswered = 0
     try:
         if args.mode == "closed":
-            await run_closed(conns, request, window, stats)
+            unanswered = await run_closed(conns, request, window, stats)
         else:
             unanswered = await run_open(conns, request, window, args.rate, stats)
         await cpu_task
@@ -241,7 +256,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "requests": n,
         "throughput": n / args.duration,
         "latency": percentiles(stats.latencies),
-        "send_lag": percentiles(stats.send_lags) if args.mode == "open" else None,
+        "release_lag": percentiles(stats.release_lags) if args.mode == "open" else None,
+        "completed_all_phases": stats.completed,
         "errors": stats.errors,
         "reconnects": stats.reconnects,
         "unanswered": unanswered,

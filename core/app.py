@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
-from litestar import Litestar, Router
-from litestar.config.compression import CompressionConfig
+from litestar import Litestar, MediaType, Response, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -19,7 +19,9 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Reference,
     Schema,
+    SecurityScheme,
 )
+from litestar.routes import HTTPRoute
 
 from core.health import healthz, readyz
 from core.problems import EXCEPTION_HANDLERS, PROBLEM_JSON
@@ -47,6 +49,8 @@ def build_app(
     resources: Resources | None = None,
     extra_schemas: dict[str, Schema] | None = None,
     stateless: bool = False,
+    security_schemes: Mapping[str, SecurityScheme | Reference] | None = None,
+    exception_handlers: Mapping[Any, Any] | None = None,
 ) -> Litestar:
     """Build the app for `/<mount>`. `externals` (name -> URL) are checked by `/readyz`.
 
@@ -74,7 +78,7 @@ def build_app(
         lifespan=[lifespan],
         state=State({"resources": resources, "externals": dict(externals or {}), "settings": settings}),
         dependencies={"res": Provide(_provide_resources, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **(exception_handlers or {})},
         openapi_config=OpenAPIConfig(
             title=title,
             version=VERSION,
@@ -82,14 +86,32 @@ def build_app(
             path=f"{prefix}/schema",
             render_plugins=[JsonRenderPlugin()],
             use_handler_docstrings=True,
+            components=Components(security_schemes=dict(security_schemes or {})),
         ),
         request_max_body_size=settings.max_body_bytes,
-        compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
         debug=False,
         logging_config=None,  # core.observe configures JSON logs for the process
     )
     finalize_openapi(app, extra_schemas or {})
+    fix_options_allow(app)
     return app
+
+
+def fix_options_allow(app: Litestar) -> None:
+    """Litestar 2.25 binds each path's automatic OPTIONS handler to the route as it stood when the path's first
+    handler was registered, so `Allow` misses methods added later (GET and POST on one path answer
+    `Allow: GET, OPTIONS`). Point every OPTIONS handler at its final route's methods."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        allow = ", ".join(sorted(route.methods))
+        for handler in route.route_handlers:
+            if handler.handler_name == "options_handler":
+
+                def options_handler(scope: Any, allow: str = allow) -> Response[None]:
+                    return Response(None, status_code=204, headers={"Allow": allow}, media_type=MediaType.TEXT)
+
+                handler._fn = options_handler  # type: ignore[assignment]
 
 
 def finalize_openapi(app: Litestar, extra_schemas: dict[str, Schema]) -> None:
@@ -134,7 +156,11 @@ def finalize_openapi(app: Litestar, extra_schemas: dict[str, Schema]) -> None:
                 continue
             responses = op.responses or {}
             for code in list(responses):
-                if code[0] in "45" and code != "503":
+                # Litestar's automatic error entries (described by the bare HTTP status text) become the problem
+                # default; error responses a handler declares itself (OAuth error bodies, readiness) stay.
+                entry = responses[code]
+                generic = isinstance(entry, OpenAPIResponse) and entry.description == HTTPStatus(int(code)).description
+                if code[0] in "45" and generic:
                     del responses[code]
             responses["default"] = problem
             op.responses = responses

@@ -210,6 +210,34 @@ def cmd_audit(args: argparse.Namespace) -> None:
     raise SystemExit(asyncio.run(go()))
 
 
+def cmd_clients(args: argparse.Namespace) -> None:
+    """Register a relying party until app access management issues them on approval."""
+    from core.resources import Resources
+    from identity import clients
+
+    async def go() -> None:
+        settings, embedded = _with_embedded(load_settings())
+        await _prepare(settings, seed=False)
+        res = await Resources.open(settings)
+        try:
+            made = await clients.create(
+                res,
+                client_id=args.client_id,
+                name=args.name,
+                kind=args.kind,
+                zone=args.zone,
+                redirect_uris=args.redirect_uri,
+                entitlements=args.entitlement,
+            )
+        finally:
+            await res.close()
+            embedded.stop()
+        print(f"client_id     {made.client.client_id}")
+        print(f"client_secret {made.client_secret}   (shown once; store it now)")
+
+    asyncio.run(go())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="szt", description="苏证通 backends")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -235,6 +263,20 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("audit", help="audit log tools")
     p.add_argument("action", choices=["verify"])
     p.set_defaults(fn=cmd_audit)
+    p = sub.add_parser("clients", help="relying parties")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("client_id")
+    p.add_argument("--name", required=True)
+    p.add_argument("--kind", choices=["app", "portal", "verifier", "business"], required=True)
+    p.add_argument("--zone", choices=["internet", "government", "police"], default="internet")
+    p.add_argument("--redirect-uri", action="append", default=[])
+    p.add_argument(
+        "--entitlement",
+        action="append",
+        default=[],
+        help="age_band over_18 gender name_masked name id_number_masked id_number phone",
+    )
+    p.set_defaults(fn=cmd_clients)
     args = parser.parse_args(argv)
     setup_logging(load_settings().log_level)
     args.fn(args)

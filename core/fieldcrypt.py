@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from core.crypto import CryptoError, hmac_sm3, random_bytes, sm4_gcm_decrypt, sm4_gcm_encrypt
+from core.secrets_file import read_or_create
 
 __all__ = ["INDEX_KID", "VERSION_TAG", "FieldKeyring"]
 
@@ -128,21 +128,7 @@ class FieldKeyring:
         """Keys from ``env_value`` if non-empty, else from ``path``, else a new key file (mode 0600)."""
         if env_value.strip():
             return cls.from_string(env_value)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            spec = cls.generate_spec()
-            try:
-                # O_EXCL: two processes starting together must not each write different keys.
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # somebody else won the race; read theirs below
-            else:
-                with os.fdopen(fd, "w", encoding="ascii") as fh:
-                    fh.write(spec + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                return cls.from_string(spec)
-        return cls.from_string(path.read_text(encoding="ascii"))
+        return cls.from_string(read_or_create(path, cls.generate_spec))
 
     # ------------------------------------------------------------------ properties
 

@@ -1,14 +1,96 @@
-"""苏证通 Identity: `create_app` builds the Litestar app mounted at `/identity`."""
+"""Identity's own HTTP surface for outside callers: published keys, the 网证 status list, code verification."""
 
 from __future__ import annotations
 
-from litestar import Litestar
+import base64
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar import Litestar, Request, get, post
+from litestar.params import JSONBody, Parameter
 
 from core.app import build_app
+from core.auth import BASIC, BASIC_REQUIRED, BEARER
+from core.problems import invalid
 from core.resources import Resources
 from core.settings import Settings
+from identity import clients, oidc_api
+from identity.keys import issuer_keys
+from identity.models import CredentialStatus, PublishedKey, PublishedKeys, StatusList, VerifyCodeRequest, Voucher
+from identity.signed import b64u
+from identity.verification import verify_code
 
 MOUNT = "identity"
+
+
+@get("/v1/keys", summary="Issuer public keys (SM2) by key id", tags=["keys"])
+async def published_keys(res: Resources) -> PublishedKeys:
+    keys = await issuer_keys(res)
+    out = []
+    for kid, pub in sorted(keys.published.items()):
+        x, y = pub.xy
+        out.append(
+            PublishedKey(
+                kid=kid,
+                kty="EC",
+                crv="SM2",
+                x=b64u(x.to_bytes(32, "big")),
+                y=b64u(y.to_bytes(32, "big")),
+                alg="SM2SM3",
+                use="sig",
+                current=kid == keys.kid,
+            )
+        )
+    return PublishedKeys(keys=out)
+
+
+def _cursor(value: str | None) -> tuple[datetime, str]:
+    if not value:
+        return datetime(1970, 1, 1, tzinfo=UTC), ""
+    try:
+        stamp, _, serial = base64.urlsafe_b64decode(value + "==").decode().partition("|")
+        return datetime.fromisoformat(stamp), serial
+    except ValueError as exc:
+        raise invalid("cursor", "not a cursor from this list") from exc
+
+
+@get("/v1/credential-status", summary="网证 status list: changes in order, paged by cursor", tags=["status"])
+async def status_list(
+    res: Resources,
+    cursor: Annotated[str | None, Parameter(max_length=200, pattern=r"^[A-Za-z0-9_=-]*$")] = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 500,
+) -> StatusList:
+    after, serial = _cursor(cursor)
+    rows = await res.db.fetch(
+        """SELECT serial, status, status_changed_at FROM identity.credentials
+           WHERE (status_changed_at, serial) > ($1, $2) ORDER BY status_changed_at, serial LIMIT $3""",
+        after,
+        serial,
+        limit,
+    )
+    items = [CredentialStatus(r["serial"], r["status"], r["status_changed_at"].isoformat()) for r in rows]
+    nxt = None
+    if len(rows) == limit:
+        last = rows[-1]
+        nxt = base64.urlsafe_b64encode(f"{last['status_changed_at'].isoformat()}|{last['serial']}".encode()).decode()
+    return StatusList(items=items, next_cursor=nxt)
+
+
+@post(
+    "/v1/codes/verify",
+    summary="Verify a scanned identity code (verifiers, client_secret_basic)",
+    tags=["codes"],
+    security=BASIC_REQUIRED,
+    status_code=200,
+)
+async def verify(
+    request: Request,
+    res: Resources,
+    data: JSONBody[VerifyCodeRequest],
+    signed: Annotated[bool, Parameter(description="also return the voucher signed by the issuer")] = False,
+) -> Voucher:
+    client = await clients.authenticate_basic(res, request.headers.get("authorization"))
+    return await verify_code(res, client, data.code, signed=signed, ip=request.client.host if request.client else "")
 
 
 def create_app(settings: Settings, resources: Resources | None = None) -> Litestar:
@@ -17,10 +99,9 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         settings=settings,
         title="苏证通 Identity",
         description="Real-name identity, 网号/网证, identity codes and the OpenID Connect provider.",
-        route_handlers=[],
-        externals={
-            "ctid": f"{settings.simulators_url}/ctid/healthz",
-            "sms": f"{settings.simulators_url}/sms/healthz",
-        },
+        route_handlers=[published_keys, status_list, verify, *oidc_api.ROUTES],
+        externals={"ctid": f"{settings.simulators_url}/ctid/healthz", "sms": f"{settings.simulators_url}/sms/healthz"},
         resources=resources,
+        security_schemes={**BASIC, **BEARER},
+        exception_handlers=oidc_api.EXCEPTION_HANDLERS,
     )

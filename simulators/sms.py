@@ -1,13 +1,178 @@
-"""Simulator of the SMS gateway."""
+"""Simulator of the SMS gateway (template messages in the style of the common Chinese cloud SMS APIs).
+
+Sent messages are kept in process memory, the newest 50 per phone, so tests can read the codes they were sent from
+`GET /sms/_sim/outbox?phone=`. `POST /sms/_sim/fail` makes the next sends fail; it is left out of the OpenAPI
+document on purpose: an API fuzzer must not be able to break sending for everybody else.
+"""
 
 from __future__ import annotations
 
-from litestar import Litestar
+import datetime as dt
+import threading
+import uuid
+from collections import OrderedDict, deque
+from typing import Annotated, Literal
 
+import msgspec
+from litestar import Litestar, get, post
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.params import JSONBody, Parameter
+from msgspec import Meta
+
+from core.problems import ProblemError
 from core.settings import Settings
+
+PHONE_PATTERN = r"^1[3-9][0-9]{9}$"
+Phone = Annotated[str, Meta(min_length=11, max_length=11, pattern=PHONE_PATTERN, description="mainland mobile number")]
+ParamName = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+$")]
+ParamValue = Annotated[str, Meta(max_length=64)]
+MAX_PARAMS = 10
+PER_PHONE = 50
+MAX_PHONES = 10_000
+FailStatus = Literal[429, 500, 503]
+_FAILURES: dict[int, tuple[str, str, str]] = {
+    429: ("sms-rate-limited", "SMS sending rate exceeded", "短信发送过于频繁"),
+    500: ("sms-gateway-error", "SMS gateway error", "短信网关内部错误"),
+    503: ("sms-unavailable", "SMS gateway unavailable", "短信网关暂不可用"),
+}
+
+
+class SendRequest(msgspec.Struct):
+    phone: Phone
+    template: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$", description="模板编号")]
+    params: Annotated[dict[ParamName, ParamValue], Meta(max_length=MAX_PARAMS)] = {}
+    sign_name: Annotated[str, Meta(min_length=1, max_length=32, description="短信签名")] = "苏证通"
+    out_id: Annotated[str, Meta(max_length=64, description="caller's own reference")] | None = None
+
+
+class SendResponse(msgspec.Struct):
+    message_id: str
+    code: Literal["OK"]
+    phone: str
+
+
+class Message(msgspec.Struct):
+    message_id: str
+    phone: str
+    template: str
+    params: dict[str, str]
+    sign_name: str
+    out_id: str | None
+    sent_at: dt.datetime
+
+
+class Outbox(msgspec.Struct):
+    items: list[Message]
+
+
+class FailRequest(msgspec.Struct):
+    count: Annotated[int, Meta(ge=0, le=100)]
+    status: FailStatus = 503
+    phone: Phone | None = None  # None: whatever the phone
+
+
+class FailState(msgspec.Struct):
+    phone: str | None
+    count: int
+    status: int
+
+
+class _State:
+    """Sent messages per phone (least recently used phones forgotten first) and the injected failures."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.boxes: OrderedDict[str, deque[Message]] = OrderedDict()
+        self.failures: dict[str | None, tuple[int, int]] = {}  # phone or None -> (remaining, status)
+
+    def set_failure(self, req: FailRequest) -> FailState:
+        with self.lock:
+            if req.count:
+                self.failures[req.phone] = (req.count, req.status)
+            else:
+                self.failures.pop(req.phone, None)
+        return FailState(phone=req.phone, count=req.count, status=req.status)
+
+    def take_failure(self, phone: str) -> int | None:
+        """The status this send must fail with, if a failure is pending for the phone or for any phone."""
+        with self.lock:
+            for key in (phone, None):
+                pending = self.failures.get(key)
+                if pending:
+                    remaining, status = pending
+                    if remaining > 1:
+                        self.failures[key] = (remaining - 1, status)
+                    else:
+                        del self.failures[key]
+                    return status
+        return None
+
+    def store(self, msg: Message) -> None:
+        with self.lock:
+            box = self.boxes.pop(msg.phone, None) or deque(maxlen=PER_PHONE)
+            box.append(msg)
+            self.boxes[msg.phone] = box
+            while len(self.boxes) > MAX_PHONES:
+                self.boxes.popitem(last=False)
+
+    def outbox(self, phone: str, limit: int) -> list[Message]:
+        with self.lock:
+            return list(self.boxes.get(phone, ()))[::-1][:limit]
+
+
+def _handlers(state: _State) -> list[object]:
+    @post("/v1/messages", status_code=200, summary="Send a template SMS", tags=["sms"], sync_to_thread=False)
+    def send(data: JSONBody[SendRequest]) -> SendResponse:
+        status = state.take_failure(data.phone)
+        if status is not None:
+            slug, title, title_zh = _FAILURES[status]
+            headers = {"Retry-After": "1"} if status == 429 else {}
+            raise ProblemError(status, slug, title, title_zh, "simulated failure", headers=headers)
+        msg = Message(
+            message_id=uuid.uuid4().hex,
+            phone=data.phone,
+            template=data.template,
+            params=dict(data.params),
+            sign_name=data.sign_name,
+            out_id=data.out_id,
+            sent_at=dt.datetime.now(dt.UTC),
+        )
+        state.store(msg)
+        return SendResponse(message_id=msg.message_id, code="OK", phone=data.phone)
+
+    @get("/_sim/outbox", summary="Control: messages sent to a phone, newest first", tags=["sim"], sync_to_thread=False)
+    def outbox(
+        phone: Annotated[str, Parameter(min_length=11, max_length=11, pattern=PHONE_PATTERN)],
+        limit: Annotated[int, Parameter(ge=1, le=PER_PHONE)] = PER_PHONE,
+    ) -> Outbox:
+        return Outbox(items=state.outbox(phone, limit))
+
+    @post("/_sim/fail", status_code=200, include_in_schema=False, sync_to_thread=False)
+    def fail(data: JSONBody[FailRequest]) -> FailState:
+        """Control: the next `count` sends (to `phone`, or to any phone when null) fail with `status`; 0 clears."""
+        return state.set_failure(data)
+
+    return [send, outbox, fail]
+
+
+def _document_params(app: Litestar) -> None:
+    """Litestar drops the constraints of a dict's keys, values and size from the schema: state them."""
+    components = app.openapi_schema.components
+    request = (components.schemas or {})["SendRequest"]
+    assert request.properties is not None
+    request.properties["params"] = Schema(
+        type=OpenAPIType.OBJECT,
+        description="template variables",
+        max_properties=MAX_PARAMS,
+        property_names=Schema(type=OpenAPIType.STRING, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+$"),
+        additional_properties=Schema(type=OpenAPIType.STRING, max_length=64),
+        default={},
+    )
 
 
 def create_app(settings: Settings) -> Litestar:
     from simulators.app import simple_sim
 
-    return simple_sim("sms", "SMS gateway", settings)
+    app = simple_sim("sms", "SMS gateway", settings, _handlers(_State()))
+    _document_params(app)
+    return app

@@ -23,7 +23,8 @@ def var_dir() -> Iterator[Path]:
     # A short path: PostgreSQL and Redis put Unix sockets in here.
     path = Path(tempfile.mkdtemp(prefix="szt-"))
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    if not os.environ.get("SZT_KEEP_TEST_VAR"):  # keep server logs for a post-mortem when asked
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +67,7 @@ def sim_url(stack: Stack) -> str:
     return stack.sim_url
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def http(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.base_url, timeout=15) as client:
         yield client
@@ -77,3 +78,8 @@ async def res(prepared: Settings) -> AsyncIterator[Resources]:
     resources = await Resources.open(load_settings())
     yield resources
     await resources.close()
+
+
+@pytest.fixture(scope="session")
+def res_settings_issuer(prepared: Settings, stack: Stack) -> str:
+    return f"{stack.base_url}/identity"

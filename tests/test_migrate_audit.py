@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -52,10 +53,16 @@ async def _as_superuser_bypassing_triggers(res: Resources, sql: str, *args: obje
 
 
 @pytest.fixture
-async def clean_audit(res: Resources) -> None:
-    """Each tamper test starts from an intact chain of its own."""
-    await _as_superuser_bypassing_triggers(res, "DELETE FROM core.audit_log")
-    await res.db.execute("UPDATE core.audit_head SET seq = 0, hash = $1", audit.GENESIS)
+async def clean_audit(res: Resources) -> AsyncIterator[None]:
+    """Each tamper test starts from an intact chain of its own and leaves an intact (empty) one behind."""
+
+    async def reset() -> None:
+        await _as_superuser_bypassing_triggers(res, "DELETE FROM core.audit_log")
+        await res.db.execute("UPDATE core.audit_head SET seq = 0, hash = $1", audit.GENESIS)
+
+    await reset()
+    yield
+    await reset()
 
 
 @pytest.mark.usefixtures("clean_audit")

@@ -1,0 +1,227 @@
+"""App endpoints of identity: SMS codes, enrolment, sign-in, sessions, 网证, PIN, identity codes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, delete, get, post, put
+from litestar.params import JSONBody, Parameter
+
+from bff.auth import client_ip, principal
+from core.auth import BEARER_REQUIRED
+from core.idempotency import idempotent
+from core.masking import mask_id_number, mask_name, mask_phone
+from core.problems import not_found
+from core.ratelimit import rate_limit
+from core.resources import Resources
+from identity import people, service, sessions, sms
+from identity.models import (
+    ChallengeIssued,
+    CodeRequest,
+    CredentialSignIn,
+    CredentialView,
+    Enrolled,
+    EnrolmentRequest,
+    IdentityCode,
+    NewCredentialRequest,
+    PinRequest,
+    RefreshRequest,
+    SessionView,
+    SmsCodeRequest,
+    SmsCodeSent,
+    SmsSignIn,
+    StatusChange,
+    Tokens,
+)
+from identity.qr import render_png, render_svg
+from identity.sessions import Principal
+from identity.verification import code_text_for, issue_code
+
+Req = Request[Any, Any, Any]
+AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_REQUIRED}
+CodeId = Annotated[str, Parameter(pattern=r"^[0-9a-f]{32}$")]
+Serial = Annotated[str, Parameter(pattern=r"^WZ[0-9A-F]{24}$")]
+
+
+@post(
+    "/v1/sms-codes",
+    summary="Send a 6-digit SMS code (5 minutes, 5 tries)",
+    tags=["sign-in"],
+    status_code=202,
+    guards=[rate_limit(20, 3600, name="sms-codes-ip")],
+)
+async def send_sms_code(request: Req, res: Resources, data: JSONBody[SmsCodeRequest]) -> SmsCodeSent:
+    await sms.send_code(res, phone=data.phone, purpose=data.purpose, ip=client_ip(request))
+    return SmsCodeSent(expires_in=sms.CODE_TTL, resend_after=sms.RESEND_AFTER)
+
+
+@post(
+    "/v1/enrolments",
+    summary="Real-name enrolment: SMS-verified phone + face check → 网号, 网证, session",
+    tags=["enrolment"],
+    status_code=201,
+    middleware=[idempotent()],
+    guards=[rate_limit(10, 3600, name="enrol-ip")],
+)
+async def enrol(request: Req, res: Resources, data: JSONBody[EnrolmentRequest]) -> Enrolled:
+    return await service.enrol(res, data, ip=client_ip(request))
+
+
+@post(
+    "/v1/challenges",
+    summary="A one-time challenge for the device key to sign",
+    tags=["sign-in"],
+    status_code=201,
+    guards=[rate_limit(60, 60, name="challenges-ip")],
+)
+async def challenge(res: Resources) -> ChallengeIssued:
+    return await service.new_challenge(res)
+
+
+@post(
+    "/v1/sessions",
+    summary="Sign in: phone + SMS code (new device) or device-bound 网证 (+PIN/face)",
+    tags=["sign-in"],
+    status_code=201,
+    guards=[rate_limit(30, 300, name="sign-in-ip")],
+)
+async def sign_in(res: Resources, data: JSONBody[SmsSignIn | CredentialSignIn]) -> Tokens:
+    if isinstance(data, SmsSignIn):
+        return await service.sign_in_sms(res, data)
+    return await service.sign_in_credential(res, data)
+
+
+@post(
+    "/v1/sessions/refresh",
+    summary="Rotate the refresh token (a reused one ends the session)",
+    tags=["sign-in"],
+    status_code=200,
+)
+async def refresh(res: Resources, data: JSONBody[RefreshRequest]) -> Tokens:
+    return await sessions.refresh(res, data.refresh_token)
+
+
+@get("/v1/sessions", summary="My signed-in devices", tags=["sessions"], **AUTH)
+async def my_sessions(res: Resources, me: Principal) -> list[SessionView]:
+    return await sessions.list_for(res, me)
+
+
+@delete("/v1/sessions/{session_id:uuid}", summary="Sign a device out", tags=["sessions"], **AUTH)
+async def end_session(res: Resources, me: Principal, session_id: Any) -> None:
+    if not await sessions.end(res, person_id=me.person_id, session_id=str(session_id)):
+        raise not_found("session")
+
+
+@get("/v1/me", summary="Who am I (masked)", tags=["sessions"], **AUTH)
+async def who_am_i(res: Resources, me: Principal) -> dict[str, str]:
+    person = await people.load(res, me.person_id)
+    return {
+        "wangha": person.wangha,
+        "name_masked": mask_name(person.name),
+        "id_number_masked": mask_id_number(person.id_number),
+        "phone_masked": mask_phone(person.phone),
+        "acr": me.acr,
+    }
+
+
+@get("/v1/credentials", summary="My 网证 on all devices", tags=["credentials"], **AUTH)
+async def my_credentials(res: Resources, me: Principal) -> list[CredentialView]:
+    return await service.my_credentials(res, me.person_id)
+
+
+@post(
+    "/v1/credentials",
+    summary="Bind this device: issue a 网证 after device proof and face check",
+    tags=["credentials"],
+    status_code=201,
+    middleware=[idempotent()],
+    **AUTH,
+)
+async def new_credential(
+    request: Req, res: Resources, me: Principal, data: JSONBody[NewCredentialRequest]
+) -> CredentialView:
+    return await service.issue_for_new_device(res, me, data, ip=client_ip(request))
+
+
+@post(
+    "/v1/credentials/{serial:str}/{action:str}",
+    summary="Suspend (lost phone), resume, revoke or renew a 网证",
+    tags=["credentials"],
+    status_code=200,
+    **AUTH,
+)
+async def credential_action(
+    request: Req,
+    res: Resources,
+    me: Principal,
+    serial: Serial,
+    action: Annotated[str, Parameter(pattern=r"^(suspend|resume|revoke|renew)$")],
+    data: JSONBody[StatusChange],
+) -> CredentialView:
+    if action == "renew":
+        return await service.renew(res, me, serial, ip=client_ip(request))
+    return await service.change_status(
+        res,
+        serial=serial,
+        action=action,
+        actor=f"person:{me.person_id}",
+        person_id=me.person_id,
+        reason=data.reason,
+        ip=client_ip(request),
+    )
+
+
+@put("/v1/pin", summary="Set or change the 8-digit PIN", tags=["credentials"], status_code=204, **AUTH)
+async def set_pin(request: Req, res: Resources, me: Principal, data: JSONBody[PinRequest]) -> None:
+    await service.set_pin(res, me, data.pin, data.old_pin, ip=client_ip(request))
+
+
+@post(
+    "/v1/identity-codes",
+    summary="A fresh dynamic identity code (default 60 s)",
+    tags=["identity code"],
+    status_code=201,
+    **AUTH,
+)
+async def new_code(res: Resources, me: Principal, data: JSONBody[CodeRequest]) -> IdentityCode:
+    view, _ = await issue_code(res, me, data)
+    return view
+
+
+@get(
+    "/v1/identity-codes/{code_id:str}/image",
+    summary="The code as a QR image (PNG or SVG)",
+    tags=["identity code"],
+    media_type="image/png",
+    **AUTH,
+)
+async def code_image(
+    res: Resources,
+    me: Principal,
+    code_id: CodeId,
+    fmt: Annotated[str, Parameter(query="format", pattern=r"^(png|svg)$")] = "png",
+) -> Response[bytes]:
+    text = await code_text_for(res, me, code_id)
+    if text is None:
+        raise not_found("identity code")
+    if fmt == "svg":
+        return Response(render_svg(text).encode(), media_type="image/svg+xml")
+    return Response(render_png(text), media_type="image/png")
+
+
+ROUTES = [
+    send_sms_code,
+    enrol,
+    challenge,
+    sign_in,
+    refresh,
+    my_sessions,
+    end_session,
+    who_am_i,
+    my_credentials,
+    new_credential,
+    credential_action,
+    set_pin,
+    new_code,
+    code_image,
+]

@@ -1,0 +1,86 @@
+"""SMS verification codes: 6 digits, valid 5 minutes, 5 tries, sends rate-limited per phone and per IP."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from core.crypto import hmac_sm3
+from core.problems import ProblemError
+from core.redis_client import as_bytes
+from core.resources import Resources
+from identity.errors import unprocessable
+from identity.externals import SmsClient
+
+CODE_TTL = 300
+TRIES = 5
+RESEND_AFTER = 60
+PER_PHONE_PER_DAY = 10
+PER_IP_PER_HOUR = 30
+TEMPLATE = "SZT_VERIFY_CODE"
+
+# Atomic counter with a TTL set on first use (Redis 6.2 has no EXPIRE NX).
+_COUNT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+def phone_key(res: Resources, phone: str) -> str:
+    return res.fields.blind_index(phone, context="identity.phone").hex()[:32]
+
+
+def _too_many(detail: str, retry_after: int) -> ProblemError:
+    return ProblemError(
+        429,
+        "sms-rate-limited",
+        "Too many SMS codes requested",
+        "验证码发送过于频繁",
+        detail,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+async def send_code(res: Resources, *, phone: str, purpose: str, ip: str) -> None:
+    pk = phone_key(res, phone)
+    redis = res.redis
+    if not await redis.set(f"sms:gap:{purpose}:{pk}", b"1", nx=True, ex=RESEND_AFTER):
+        raise _too_many("wait before asking for another code", RESEND_AFTER)
+    if await redis.eval(_COUNT, 1, f"sms:day:{pk}", 86_400) > PER_PHONE_PER_DAY:
+        raise _too_many("daily limit for this phone reached", 3600)
+    if await redis.eval(_COUNT, 1, f"sms:ip:{ip}", 3600) > PER_IP_PER_HOUR:
+        raise _too_many("hourly limit for this network address reached", 600)
+    code = f"{secrets.randbelow(10**6):06d}"
+    digest = hmac_sm3(pk.encode(), code.encode())
+    await redis.hset(f"sms:code:{purpose}:{pk}", mapping={"h": digest, "tries": TRIES})
+    await redis.expire(f"sms:code:{purpose}:{pk}", CODE_TTL)
+    try:
+        await SmsClient(res.http, res.settings.simulators_url).send(
+            phone=phone, template=TEMPLATE, params={"code": code, "minutes": str(CODE_TTL // 60)}
+        )
+    except ProblemError:
+        await redis.delete(f"sms:code:{purpose}:{pk}", f"sms:gap:{purpose}:{pk}")
+        raise
+
+
+async def check_code(res: Resources, *, phone: str, purpose: str, code: str) -> None:
+    """Consume the code or raise; a wrong code spends one of the tries."""
+    pk = phone_key(res, phone)
+    key = f"sms:code:{purpose}:{pk}"
+    stored = await res.redis.hget(key, "h")
+    if stored is None:
+        raise unprocessable(
+            "sms-code-expired", "No valid SMS code: request a new one", "验证码已失效，请重新获取", field="sms_code"
+        )
+    left = await res.redis.hincrby(key, "tries", -1)
+    if left < 0:
+        await res.redis.delete(key)
+        raise unprocessable(
+            "sms-code-exhausted", "Too many wrong codes: request a new one", "验证码错误次数过多", field="sms_code"
+        )
+    if not hmac.compare_digest(as_bytes(stored), hmac_sm3(pk.encode(), code.encode())):
+        raise unprocessable(
+            "sms-code-wrong", "The SMS code is wrong", "验证码错误", f"{left} tries left", field="sms_code"
+        )
+    await res.redis.delete(key)

@@ -1,0 +1,321 @@
+"""Token endpoint rules: authorization code (+PKCE), refresh with rotation and reuse detection, client
+credentials; opaque access tokens in Redis (introspection and revocation in one round trip); ES256/SM2 ID tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from core import audit
+from core.redis_client import as_bytes
+from core.resources import Resources
+from identity.authorization import CodeGrant
+from identity.clients import Client
+from identity.jose import sign_jwt
+from identity.scopes import UNMASKED_SCOPES
+from identity.verification import pairwise_user_code
+
+ACCESS_TTL = 600
+REFRESH_DAYS = 30
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error answer: `{"error", "error_description"}`."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+class AccessToken(msgspec.Struct):
+    client_id: str
+    scopes: list[str]
+    exp: int
+    iat: int
+    sub: str = ""
+    person_id: str = ""
+    family: str = ""
+    acr: str = ""
+
+
+class TokenResponse(msgspec.Struct, omit_defaults=True):
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+    id_token: str | None = None
+    refresh_token: str | None = None
+
+
+def _h(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def subject(res: Resources, client: Client, person_id: str) -> str:
+    """Pairwise `sub`: two clients of different sectors cannot link a user."""
+    return pairwise_user_code(res, client.sector, person_id)
+
+
+async def _access(res: Resources, token: AccessToken) -> str:
+    value = "oat_" + secrets.token_urlsafe(32)
+    key = f"oat:{_h(value)}"
+    async with res.redis.pipeline(transaction=True) as pipe:
+        pipe.set(key, msgspec.msgpack.encode(token), ex=ACCESS_TTL)
+        if token.family:  # so a family can be revoked at once (reuse, consent withdrawal, logout)
+            pipe.sadd(f"ofam:{token.family}", key)
+            pipe.expire(f"ofam:{token.family}", ACCESS_TTL)
+        await pipe.execute()
+    return value
+
+
+async def revoke_family(res: Resources, family: str, reason: str) -> None:
+    await res.db.execute(
+        "UPDATE identity.oidc_refresh SET revoked_at = now() WHERE family = $1 AND revoked_at IS NULL",
+        uuid.UUID(family),
+    )
+    keys = await res.redis.smembers(f"ofam:{family}")
+    if keys:
+        await res.redis.delete(*keys)
+    await res.redis.set(f"ofam-revoked:{family}", reason.encode(), ex=ACCESS_TTL + 60)
+
+
+def _check_pkce(verifier: str, challenge: str) -> bool:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return hmac.compare_digest(digest, challenge)
+
+
+async def _id_token(
+    res: Resources, client: Client, *, sub: str, nonce: str, acr: str, auth_time: int, sid: str, access_token: str
+) -> str:
+    now = int(time.time())
+    at_hash = base64.urlsafe_b64encode(hashlib.sha256(access_token.encode()).digest()[:16]).rstrip(b"=").decode()
+    claims: dict[str, Any] = {
+        "iss": res.settings.issuer_url,
+        "sub": sub,
+        "aud": client.client_id,
+        "iat": now,
+        "exp": now + ACCESS_TTL,
+        "auth_time": auth_time,
+        "acr": acr,
+        "amr": acr.split("+"),
+        "sid": sid,
+        "at_hash": at_hash,
+        "azp": client.client_id,
+    }
+    if nonce:
+        claims["nonce"] = nonce
+    return await sign_jwt(res, claims, alg=client.id_token_alg)
+
+
+# A code redeems once; the second redemption learns the family the first one started, to revoke it.
+_REDEEM = """
+local v = redis.call('GET', KEYS[1])
+if not v then return {0, false} end
+if string.sub(v, 1, 5) == 'used:' then return {1, string.sub(v, 6)} end
+redis.call('SET', KEYS[1], 'used:' .. ARGV[1], 'KEEPTTL')
+return {2, v}
+"""
+
+
+async def redeem_code(
+    res: Resources, client: Client, *, code: str, redirect_uri: str, verifier: str, ip: str
+) -> TokenResponse:
+    key = f"oidc:code:{_h(code)}"
+    # We do not know the family before reading the grant; reserve one and fix it below.
+    state, value = await res.redis.eval(_REDEEM, 1, key, "pending")
+    if state == 0:
+        raise OAuthError("invalid_grant", "the code is unknown or expired")
+    if state == 1:
+        family = as_bytes(value).decode()
+        if family != "pending":
+            await revoke_family(res, family, "authorization code replayed")
+            await audit.record(
+                res.db,
+                actor=f"client:{client.client_id}",
+                action="identity.token.code_replay",
+                target=family,
+                ip=ip,
+                result="refused",
+            )
+        raise OAuthError("invalid_grant", "the code was already used; tokens issued with it are revoked")
+    grant = msgspec.msgpack.decode(as_bytes(value), type=CodeGrant)
+    await res.redis.set(key, f"used:{grant.family}".encode(), keepttl=True)
+    if grant.client_id != client.client_id:
+        raise OAuthError("invalid_grant", "the code was issued to another client")
+    if grant.redirect_uri != redirect_uri:
+        raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
+    if grant.code_challenge and not (verifier and _check_pkce(verifier, grant.code_challenge)):
+        raise OAuthError("invalid_grant", "PKCE verification failed")
+    if client.auth_method == "none" and not grant.code_challenge:
+        raise OAuthError("invalid_grant", "public clients must use PKCE")
+    return await _issue(
+        res,
+        client,
+        person_id=grant.person_id,
+        scopes=grant.scopes,
+        acr=grant.acr,
+        sid=grant.sid,
+        auth_time=grant.auth_time,
+        nonce=grant.nonce,
+        family=grant.family,
+        ip=ip,
+        with_id=True,
+    )
+
+
+async def _issue(
+    res: Resources,
+    client: Client,
+    *,
+    person_id: str,
+    scopes: list[str],
+    acr: str,
+    sid: str,
+    auth_time: int,
+    nonce: str,
+    family: str,
+    ip: str,
+    with_id: bool,
+) -> TokenResponse:
+    now = int(time.time())
+    sub = subject(res, client, person_id)
+    access = await _access(
+        res, AccessToken(client.client_id, scopes, now + ACCESS_TTL, now, sub, person_id, family, acr)
+    )
+    refresh = None
+    if "offline_access" in scopes or client.kind in ("app", "portal"):
+        refresh = "ort_" + secrets.token_urlsafe(32)
+        await res.db.execute(
+            """INSERT INTO identity.oidc_refresh (token_hash, family, client_id, person_id, scopes, acr, sid, auth_time,
+                                                  expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)""",
+            bytes.fromhex(_h(refresh)),
+            uuid.UUID(family),
+            client.client_id,
+            uuid.UUID(person_id),
+            scopes,
+            acr,
+            sid,
+            datetime.fromtimestamp(auth_time, UTC),
+            datetime.now(UTC) + timedelta(days=REFRESH_DAYS),
+        )
+    id_token = None
+    if with_id and "openid" in scopes:
+        id_token = await _id_token(
+            res, client, sub=sub, nonce=nonce, acr=acr, auth_time=auth_time, sid=sid, access_token=access
+        )
+    await audit.record(
+        res.db,
+        actor=f"client:{client.client_id}",
+        action="identity.token.issue",
+        target=sub,
+        ip=ip,
+        detail={"scopes": scopes, "family": family, "unmasked": sorted(UNMASKED_SCOPES.intersection(scopes))},
+    )
+    return TokenResponse(access, "Bearer", ACCESS_TTL, " ".join(scopes), id_token, refresh)
+
+
+async def refresh(res: Resources, client: Client, token: str, *, ip: str) -> TokenResponse:
+    digest = bytes.fromhex(_h(token))
+    async with res.db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("SELECT * FROM identity.oidc_refresh WHERE token_hash = $1 FOR UPDATE", digest)
+        if row is None or row["client_id"] != client.client_id:
+            raise OAuthError("invalid_grant", "the refresh token is not valid")
+        if row["revoked_at"] is not None or row["expires_at"] < datetime.now(UTC):
+            raise OAuthError("invalid_grant", "the refresh token is revoked or expired")
+        if row["used_at"] is not None:
+            family = str(row["family"])
+        else:
+            family = ""
+            await conn.execute("UPDATE identity.oidc_refresh SET used_at = now() WHERE token_hash = $1", digest)
+    if family:  # reuse of a rotated refresh token: somebody holds a copy; end the whole family
+        await revoke_family(res, family, "refresh token reused")
+        await audit.record(
+            res.db,
+            actor=f"client:{client.client_id}",
+            action="identity.token.refresh_reuse",
+            target=family,
+            ip=ip,
+            result="refused",
+        )
+        raise OAuthError("invalid_grant", "the refresh token was already used; the session is revoked")
+    consent = await res.db.fetchval(
+        "SELECT 1 FROM identity.consents WHERE person_id = $1 AND client_id = $2 AND withdrawn_at IS NULL",
+        row["person_id"],
+        client.client_id,
+    )
+    if not consent:
+        raise OAuthError("invalid_grant", "the user withdrew consent")
+    return await _issue(
+        res,
+        client,
+        person_id=str(row["person_id"]),
+        scopes=list(row["scopes"]),
+        acr=row["acr"],
+        sid=row["sid"],
+        auth_time=int(row["auth_time"].timestamp()),
+        nonce="",
+        family=str(row["family"]),
+        ip=ip,
+        with_id=True,
+    )
+
+
+async def client_credentials(res: Resources, client: Client, scope: str, *, ip: str) -> TokenResponse:
+    if client.auth_method == "none":
+        raise OAuthError("unauthorized_client", "public clients cannot use client_credentials")
+    now = int(time.time())
+    scopes = [s for s in scope.split() if s in ("codes:verify", "status:read", "affairs", "eseal")]
+    access = await _access(res, AccessToken(client.client_id, scopes, now + ACCESS_TTL, now))
+    return TokenResponse(access, "Bearer", ACCESS_TTL, " ".join(scopes))
+
+
+async def lookup(res: Resources, token: str) -> AccessToken | None:
+    if not token.startswith("oat_") or len(token) > 100:
+        return None
+    raw = await res.redis.get(f"oat:{_h(token)}")
+    if raw is None:
+        return None
+    access = msgspec.msgpack.decode(as_bytes(raw), type=AccessToken)
+    return access if access.exp > time.time() else None
+
+
+async def revoke(res: Resources, client: Client, token: str) -> None:
+    """RFC 7009: revoking a refresh token revokes its family; an access token only itself. Unknown: no error."""
+    access = await lookup(res, token)
+    if access is not None:
+        if access.client_id == client.client_id:
+            await res.redis.delete(f"oat:{_h(token)}")
+        return
+    family = await res.db.fetchval(
+        "SELECT family FROM identity.oidc_refresh WHERE token_hash = $1 AND client_id = $2",
+        bytes.fromhex(_h(token)),
+        client.client_id,
+    )
+    if family is not None:
+        await revoke_family(res, str(family), "revoked by client")
+
+
+async def revoke_for(
+    res: Resources, *, person_id: str, client_id: str | None = None, sid: str | None = None, reason: str
+) -> list[str]:
+    """Revoke every token family of a person (for one client, or of one app session). Returns the client ids."""
+    rows = await res.db.fetch(
+        """SELECT DISTINCT family, client_id FROM identity.oidc_refresh WHERE person_id = $1 AND revoked_at IS NULL
+           AND ($2::text IS NULL OR client_id = $2) AND ($3::text IS NULL OR sid = $3)""",
+        uuid.UUID(person_id),
+        client_id,
+        sid,
+    )
+    for r in rows:
+        await revoke_family(res, str(r["family"]), reason)
+    return sorted({r["client_id"] for r in rows})
