@@ -69,7 +69,7 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "asyncio", "apscheduler", "pgserver"):
+    for noisy in ("httpx", "httpcore", "asyncio", "apscheduler", "pgserver", "faker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -10,6 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from core.problems import ProblemError
+from core.settings import Settings
 
 # One round trip, atomic, and valid on Redis 6.2 (the embedded server), which lacks EXPIRE ... NX.
 _INCR_WITH_TTL = """
@@ -31,23 +32,30 @@ def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return connection.client.host if connection.client else "unknown"
 
 
-def rate_limit(limit: int, per_seconds: int, *, key: KeyFunc = client_ip, name: str = "") -> Any:
-    """A guard allowing `limit` requests per `per_seconds` window for each value of `key`."""
+async def hit(redis: Any, bucket: str, limit: int, per_seconds: int) -> None:
+    """Count one request in `bucket`'s current window; raise a 429 problem when over `limit`."""
+    window = int(time.time()) // per_seconds
+    count = await redis.eval(_INCR_WITH_TTL, 1, f"rl:{bucket}:{window}", per_seconds + 1)
+    if count > limit:
+        retry_after = per_seconds - int(time.time()) % per_seconds
+        raise ProblemError(
+            429,
+            "rate-limited",
+            "Too many requests",
+            "请求过于频繁",
+            f"at most {limit} requests per {per_seconds} s; retry after {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def rate_limit(
+    limit: int | Callable[[Settings], int], per_seconds: int, *, key: KeyFunc = client_ip, name: str = ""
+) -> Any:
+    """A guard allowing `limit` requests (or `limit(settings)`) per `per_seconds` window for each value of `key`."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-        redis = connection.app.state.resources.redis
-        window = int(time.time()) // per_seconds
-        bucket = f"rl:{name or handler.handler_name}:{key(connection)}:{window}"
-        count = await redis.eval(_INCR_WITH_TTL, 1, bucket, per_seconds + 1)
-        if count > limit:
-            retry_after = per_seconds - int(time.time()) % per_seconds
-            raise ProblemError(
-                429,
-                "rate-limited",
-                "Too many requests",
-                "请求过于频繁",
-                f"at most {limit} requests per {per_seconds} s; retry after {retry_after} s",
-                headers={"Retry-After": str(retry_after)},
-            )
+        state = connection.app.state
+        n = limit(state.settings) if callable(limit) else limit
+        await hit(state.resources.redis, f"{name or handler.handler_name}:{key(connection)}", n, per_seconds)
 
     return guard

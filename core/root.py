@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
+from typing import Any
 
 from litestar import Litestar, MediaType, Response, get
 from litestar.datastructures import State
@@ -43,12 +45,13 @@ def _landing(settings: Settings, mounts: list[str]) -> str:
 td{{padding:.3rem .8rem;border-bottom:1px solid #ddd}}</style></head><body>
 <h1>苏证通 Suzhengtong backends</h1><p>Server at <code>{base}</code>.</p>
 <table>{rows}</table>
+<p><a href="/demo">/demo</a> — a third-party portal logging in with 苏证通 (QR scan)</p>
 <p><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> · <a href="/metrics">/metrics</a></p>
 <p>Simulators of external parties: <a href="{sim}/">{sim}</a></p>
 </body></html>"""
 
 
-def create_root_app(settings: Settings, mounts: list[str]) -> Litestar:
+def create_root_app(settings: Settings, mounts: list[str], extra_routes: Sequence[Any] = ()) -> Litestar:
     page = _landing(settings, mounts)
 
     @get("/", include_in_schema=False, sync_to_thread=False, media_type=MediaType.HTML)
@@ -56,7 +59,7 @@ def create_root_app(settings: Settings, mounts: list[str]) -> Litestar:
         return page
 
     return Litestar(
-        route_handlers=[landing, healthz, readyz, metrics],
+        route_handlers=[landing, healthz, readyz, metrics, *extra_routes],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=None,
         state=State({"resources": None, "externals": {}, "settings": settings}),

@@ -28,6 +28,8 @@ ENV_VARS: dict[str, str] = {
     "SZT_MAX_BODY_BYTES": "max_body_bytes",
     "SZT_SERVER": "server",
     "SZT_WORKERS": "workers",
+    "SZT_OIDC_RATE_PER_IP": "oidc_rate_per_ip",
+    "SZT_OIDC_RATE_PER_CLIENT": "oidc_rate_per_client",
 }
 
 
@@ -53,6 +55,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_body_bytes: int = 1_048_576
     server: str = "granian"
     workers: int = 1
+    # Requests per minute at the OIDC token, introspection, revocation and PAR endpoints.
+    oidc_rate_per_ip: int = 1200
+    oidc_rate_per_client: int = 6000
 
     @property
     def base_url(self) -> str:

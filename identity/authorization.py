@@ -17,7 +17,7 @@ from core import audit
 from core.problems import ProblemError
 from core.redis_client import as_bytes
 from core.resources import Resources
-from identity import clients, people
+from identity import clients, people, sms
 from identity.clients import Client
 from identity.errors import forbidden, unprocessable
 from identity.scopes import SUPPORTED_SCOPES, grantable
@@ -212,17 +212,22 @@ async def approve(res: Resources, request_id: str, principal: Principal, *, face
         await face_check(res, name=person.name, id_number=person.id_number, capture=face_capture)
         acr = acr + "+face" if "pin" not in acr else "wz+pin+face"
     request = await _claim(res, request_id)
+    return await _grant(res, request, person_id=principal.person_id, acr=acr, sid=principal.session_id, ip=ip)
+
+
+async def _grant(res: Resources, request: AuthRequest, *, person_id: str, acr: str, sid: str, ip: str) -> str:
+    """Mint the one-time code, record the consent, and tell the waiting side where to go."""
     code = secrets.token_urlsafe(32)
     grant = CodeGrant(
         client_id=request.client_id,
         redirect_uri=request.redirect_uri,
-        person_id=principal.person_id,
+        person_id=person_id,
         scopes=request.scopes,
         nonce=request.nonce,
         code_challenge=request.code_challenge,
         acr=acr,
         auth_time=int(time.time()),
-        sid=principal.session_id,
+        sid=sid,
         family=str(uuid.uuid4()),
     )
     await res.redis.set(
@@ -231,13 +236,13 @@ async def approve(res: Resources, request_id: str, principal: Principal, *, face
     await res.db.execute(
         """INSERT INTO identity.consents (person_id, client_id, scopes) VALUES ($1, $2, $3)
            ON CONFLICT (person_id, client_id) DO UPDATE SET scopes = $3, granted_at = now(), withdrawn_at = NULL""",
-        uuid.UUID(principal.person_id),
+        uuid.UUID(person_id),
         request.client_id,
         request.scopes,
     )
     await audit.record(
         res.db,
-        actor=f"person:{principal.person_id}",
+        actor=f"person:{person_id}",
         action="identity.consent.grant",
         target=request.client_id,
         ip=ip,
@@ -247,6 +252,46 @@ async def approve(res: Resources, request_id: str, principal: Principal, *, face
     request.redirect_to = _redirect(request, res.settings.issuer_url, code=code)
     await _publish(res, request)
     return request.redirect_to
+
+
+SMS_PURPOSE = "portal_login"
+
+
+def check_browser(request: AuthRequest, secret: str) -> bool:
+    """Only the browser that opened the login page may follow the request (its id is printed in the QR code)."""
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    return bool(request.browser_hash) and secrets.compare_digest(digest, request.browser_hash)
+
+
+async def pending_for_browser(res: Resources, request_id: str, secret: str) -> AuthRequest:
+    request = await load(res, request_id)
+    if request is None or not check_browser(request, secret):
+        raise ProblemError(404, "not-found", "Not found", "资源不存在", "authorization request not found")
+    if request.status != "pending" or request.expires_at < time.time():
+        raise ProblemError(
+            410, "auth-request-expired", "This request has expired or was answered", "授权请求已过期或已处理"
+        )
+    client = await clients.get(res, request.client_id, cached=True)
+    # SMS alone is weaker than the 网证: only internet-zone clients that ask for no more than the 网证 accept it.
+    if client is None or client.zone != "internet" or ACR_ORDER[request.acr_required] > ACR_ORDER["wz"]:
+        raise forbidden(
+            "sms-login-not-allowed", "This application requires the 苏证通 app", "该应用须使用苏证通App登录"
+        )
+    return request
+
+
+async def approve_by_sms(res: Resources, request_id: str, secret: str, *, phone: str, code: str, ip: str) -> str:
+    """Web-portal login by phone + SMS code when the user has no app at hand (acr "sms")."""
+    await pending_for_browser(res, request_id, secret)
+    await sms.check_code(res, phone=phone, purpose=SMS_PURPOSE, code=code)
+    person_id = await res.db.fetchval(
+        "SELECT id FROM identity.people WHERE phone_index = $1 ORDER BY created_at DESC LIMIT 1",
+        res.fields.blind_index(phone, context="identity.phone"),
+    )
+    if person_id is None:
+        raise ProblemError(404, "not-enrolled", "No enrolled person has this phone", "该手机号未注册", field="phone")
+    request = await _claim(res, request_id)
+    return await _grant(res, request, person_id=str(person_id), acr="sms", sid=f"web-{uuid.uuid4().hex}", ip=ip)
 
 
 async def deny(res: Resources, request_id: str, principal: Principal) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import secrets
 import time
@@ -15,17 +14,20 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ValidationException
 from litestar.openapi import ResponseSpec
-from litestar.params import Body, Parameter
+from litestar.params import Body, JSONBody, Parameter
 from litestar.response import Redirect, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from core.auth import BEARER_REQUIRED
 from core.problems import not_found
+from core.ratelimit import hit, rate_limit
 from core.resources import Resources
-from identity import authorization, people, tokens
+from identity import authorization, people, sms, tokens
 from identity.authorization import OAuthRedirectError
 from identity.client_auth import authenticate
+from identity.clients import Client
 from identity.jose import SM2_ALG, signing_keys
+from identity.models import Phone, SmsCode, SmsCodeSent
 from identity.qr import render_svg
 from identity.scopes import SUPPORTED_SCOPES, claims_for
 from identity.tokens import OAuthError, TokenResponse
@@ -58,6 +60,16 @@ def oauth_error_handler(request: Req, exc: OAuthError) -> Response[OAuthErrorBod
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="szt"'
     return Response(OAuthErrorBody(exc.error, exc.description), status_code=exc.status, headers=headers)
+
+
+async def _client(request: Req, res: Resources, form: dict[str, str], endpoint: str) -> Client:
+    """Authenticate the client, then count it against its own rate limit (the IP limit is the route's guard)."""
+    client = await authenticate(res, request.headers.get("authorization"), form, f"{_issuer(res)}/{endpoint}")
+    await hit(res.redis, f"oidc-client:{client.client_id}", res.settings.oidc_rate_per_client, 60)
+    return client
+
+
+PER_IP = [rate_limit(lambda s: s.oidc_rate_per_ip, 60, name="oidc-ip")]
 
 
 def _ip(request: Req) -> str:
@@ -146,11 +158,25 @@ def _page(res: Resources, created: authorization.AuthRequest, client_name: str) 
 <h1>使用苏证通扫码登录</h1><p>{html.escape(client_name)} 请求登录</p>
 <div class="qr">{svg}</div><p class="muted" id="status">请打开苏证通 App 扫描二维码 · Scan with the 苏证通 app</p>
 <p class="muted">Request {rid}</p>
+<details><summary>没有苏证通 App？用短信验证码登录 · Log in with an SMS code</summary>
+<p><input id="phone" inputmode="numeric" maxlength="11" placeholder="手机号">
+<button id="send">获取验证码</button></p>
+<p><input id="code" inputmode="numeric" maxlength="6" placeholder="验证码"> <button id="login">登录</button></p>
+<p class="muted" id="smsmsg"></p></details>
 <script>
 const es = new EventSource("{html.escape(_issuer(res))}/authorize/{rid}/events");
 es.addEventListener("outcome", e => {{ const o = JSON.parse(e.data);
   document.getElementById("status").textContent = o.status === "approved" ? "已确认，正在跳转…" : "已拒绝";
   es.close(); if (o.redirect_to) window.location = o.redirect_to; }});
+const base = "{html.escape(_issuer(res))}/authorize/{rid}";
+async function call(path, body) {{
+  const r = await fetch(base + path, {{method: "POST", headers: {{"Content-Type": "application/json"}},
+                                      credentials: "same-origin", body: JSON.stringify(body)}});
+  const doc = await r.json(); if (!r.ok) throw new Error(doc.title_zh || doc.title); return doc; }}
+document.getElementById("send").onclick = () => call("/sms-code", {{phone: phone.value}})
+  .then(() => smsmsg.textContent = "验证码已发送", e => smsmsg.textContent = e.message);
+document.getElementById("login").onclick = () => call("/sms-login", {{phone: phone.value, sms_code: code.value}})
+  .then(d => window.location = d.redirect_to, e => smsmsg.textContent = e.message);
 es.addEventListener("expired", () => {{
   document.getElementById("status").textContent = "二维码已过期，请刷新"; es.close(); }});
 </script></body></html>"""
@@ -233,12 +259,7 @@ async def authorize_events(
 ) -> ServerSentEvent:
     created = await authorization.load(res, request_id)
     secret = request.cookies.get(BROWSER_COOKIE, "")
-    # Only the browser that opened the page learns the code: the request id is printed in the QR code.
-    if (
-        created is None
-        or not created.browser_hash
-        or hashlib.sha256(secret.encode()).hexdigest() != created.browser_hash
-    ):
+    if created is None or not authorization.check_browser(created, secret):
         raise not_found("authorization request")
 
     async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
@@ -264,6 +285,59 @@ async def authorize_events(
             await pubsub.aclose()
 
     return ServerSentEvent(stream())
+
+
+class PortalSmsCode(msgspec.Struct):
+    phone: Phone
+
+
+class PortalSmsLogin(msgspec.Struct):
+    phone: Phone
+    sms_code: SmsCode
+
+
+class Redirection(msgspec.Struct):
+    redirect_to: str
+
+
+RequestId = Annotated[str, Parameter(pattern=r"^[0-9a-f]{32}$")]
+
+
+@post(
+    "/authorize/{request_id:str}/sms-code",
+    summary="Web login without the app: send an SMS code",
+    tags=["oidc"],
+    status_code=202,
+    guards=[rate_limit(10, 600, name="portal-sms-ip")],
+)
+async def portal_sms_code(
+    request: Req, res: Resources, request_id: RequestId, data: JSONBody[PortalSmsCode]
+) -> SmsCodeSent:
+    await authorization.pending_for_browser(res, request_id, request.cookies.get(BROWSER_COOKIE, ""))
+    await sms.send_code(res, phone=data.phone, purpose=authorization.SMS_PURPOSE, ip=_ip(request))
+    return SmsCodeSent(expires_in=sms.CODE_TTL, resend_after=sms.RESEND_AFTER)
+
+
+@post(
+    "/authorize/{request_id:str}/sms-login",
+    summary="Web login without the app: phone + SMS code",
+    tags=["oidc"],
+    status_code=200,
+    guards=[rate_limit(20, 600, name="portal-sms-login-ip")],
+)
+async def portal_sms_login(
+    request: Req, res: Resources, request_id: RequestId, data: JSONBody[PortalSmsLogin]
+) -> Redirection:
+    return Redirection(
+        await authorization.approve_by_sms(
+            res,
+            request_id,
+            request.cookies.get(BROWSER_COOKIE, ""),
+            phone=data.phone,
+            code=data.sms_code,
+            ip=_ip(request),
+        )
+    )
 
 
 class ParForm(msgspec.Struct):
@@ -300,10 +374,11 @@ URLENCODED = Body(media_type=RequestEncodingType.URL_ENCODED)
     status_code=201,
     responses=OAUTH_ERRORS,
     exception_handlers=OAUTH_VALIDATION,
+    guards=PER_IP,
 )
 async def par(request: Req, res: Resources, data: Annotated[ParForm, URLENCODED]) -> ParResponse:
     form = _form(data)
-    client = await authenticate(res, request.headers.get("authorization"), form, f"{_issuer(res)}/par")
+    client = await _client(request, res, form, "par")
     params = {k: v for k, v in form.items() if not k.startswith("client_")}
     return ParResponse(await authorization.push(res, client, params), authorization.PAR_TTL)
 
@@ -328,10 +403,11 @@ class TokenForm(msgspec.Struct):
     status_code=200,
     responses=OAUTH_ERRORS,
     exception_handlers=OAUTH_VALIDATION,
+    guards=PER_IP,
 )
 async def token(request: Req, res: Resources, data: Annotated[TokenForm, URLENCODED]) -> Response[TokenResponse]:
     form = _form(data)
-    client = await authenticate(res, request.headers.get("authorization"), form, f"{_issuer(res)}/token")
+    client = await _client(request, res, form, "token")
     grant = form.get("grant_type", "")
     if grant == "authorization_code":
         result = await tokens.redeem_code(
@@ -393,10 +469,11 @@ class TokenForm2(msgspec.Struct):
     status_code=200,
     responses=OAUTH_ERRORS,
     exception_handlers=OAUTH_VALIDATION,
+    guards=PER_IP,
 )
 async def introspect(request: Req, res: Resources, data: Annotated[TokenForm2, URLENCODED]) -> dict[str, Any]:
     form = _form(data)
-    await authenticate(res, request.headers.get("authorization"), form, f"{_issuer(res)}/introspect")
+    await _client(request, res, form, "introspect")
     access = await tokens.lookup(res, form.get("token", ""))
     if access is None:
         return {"active": False}
@@ -421,10 +498,11 @@ async def introspect(request: Req, res: Resources, data: Annotated[TokenForm2, U
     status_code=200,
     responses=OAUTH_ERRORS,
     exception_handlers=OAUTH_VALIDATION,
+    guards=PER_IP,
 )
 async def revoke(request: Req, res: Resources, data: Annotated[TokenForm2, URLENCODED]) -> None:
     form = _form(data)
-    client = await authenticate(res, request.headers.get("authorization"), form, f"{_issuer(res)}/revoke")
+    client = await _client(request, res, form, "revoke")
     await tokens.revoke(res, client, form.get("token", ""))
 
 
@@ -458,6 +536,8 @@ ROUTES = [
     jwks,
     authorize,
     authorize_events,
+    portal_sms_code,
+    portal_sms_login,
     par,
     token,
     userinfo_get,

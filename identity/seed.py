@@ -13,23 +13,28 @@ log = logging.getLogger("szt.seed.identity")
 DEMO_CLIENT = "demo-portal"
 
 
-def _demo_secret(res: Resources) -> str:
+def demo_secret(res: Resources) -> str:
     if res.settings.demo_client_secret:
         return res.settings.demo_client_secret
     return read_or_create(res.settings.var_path / "demo-client-secret", lambda: secrets.token_urlsafe(32))
 
 
 async def seed(res: Resources) -> None:
+    redirect = f"{res.settings.base_url}/demo/callback"
     if await clients.get(res, DEMO_CLIENT) is not None:
+        # The server's address may have changed since the first start (SZT_PORT, SZT_PUBLIC_URL).
+        await res.db.execute(
+            "UPDATE identity.clients SET redirect_uris = $2 WHERE client_id = $1", DEMO_CLIENT, [redirect]
+        )
         return
     await clients.create(
         res,
         client_id=DEMO_CLIENT,
         name="演示门户 Demo portal",
         kind="portal",
-        redirect_uris=[f"{res.settings.base_url}/demo/callback"],
+        redirect_uris=[redirect],
         entitlements=["name_masked", "age_band", "over_18", "gender"],
-        secret=_demo_secret(res),
+        secret=demo_secret(res),
     )
     log.info(
         "demo portal client created",

@@ -42,19 +42,25 @@ def settings(embedded: EmbeddedServices) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def prepared(settings: Settings) -> Settings:
+def unstarted_stack(embedded: EmbeddedServices, var_dir: Path) -> Stack:
+    """Ports chosen (and put in the environment) before seeding, so seeded URLs point at the test server."""
+    return Stack(var_dir)
+
+
+@pytest.fixture(scope="session")
+def prepared(unstarted_stack: Stack) -> Settings:
     from core.cli import _prepare
 
+    settings = load_settings()
     asyncio.run(_prepare(settings))
     return settings
 
 
 @pytest.fixture(scope="session")
-def stack(prepared: Settings, var_dir: Path) -> Iterator[Stack]:
-    s = Stack(var_dir)
-    s.start()
-    yield s
-    s.stop()
+def stack(prepared: Settings, unstarted_stack: Stack) -> Iterator[Stack]:
+    unstarted_stack.start()
+    yield unstarted_stack
+    unstarted_stack.stop()
 
 
 @pytest.fixture(scope="session")

@@ -48,9 +48,22 @@ class Stack:
             "SZT_SIM_PORT": str(self.sim_port),
             "SZT_SIGNER_PORT": str(self.signer_port),
             "SZT_VAR_DIR": str(var_dir),
-            "SZT_LOG_LEVEL": "WARNING",
+            "SZT_LOG_LEVEL": "DEBUG",  # every access-log line too: tests check that no secret reaches the logs
+            "SZT_OIDC_RATE_PER_CLIENT": "60",
+            "SZT_OIDC_RATE_PER_IP": "1500",
         }
-        os.environ.update({k: self.env[k] for k in ("SZT_PORT", "SZT_SIM_PORT", "SZT_SIGNER_PORT")})
+        os.environ.update(
+            {
+                k: self.env[k]
+                for k in (
+                    "SZT_PORT",
+                    "SZT_SIM_PORT",
+                    "SZT_SIGNER_PORT",
+                    "SZT_OIDC_RATE_PER_CLIENT",
+                    "SZT_OIDC_RATE_PER_IP",
+                )
+            }
+        )
 
     @property
     def base_url(self) -> str:
