@@ -48,7 +48,7 @@ Serial = Annotated[str, Parameter(pattern=r"^WZ[0-9A-F]{24}$")]
     summary="Send a 6-digit SMS code (5 minutes, 5 tries)",
     tags=["sign-in"],
     status_code=202,
-    guards=[rate_limit(20, 3600, name="sms-codes-ip")],
+    guards=[rate_limit(lambda s: s.sms_rate_per_ip, 3600, name="sms-codes-ip")],
 )
 async def send_sms_code(request: Req, res: Resources, data: JSONBody[SmsCodeRequest]) -> SmsCodeSent:
     await sms.send_code(res, phone=data.phone, purpose=data.purpose, ip=client_ip(request))
@@ -61,7 +61,7 @@ async def send_sms_code(request: Req, res: Resources, data: JSONBody[SmsCodeRequ
     tags=["enrolment"],
     status_code=201,
     middleware=[idempotent()],
-    guards=[rate_limit(10, 3600, name="enrol-ip")],
+    guards=[rate_limit(lambda s: s.enrol_rate_per_ip, 3600, name="enrol-ip")],
 )
 async def enrol(request: Req, res: Resources, data: JSONBody[EnrolmentRequest]) -> Enrolled:
     return await service.enrol(res, data, ip=client_ip(request))

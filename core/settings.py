@@ -30,6 +30,8 @@ ENV_VARS: dict[str, str] = {
     "SZT_WORKERS": "workers",
     "SZT_OIDC_RATE_PER_IP": "oidc_rate_per_ip",
     "SZT_OIDC_RATE_PER_CLIENT": "oidc_rate_per_client",
+    "SZT_SMS_RATE_PER_IP": "sms_rate_per_ip",
+    "SZT_ENROL_RATE_PER_IP": "enrol_rate_per_ip",
 }
 
 
@@ -58,6 +60,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Requests per minute at the OIDC token, introspection, revocation and PAR endpoints.
     oidc_rate_per_ip: int = 1200
     oidc_rate_per_client: int = 6000
+    # Per hour and network address: SMS codes sent, enrolments attempted.
+    sms_rate_per_ip: int = 20
+    enrol_rate_per_ip: int = 10
 
     @property
     def base_url(self) -> str:

@@ -16,7 +16,6 @@ CODE_TTL = 300
 TRIES = 5
 RESEND_AFTER = 60
 PER_PHONE_PER_DAY = 10
-PER_IP_PER_HOUR = 30
 TEMPLATE = "SZT_VERIFY_CODE"
 
 # Atomic counter with a TTL set on first use (Redis 6.2 has no EXPIRE NX).
@@ -49,7 +48,7 @@ async def send_code(res: Resources, *, phone: str, purpose: str, ip: str) -> Non
         raise _too_many("wait before asking for another code", RESEND_AFTER)
     if await redis.eval(_COUNT, 1, f"sms:day:{pk}", 86_400) > PER_PHONE_PER_DAY:
         raise _too_many("daily limit for this phone reached", 3600)
-    if await redis.eval(_COUNT, 1, f"sms:ip:{ip}", 3600) > PER_IP_PER_HOUR:
+    if await redis.eval(_COUNT, 1, f"sms:ip:{ip}", 3600) > res.settings.sms_rate_per_ip:
         raise _too_many("hourly limit for this network address reached", 600)
     code = f"{secrets.randbelow(10**6):06d}"
     digest = hmac_sm3(pk.encode(), code.encode())

@@ -51,6 +51,8 @@ class Stack:
             "SZT_LOG_LEVEL": "DEBUG",  # every access-log line too: tests check that no secret reaches the logs
             "SZT_OIDC_RATE_PER_CLIENT": "60",
             "SZT_OIDC_RATE_PER_IP": "1500",
+            "SZT_SMS_RATE_PER_IP": "1000",  # every test citizen enrols from 127.0.0.1
+            "SZT_ENROL_RATE_PER_IP": "1000",
         }
         os.environ.update(
             {
