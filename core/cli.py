@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,8 +86,8 @@ def cmd_sim(args: argparse.Namespace) -> None:
     """The simulators on SZT_SIM_PORT and, as its own process, the signing server on SZT_SIGNER_PORT."""
     settings = load_settings()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "core.cli", "sim-only", "simulators"]),
-        subprocess.Popen([sys.executable, "-m", "core.cli", "sim-only", "signer"]),
+        _spawn([sys.executable, "-m", "core.cli", "sim-only", "simulators"]),
+        _spawn([sys.executable, "-m", "core.cli", "sim-only", "signer"]),
     ]
     _wait_children(procs, f"simulators {settings.simulators_url}, signer {settings.signing_server_url}")
 
@@ -126,10 +127,10 @@ def cmd_run(args: argparse.Namespace) -> None:
         asyncio.run(_prepare(settings))
         me = [sys.executable, "-m", "core.cli"]
         procs = [
-            subprocess.Popen([*me, "sim-only", "simulators"]),
-            subprocess.Popen([*me, "sim-only", "signer"]),
-            subprocess.Popen([*me, "serve", "--no-migrate"]),
-            subprocess.Popen([*me, "worker"]),
+            _spawn([*me, "sim-only", "simulators"]),
+            _spawn([*me, "sim-only", "signer"]),
+            _spawn([*me, "serve", "--no-migrate"]),
+            _spawn([*me, "worker"]),
         ]
         base = settings.base_url
         banner = "\n".join(
@@ -152,6 +153,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         embedded.stop()
 
 
+def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+    """A child in its own process group: a terminal's Ctrl-C reaches only us, and we stop each child once (a
+    granian server that gets SIGINT twice exits at once and leaves its workers behind)."""
+    return subprocess.Popen(args, start_new_session=True)
+
+
 def _wait_children(procs: list[subprocess.Popen[bytes]], banner: str) -> None:
     print(banner, flush=True)
     stopping = False
@@ -166,15 +173,20 @@ def _wait_children(procs: list[subprocess.Popen[bytes]], banner: str) -> None:
             time.sleep(0.3)
     except KeyboardInterrupt:
         pass
+    # Shutting down: a second Ctrl-C (or a signal forwarded by a wrapper) must not leave children orphaned.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for p in procs:
         if p.poll() is None:
-            p.send_signal(signal.SIGINT)
+            p.send_signal(signal.SIGINT)  # one signal each; children have their own process groups
     deadline = time.monotonic() + 15
     for p in procs:
         try:
             p.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            p.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)  # the child and its server workers
+            p.wait()
     failed = [p.args for p in procs if p.returncode not in (0, -2, -15, 130, None)]
     if failed and not stopping:
         print(f"stopped because a child exited: {failed}", file=sys.stderr)
