@@ -70,6 +70,12 @@ async def _client(request: Req, res: Resources, form: dict[str, str], endpoint: 
 
 
 PER_IP = [rate_limit(lambda s: s.oidc_rate_per_ip, 60, name="oidc-ip")]
+# What every form-posting OAuth endpoint shares: OAuth error bodies, and the per-address rate limit.
+OAUTH_FORM_ENDPOINT: dict[str, Any] = {
+    "responses": OAUTH_ERRORS,
+    "exception_handlers": OAUTH_VALIDATION,
+    "guards": PER_IP,
+}
 
 
 def _ip(request: Req) -> str:
@@ -340,11 +346,16 @@ async def portal_sms_login(
     )
 
 
-class ParForm(msgspec.Struct):
+class ClientAuthForm(msgspec.Struct):
+    """The client-authentication fields every OAuth form endpoint accepts (RFC 6749 2.3.1, RFC 7523)."""
+
     client_id: str | None = None
     client_secret: str | None = None
     client_assertion: str | None = None
     client_assertion_type: str | None = None
+
+
+class ParForm(ClientAuthForm):
     response_type: str | None = None
     redirect_uri: str | None = None
     scope: str | None = None
@@ -372,9 +383,7 @@ URLENCODED = Body(media_type=RequestEncodingType.URL_ENCODED)
     summary="Pushed authorization request (RFC 9126)",
     tags=["oidc"],
     status_code=201,
-    responses=OAUTH_ERRORS,
-    exception_handlers=OAUTH_VALIDATION,
-    guards=PER_IP,
+    **OAUTH_FORM_ENDPOINT,
 )
 async def par(request: Req, res: Resources, data: Annotated[ParForm, URLENCODED]) -> ParResponse:
     form = _form(data)
@@ -383,17 +392,13 @@ async def par(request: Req, res: Resources, data: Annotated[ParForm, URLENCODED]
     return ParResponse(await authorization.push(res, client, params), authorization.PAR_TTL)
 
 
-class TokenForm(msgspec.Struct):
+class TokenForm(ClientAuthForm):
     grant_type: str | None = None
     code: str | None = None
     redirect_uri: str | None = None
     code_verifier: str | None = None
     refresh_token: str | None = None
     scope: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    client_assertion: str | None = None
-    client_assertion_type: str | None = None
 
 
 @post(
@@ -401,9 +406,7 @@ class TokenForm(msgspec.Struct):
     summary="Token endpoint",
     tags=["oidc"],
     status_code=200,
-    responses=OAUTH_ERRORS,
-    exception_handlers=OAUTH_VALIDATION,
-    guards=PER_IP,
+    **OAUTH_FORM_ENDPOINT,
 )
 async def token(request: Req, res: Resources, data: Annotated[TokenForm, URLENCODED]) -> Response[TokenResponse]:
     form = _form(data)
@@ -453,13 +456,9 @@ async def userinfo_post(request: Req, res: Resources) -> dict[str, Any]:
     return await _userinfo(request, res)
 
 
-class TokenForm2(msgspec.Struct):
+class TokenHintForm(ClientAuthForm):
     token: str | None = None
     token_type_hint: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    client_assertion: str | None = None
-    client_assertion_type: str | None = None
 
 
 @post(
@@ -467,11 +466,9 @@ class TokenForm2(msgspec.Struct):
     summary="Token introspection (RFC 7662)",
     tags=["oidc"],
     status_code=200,
-    responses=OAUTH_ERRORS,
-    exception_handlers=OAUTH_VALIDATION,
-    guards=PER_IP,
+    **OAUTH_FORM_ENDPOINT,
 )
-async def introspect(request: Req, res: Resources, data: Annotated[TokenForm2, URLENCODED]) -> dict[str, Any]:
+async def introspect(request: Req, res: Resources, data: Annotated[TokenHintForm, URLENCODED]) -> dict[str, Any]:
     form = _form(data)
     await _client(request, res, form, "introspect")
     access = await tokens.lookup(res, form.get("token", ""))
@@ -496,11 +493,9 @@ async def introspect(request: Req, res: Resources, data: Annotated[TokenForm2, U
     summary="Token revocation (RFC 7009)",
     tags=["oidc"],
     status_code=200,
-    responses=OAUTH_ERRORS,
-    exception_handlers=OAUTH_VALIDATION,
-    guards=PER_IP,
+    **OAUTH_FORM_ENDPOINT,
 )
-async def revoke(request: Req, res: Resources, data: Annotated[TokenForm2, URLENCODED]) -> None:
+async def revoke(request: Req, res: Resources, data: Annotated[TokenHintForm, URLENCODED]) -> None:
     form = _form(data)
     client = await _client(request, res, form, "revoke")
     await tokens.revoke(res, client, form.get("token", ""))
