@@ -190,7 +190,8 @@ async def enrol(res: Resources, req: EnrolmentRequest, *, ip: str) -> Enrolled:
             "该证件号码已注册",
             "sign in with your phone instead; one person has one 网号",
         )
-    await sms.check_code(res, phone=req.phone, purpose="enrol", code=req.sms_code)
+    # The code is checked now but spent only on success: a failed face check need not cost the citizen a new SMS.
+    await sms.check_code(res, phone=req.phone, purpose="enrol", code=req.sms_code, consume=False)
     await face_check(res, name=req.name, id_number=id_number, capture=req.face_capture)
     born = birth_date_of(id_number) if req.id_type == "resident" else None
     pin_hash = await pin.hash_pin(req.pin) if req.pin else None
@@ -228,6 +229,7 @@ async def enrol(res: Resources, req: EnrolmentRequest, *, ip: str) -> Enrolled:
             label=req.device.name or req.device.platform,
             conn=conn,
         )
+        await sms.consume_code(res, phone=req.phone, purpose="enrol")
         await audit.record(
             conn,
             actor=f"person:{person_id}",

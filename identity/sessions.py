@@ -76,6 +76,10 @@ async def authenticate(res: Resources, authorization: str | None) -> Principal:
 
 async def refresh(res: Resources, token: str) -> Tokens:
     digest = _digest(token)
+    reused = await res.db.fetchval("SELECT session_id FROM identity.retired_refresh WHERE refresh_hash = $1", digest)
+    if reused is not None:  # a rotated-out token came back: somebody holds a copy, so the session ends
+        await _end(res, res.db, str(reused), "refresh token reused")
+        raise unauthorized("the refresh token is not valid")
     async with res.db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             """SELECT id, person_id, device_id, acr FROM identity.sessions
@@ -83,11 +87,6 @@ async def refresh(res: Resources, token: str) -> Tokens:
             digest,
         )
         if row is None:
-            reused = await conn.fetchval(
-                "SELECT session_id FROM identity.retired_refresh WHERE refresh_hash = $1", digest
-            )
-            if reused is not None:
-                await _end(res, conn, str(reused), "refresh token reused")
             raise unauthorized("the refresh token is not valid")
         new = "rt_" + secrets.token_urlsafe(32)
         await conn.execute(

@@ -63,8 +63,9 @@ async def send_code(res: Resources, *, phone: str, purpose: str, ip: str) -> Non
         raise
 
 
-async def check_code(res: Resources, *, phone: str, purpose: str, code: str) -> None:
-    """Consume the code or raise; a wrong code spends one of the tries."""
+async def check_code(res: Resources, *, phone: str, purpose: str, code: str, consume: bool = True) -> None:
+    """Check the code or raise; a wrong code spends one of the tries, the last wrong one kills the code.
+    With `consume=False` a right code stays usable (call `consume_code` once the whole operation succeeded)."""
     pk = phone_key(res, phone)
     key = f"sms:code:{purpose}:{pk}"
     stored = await res.redis.hget(key, "h")
@@ -72,14 +73,18 @@ async def check_code(res: Resources, *, phone: str, purpose: str, code: str) -> 
         raise unprocessable(
             "sms-code-expired", "No valid SMS code: request a new one", "验证码已失效，请重新获取", field="sms_code"
         )
+    if hmac.compare_digest(as_bytes(stored), hmac_sm3(pk.encode(), code.encode())):
+        if consume:
+            await res.redis.delete(key)
+        return
     left = await res.redis.hincrby(key, "tries", -1)
-    if left < 0:
+    if left <= 0:
         await res.redis.delete(key)
         raise unprocessable(
             "sms-code-exhausted", "Too many wrong codes: request a new one", "验证码错误次数过多", field="sms_code"
         )
-    if not hmac.compare_digest(as_bytes(stored), hmac_sm3(pk.encode(), code.encode())):
-        raise unprocessable(
-            "sms-code-wrong", "The SMS code is wrong", "验证码错误", f"{left} tries left", field="sms_code"
-        )
-    await res.redis.delete(key)
+    raise unprocessable("sms-code-wrong", "The SMS code is wrong", "验证码错误", f"{left} tries left", field="sms_code")
+
+
+async def consume_code(res: Resources, *, phone: str, purpose: str) -> None:
+    await res.redis.delete(f"sms:code:{purpose}:{phone_key(res, phone)}")
