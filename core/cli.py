@@ -250,6 +250,29 @@ def cmd_clients(args: argparse.Namespace) -> None:
     asyncio.run(go())
 
 
+def cmd_keys(args: argparse.Namespace) -> None:
+    """Rotate the issuer's SM2 key: new credentials, codes and SM2 tokens use the new one; the old one stays
+    published (verifiers keep working) until retired."""
+    from core.resources import Resources
+    from identity import keys
+
+    async def go() -> None:
+        settings, embedded = _with_embedded(load_settings())
+        await _prepare(settings, seed=False)
+        res = await Resources.open(settings)
+        try:
+            if args.action == "rotate":
+                print(f"new current key {await keys.create_key(res)} (servers pick it up within 30 s)")
+            else:
+                await keys.retire_key(res, args.kid)
+                print(f"retired {args.kid}")
+        finally:
+            await res.close()
+            embedded.stop()
+
+    asyncio.run(go())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="szt", description="苏证通 backends")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -289,6 +312,10 @@ def main(argv: list[str] | None = None) -> None:
         help="age_band over_18 gender name_masked name id_number_masked id_number phone",
     )
     p.set_defaults(fn=cmd_clients)
+    p = sub.add_parser("keys", help="issuer signing keys")
+    p.add_argument("action", choices=["rotate", "retire"])
+    p.add_argument("kid", nargs="?", default="")
+    p.set_defaults(fn=cmd_keys)
     args = parser.parse_args(argv)
     setup_logging(load_settings().log_level)
     args.fn(args)

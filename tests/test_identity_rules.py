@@ -195,3 +195,18 @@ async def test_pairwise_user_codes_and_audited_disclosure(
         f"client:{made[0].client.client_id}",
     )
     assert audited == 1
+
+
+async def test_issuer_key_rotation_keeps_old_codes_verifiable(res: Resources) -> None:
+    from identity import codes
+    from identity.keys import create_key, issuer_keys, retire_key
+
+    before = await issuer_keys(res)
+    old_code = codes.issue(before.private)
+    new_kid = await create_key(res)
+    after = await issuer_keys(res)
+    assert after.kid == new_kid and before.kid in after.published  # both published during the overlap
+    assert codes.verify(old_code.text, after.published).kid == before.kid
+    assert codes.issue(after.private).kid == new_kid
+    await retire_key(res, new_kid)  # leave the original key current for the other tests
+    assert (await issuer_keys(res)).kid == before.kid
