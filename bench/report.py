@@ -46,7 +46,7 @@ class Row:
     peer: bool = False
     vs_peer: float | None = None  # peak / peer's peak
     errors: int = 0
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown in the latency-at-rate cell when that was not measured
 
 
 def _ms(x: float | None) -> str:
@@ -92,7 +92,11 @@ def cells(row: Row) -> list[str]:
         DASH if pl is None else f"{_ms(pl.p50)} / {_ms(pl.p99)}",
         DASH if row.server_cpu is None else f"{row.server_cpu * 1e6:.0f} µs",
         DASH if row.offered_rate is None else f"{_num(row.offered_rate)} {row.unit}",
-        DASH if rl is None else " / ".join(_ms(v) for v in (rl.p50, rl.p90, rl.p99, rl.max)),
+        (
+            ("; ".join(row.notes) or DASH)
+            if rl is None
+            else " / ".join(_ms(v) for v in (rl.p50, rl.p90, rl.p99, rl.max))
+        ),
         cpu,
         "peer" if row.peer else _pct(row.vs_peer),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import crypto_sm2, http_healthz
+from bench import crypto_sm2, http_healthz, identity_codes, oidc
 from bench.context import Context
 from bench.report import Row
 
@@ -25,6 +25,8 @@ class Scenario:
 SCENARIOS: list[Scenario] = [
     Scenario("http", "GET healthz: mounted server vs bare Litestar", http_healthz.run),
     Scenario("crypto", "SM2 sign / verify: core.crypto vs tongsuopy", crypto_sm2.run),
+    Scenario("identity", "identity codes: issue / verify vs raw SM2", identity_codes.run),
+    Scenario("oidc", "OIDC token endpoint and introspection: mounted (2 workers) vs oidc-provider", oidc.run),
 ]
 
 

