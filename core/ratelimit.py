@@ -10,22 +10,22 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from core.problems import ProblemError
+from core.redis_client import LuaScript
 from core.settings import Settings
 
 # One round trip, atomic, and valid on Redis 6.2 (the embedded server), which lacks EXPIRE ... NX.
-_INCR_WITH_TTL = """
+_INCR_WITH_TTL = LuaScript("""
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
-"""
+""")
 KeyFunc = Callable[[ASGIConnection[Any, Any, Any, Any]], str]
 
-# One round trip, atomic, and valid on Redis 6.2 (the embedded server), which lacks EXPIRE ... NX.
-_INCR_WITH_TTL = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
+
+async def count(redis: Any, key: str, ttl_seconds: int) -> int:
+    """Add one to a counter that expires `ttl_seconds` after its first increment; returns the new count."""
+    n: int = await _INCR_WITH_TTL(redis, [key], [ttl_seconds])
+    return n
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -35,8 +35,7 @@ def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 async def hit(redis: Any, bucket: str, limit: int, per_seconds: int) -> None:
     """Count one request in `bucket`'s current window; raise a 429 problem when over `limit`."""
     window = int(time.time()) // per_seconds
-    count = await redis.eval(_INCR_WITH_TTL, 1, f"rl:{bucket}:{window}", per_seconds + 1)
-    if count > limit:
+    if await count(redis, f"rl:{bucket}:{window}", per_seconds + 1) > limit:
         retry_after = per_seconds - int(time.time()) % per_seconds
         raise ProblemError(
             429,

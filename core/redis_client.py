@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 Redis = aioredis.Redis
 
@@ -14,3 +18,18 @@ def create_redis(url: str) -> Redis:
 def as_bytes(value: bytes | str) -> bytes:
     """redis-py types replies as bytes | str; ours are bytes (decode_responses=False)."""
     return value if isinstance(value, bytes) else value.encode()
+
+
+class LuaScript:
+    """A Lua script sent once and then called by its SHA1 (EVALSHA), reloaded if the server forgot it."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, redis: Redis, keys: list[str], args: list[object] | None = None) -> Any:
+        argv = [*keys, *(args or [])]
+        try:
+            return await redis.evalsha(self.sha, len(keys), *argv)  # type: ignore[arg-type]
+        except NoScriptError:
+            return await redis.eval(self.source, len(keys), *argv)  # type: ignore[arg-type]

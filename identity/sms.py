@@ -7,6 +7,7 @@ import secrets
 
 from core.crypto import hmac_sm3
 from core.problems import ProblemError
+from core.ratelimit import count
 from core.redis_client import as_bytes
 from core.resources import Resources
 from identity.errors import unprocessable
@@ -17,13 +18,6 @@ TRIES = 5
 RESEND_AFTER = 60
 PER_PHONE_PER_DAY = 10
 TEMPLATE = "SZT_VERIFY_CODE"
-
-# Atomic counter with a TTL set on first use (Redis 6.2 has no EXPIRE NX).
-_COUNT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
 
 
 def phone_key(res: Resources, phone: str) -> str:
@@ -46,9 +40,9 @@ async def send_code(res: Resources, *, phone: str, purpose: str, ip: str) -> Non
     redis = res.redis
     if not await redis.set(f"sms:gap:{purpose}:{pk}", b"1", nx=True, ex=RESEND_AFTER):
         raise _too_many("wait before asking for another code", RESEND_AFTER)
-    if await redis.eval(_COUNT, 1, f"sms:day:{pk}", 86_400) > PER_PHONE_PER_DAY:
+    if await count(redis, f"sms:day:{pk}", 86_400) > PER_PHONE_PER_DAY:
         raise _too_many("daily limit for this phone reached", 3600)
-    if await redis.eval(_COUNT, 1, f"sms:ip:{ip}", 3600) > res.settings.sms_rate_per_ip:
+    if await count(redis, f"sms:ip:{ip}", 3600) > res.settings.sms_rate_per_ip:
         raise _too_many("hourly limit for this network address reached", 600)
     code = f"{secrets.randbelow(10**6):06d}"
     digest = hmac_sm3(pk.encode(), code.encode())

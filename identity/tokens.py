@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from core import audit
-from core.redis_client import as_bytes
+from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
 from identity.authorization import CodeGrant
 from identity.clients import Client
@@ -118,13 +118,13 @@ async def _id_token(
 
 
 # A code redeems once; the second redemption learns the family the first one started, to revoke it.
-_REDEEM = """
+_REDEEM = LuaScript("""
 local v = redis.call('GET', KEYS[1])
 if not v then return {0, false} end
 if string.sub(v, 1, 5) == 'used:' then return {1, string.sub(v, 6)} end
 redis.call('SET', KEYS[1], 'used:' .. ARGV[1], 'KEEPTTL')
 return {2, v}
-"""
+""")
 
 
 async def redeem_code(
@@ -132,7 +132,7 @@ async def redeem_code(
 ) -> TokenResponse:
     key = f"oidc:code:{_h(code)}"
     # We do not know the family before reading the grant; reserve one and fix it below.
-    state, value = await res.redis.eval(_REDEEM, 1, key, "pending")
+    state, value = await _REDEEM(res.redis, [key], ["pending"])
     if state == 0:
         raise OAuthError("invalid_grant", "the code is unknown or expired")
     if state == 1:
@@ -192,35 +192,37 @@ async def _issue(
     access = await _access(
         res, AccessToken(client.client_id, scopes, now + ACCESS_TTL, now, sub, person_id, family, acr)
     )
-    refresh = None
-    if "offline_access" in scopes or client.kind in ("app", "portal"):
-        refresh = "ort_" + secrets.token_urlsafe(32)
-        await res.db.execute(
-            """INSERT INTO identity.oidc_refresh (token_hash, family, client_id, person_id, scopes, acr, sid, auth_time,
-                                                  expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)""",
-            bytes.fromhex(_h(refresh)),
-            uuid.UUID(family),
-            client.client_id,
-            uuid.UUID(person_id),
-            scopes,
-            acr,
-            sid,
-            datetime.fromtimestamp(auth_time, UTC),
-            datetime.now(UTC) + timedelta(days=REFRESH_DAYS),
-        )
     id_token = None
     if with_id and "openid" in scopes:
         id_token = await _id_token(
             res, client, sub=sub, nonce=nonce, acr=acr, auth_time=auth_time, sid=sid, access_token=access
         )
-    await audit.record(
-        res.db,
-        actor=f"client:{client.client_id}",
-        action="identity.token.issue",
-        target=sub,
-        ip=ip,
-        detail={"scopes": scopes, "family": family, "unmasked": sorted(UNMASKED_SCOPES.intersection(scopes))},
-    )
+    refresh = None
+    # The refresh token and the audit entry commit together: one transaction, one disk sync.
+    async with res.db.acquire() as conn, conn.transaction():
+        if "offline_access" in scopes or client.kind in ("app", "portal"):
+            refresh = "ort_" + secrets.token_urlsafe(32)
+            await conn.execute(
+                """INSERT INTO identity.oidc_refresh (token_hash, family, client_id, person_id, scopes, acr, sid,
+                                                      auth_time, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)""",
+                bytes.fromhex(_h(refresh)),
+                uuid.UUID(family),
+                client.client_id,
+                uuid.UUID(person_id),
+                scopes,
+                acr,
+                sid,
+                datetime.fromtimestamp(auth_time, UTC),
+                datetime.now(UTC) + timedelta(days=REFRESH_DAYS),
+            )
+        await audit.record(
+            conn,
+            actor=f"client:{client.client_id}",
+            action="identity.token.issue",
+            target=sub,
+            ip=ip,
+            detail={"scopes": scopes, "family": family, "unmasked": sorted(UNMASKED_SCOPES.intersection(scopes))},
+        )
     return TokenResponse(access, "Bearer", ACCESS_TTL, " ".join(scopes), id_token, refresh)
 
 

@@ -11,7 +11,7 @@ import msgspec
 
 from core import audit
 from core.problems import ProblemError
-from core.redis_client import as_bytes
+from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
 from identity import codes, people
 from identity.clients import Client
@@ -25,7 +25,7 @@ from identity.signed import sign_document
 
 _CTX = "identity.code"
 # One round trip: read the code's record, mark it used (keeping its TTL), and read its credential's status.
-_CONSUME = """
+_CONSUME = LuaScript("""
 local v = redis.call('GET', KEYS[1])
 if not v then return {0, false, false} end
 if v == 'used' then return {1, false, false} end
@@ -35,7 +35,7 @@ redis.call('SET', KEYS[1], 'used', 'EX', ttl)
 local sep = string.find(v, '|', 1, true)
 local status = redis.call('HGET', KEYS[2], string.sub(v, 1, sep - 1))
 return {2, v, status}
-"""
+""")
 
 
 class CodeRecord(msgspec.Struct):
@@ -116,7 +116,7 @@ async def verify_code(res: Resources, client: Client, text: str, *, signed: bool
     except codes.CodeError as exc:
         status, title, title_zh = _PARSE_PROBLEMS[exc.kind]
         raise _code_problem(status, exc.kind, title, title_zh) from exc
-    state, value, status = await res.redis.eval(_CONSUME, 2, f"code:{parsed.code_id.hex()}", STATUS_HASH)
+    state, value, status = await _CONSUME(res.redis, [f"code:{parsed.code_id.hex()}", STATUS_HASH])
     if state == 0:
         raise _code_problem(410, "expired", "The code has expired", "身份码已过期")
     if state == 1:
