@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextvars
-import itertools
 import logging
 import re
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -14,6 +12,8 @@ from typing import Any
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from core.ids import new_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,16 +23,6 @@ ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]  # loose: Litestar types it
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
-
-
-# A process prefix plus a counter: unique across replicas, and no os.urandom per request (under granian a
-# uuid4 per request cost 20-30 µs: urandom releases the GIL and the server's threads wake up; make bench).
-_RID_PREFIX = secrets.token_hex(8)
-_rid_counter = itertools.count(1)
-
-
-def _new_request_id() -> str:
-    return f"{_RID_PREFIX}{next(_rid_counter):016x}"
 
 
 def current_request_id() -> str:
@@ -112,7 +102,7 @@ class Observability:
             if name == b"x-request-id":
                 rid = value if _VALID_ID.match(value) else b""
                 break
-        rid_s = rid.decode() if rid else _new_request_id()
+        rid_s = rid.decode() if rid else new_id()
         rid = rid_s.encode()
         token = _request_id.set(rid_s)
         status = 500

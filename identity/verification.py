@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 import msgspec
 
 from core import audit
+from core.ids import new_id
 from core.problems import ProblemError
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
@@ -135,7 +136,7 @@ async def verify_code(res: Resources, client: Client, text: str, *, signed: bool
     allowed = {k: v for k, v in record.attributes.items() if k in client.entitlements}
     now = datetime.now(UTC)
     voucher = Voucher(
-        voucher_id=uuid.uuid4().hex,
+        voucher_id=new_id(),
         verified_at=now.isoformat(),
         mode=record.acr,
         result="pass",
