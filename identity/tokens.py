@@ -89,6 +89,20 @@ async def revoke_family(res: Resources, family: str, reason: str) -> None:
     await res.redis.set(f"ofam-revoked:{family}", reason.encode(), ex=ACCESS_TTL + 60)
 
 
+async def _revoke_replayed(res: Resources, client: Client, family: str, what: str, ip: str) -> None:
+    """A one-time credential came back (a code redeemed twice, a rotated refresh token reused): somebody holds a
+    copy, so everything issued in its family is revoked, and that is audited."""
+    await revoke_family(res, family, what.replace("_", " "))
+    await audit.record(
+        res.db,
+        actor=f"client:{client.client_id}",
+        action=f"identity.token.{what}",
+        target=family,
+        ip=ip,
+        result="refused",
+    )
+
+
 def _check_pkce(verifier: str, challenge: str) -> bool:
     digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     return hmac.compare_digest(digest, challenge)
@@ -138,15 +152,7 @@ async def redeem_code(
     if state == 1:
         family = as_bytes(value).decode()
         if family != "pending":
-            await revoke_family(res, family, "authorization code replayed")
-            await audit.record(
-                res.db,
-                actor=f"client:{client.client_id}",
-                action="identity.token.code_replay",
-                target=family,
-                ip=ip,
-                result="refused",
-            )
+            await _revoke_replayed(res, client, family, "code_replay", ip)
         raise OAuthError("invalid_grant", "the code was already used; tokens issued with it are revoked")
     grant = msgspec.msgpack.decode(as_bytes(value), type=CodeGrant)
     await res.redis.set(key, f"used:{grant.family}".encode(), keepttl=True)
@@ -240,15 +246,7 @@ async def refresh(res: Resources, client: Client, token: str, *, ip: str) -> Tok
             family = ""
             await conn.execute("UPDATE identity.oidc_refresh SET used_at = now() WHERE token_hash = $1", digest)
     if family:  # reuse of a rotated refresh token: somebody holds a copy; end the whole family
-        await revoke_family(res, family, "refresh token reused")
-        await audit.record(
-            res.db,
-            actor=f"client:{client.client_id}",
-            action="identity.token.refresh_reuse",
-            target=family,
-            ip=ip,
-            result="refused",
-        )
+        await _revoke_replayed(res, client, family, "refresh_reuse", ip)
         raise OAuthError("invalid_grant", "the refresh token was already used; the session is revoked")
     consent = await res.db.fetchval(
         "SELECT 1 FROM identity.consents WHERE person_id = $1 AND client_id = $2 AND withdrawn_at IS NULL",

@@ -76,3 +76,18 @@ def enrol(http: httpx.Client, sim_url: str, c: Citizen, *, pin: str | None = Non
 
 def bearer(tokens: dict[str, object]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def credential_sign_in(http: httpx.Client, c: Citizen, serial: str, **factors: str) -> httpx.Response:
+    """Sign in with the device-bound 网证: sign a fresh challenge, add PIN or face capture as given."""
+    chal = http.post("/bff/v1/challenges").json()
+    return http.post(
+        "/bff/v1/sessions",
+        json={
+            "method": "credential",
+            "serial": serial,
+            "challenge_id": chal["challenge_id"],
+            "signature": sign(c.device, chal["challenge"]),
+            **factors,
+        },
+    )

@@ -15,26 +15,12 @@ from tests.identity_helpers import (
     Citizen,
     bearer,
     capture,
+    credential_sign_in,
     device_public,
     enrol,
     pick_citizen,
-    sign,
     sms_code,
 )
-
-
-def credential_sign_in(http: httpx.Client, c: Citizen, serial: str, **factors: str) -> httpx.Response:
-    chal = http.post("/bff/v1/challenges").json()
-    return http.post(
-        "/bff/v1/sessions",
-        json={
-            "method": "credential",
-            "serial": serial,
-            "challenge_id": chal["challenge_id"],
-            "signature": sign(c.device, chal["challenge"]),
-            **factors,
-        },
-    )
 
 
 @pytest.fixture(scope="module")

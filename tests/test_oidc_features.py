@@ -22,7 +22,7 @@ from core.resources import Resources
 from identity.jose import SM2Algorithm
 from identity.signed import b64u_decode
 from tests.harness import free_port
-from tests.identity_helpers import Citizen, bearer, capture, enrol, pick_citizen, sign, sms_code
+from tests.identity_helpers import Citizen, bearer, capture, credential_sign_in, enrol, pick_citizen, sms_code
 from tests.oidc_helpers import REDIRECT, Flow, approve, code_from, get_code, make_portal, redeem, request_id
 from tests.oidc_helpers import authorize_url as auth_url
 
@@ -34,16 +34,7 @@ def citizen(http: httpx.Client, sim_url: str) -> tuple[Citizen, dict[str, object
 
 
 def credential_session(http: httpx.Client, c: Citizen, serial: str) -> dict[str, str]:
-    chal = http.post("/bff/v1/challenges").json()
-    r = http.post(
-        "/bff/v1/sessions",
-        json={
-            "method": "credential",
-            "serial": serial,
-            "challenge_id": chal["challenge_id"],
-            "signature": sign(c.device, chal["challenge"]),
-        },
-    )
+    r = credential_sign_in(http, c, serial)
     assert r.status_code == 201, r.text
     assert r.json()["acr"] == "wz"
     return bearer(r.json())
