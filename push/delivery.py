@@ -1,0 +1,491 @@
+"""Delivery: fan-out into per-channel Redis streams, consumer groups, retries, throttling, dead letters.
+
+Streams (consumer group `push`):
+- `push:stream:fanout` — one entry per message due; the fan-out consumer pages through the audience's devices
+  (1000 at a time, never all in memory), fills the inbox, queues a send-log row per device and XADDs one entry
+  per device to `push:stream:<channel>`.
+- `push:stream:apns|hms|sms` — one entry per (message, device). A consumer reads a batch, claims the pairs in the
+  send log (insert-if-absent, or take back from queued/retry: a pair already sending, delivered or failed is
+  skipped, so it reaches the provider at most once), calls the provider (HMS: one request per up to 1000 tokens
+  of a message), records the outcome, then acknowledges.
+- Transient failures go to the sorted set `push:delayed` (score: not-before time, exponential backoff with
+  jitter, at least the provider's Retry-After) and are moved back into their stream by a scheduled job; after
+  MAX_ATTEMPTS they go to `push:dead:<channel>`. A 429/503 with Retry-After also pauses the channel's consumers.
+- Entries left pending by a crashed consumer are taken over with XAUTOCLAIM after CLAIM_IDLE_MS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from redis.exceptions import ResponseError
+
+from core.observe import REGISTRY
+from core.resources import Resources
+from push import repo
+from push.providers import (
+    HMS_BATCH,
+    ApnsClient,
+    HmsClient,
+    Notification,
+    Outcome,
+    SmsClient,
+    apns_id_for,
+)
+
+log = logging.getLogger("szt.push.delivery")
+
+GROUP = "push"
+FANOUT = "fanout"
+PROVIDER_CHANNELS = ("apns", "hms", "sms")
+DELAYED = "push:delayed"
+MAX_ATTEMPTS = 6
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 300.0
+CLAIM_IDLE_MS = 60_000
+FANOUT_PAGE = 1000
+BATCH = {"apns": 200, "hms": HMS_BATCH, "sms": 100, FANOUT: 10}
+STREAM_MAXLEN = 10_000_000
+DEAD_MAXLEN = 1_000_000
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+OUTCOMES = Counter(
+    "szt_push_deliveries_total",
+    "Push deliveries by channel and outcome (delivered, failed, invalid, retried, dead_lettered)",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "szt_push_delivery_latency_seconds",
+    "From a message's send time to the provider accepting it",
+    ["channel"],
+    registry=REGISTRY,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+Job = Callable[[Resources], Coroutine[Any, Any, None]]
+
+# Move due entries from the delayed set back into their streams, atomically (one replica wins each member).
+_MOVE_DUE = """
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, raw in ipairs(items) do
+  if redis.call('ZREM', KEYS[1], raw) == 1 then
+    local e = cjson.decode(raw)
+    local args = {}
+    for k, v in pairs(e.f) do table.insert(args, k); table.insert(args, v) end
+    redis.call('XADD', e.s, '*', unpack(args))
+  end
+end
+return #items
+"""
+
+
+def stream(channel: str) -> str:
+    return f"push:stream:{channel}"
+
+
+def dead(channel: str) -> str:
+    return f"push:dead:{channel}"
+
+
+def pause_key(channel: str) -> str:
+    return f"push:pause:{channel}"
+
+
+async def ensure_groups(res: Resources) -> None:
+    for channel in (FANOUT, *PROVIDER_CHANNELS):
+        try:
+            await res.redis.xgroup_create(stream(channel), GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+async def _delay(res: Resources, channel: str, fields: dict[str, str], not_before: float) -> None:
+    member = json.dumps({"s": stream(channel), "f": fields}, separators=(",", ":"), sort_keys=True)
+    await res.redis.zadd(DELAYED, {member: not_before})
+
+
+async def enqueue_fanout(res: Resources, message_id: str, at: dt.datetime) -> None:
+    if at.timestamp() <= time.time() + 0.5:
+        await res.redis.xadd(stream(FANOUT), {"m": message_id}, maxlen=STREAM_MAXLEN, approximate=True)
+    else:
+        await _delay(res, FANOUT, {"m": message_id}, at.timestamp())
+
+
+async def move_due(res: Resources, now: float | None = None, limit: int = 5000) -> int:
+    """Scheduled: delayed entries whose time has come go back into their streams."""
+    moved = await res.redis.eval(_MOVE_DUE, 1, DELAYED, str(now if now is not None else time.time()), str(limit))
+    return int(moved)
+
+
+async def fan_out(
+    res: Resources, message_id: uuid.UUID, keepalive: Callable[[], Awaitable[object]] | None = None
+) -> int:
+    """Expand one message to its devices, a page at a time, never the whole audience in memory.
+
+    Safe to repeat and to resume: the inbox and the send log ignore duplicates, and the last device id queued is
+    saved after each page, so a consumer taking over after a crash continues where the first one stopped.
+    `keepalive` runs after each page (the consumer refreshes its stream entry, so a long fan-out is not claimed
+    by another consumer as abandoned)."""
+    m = await repo.get_message(res.db, message_id)
+    if m is None or m["status"] == "fanned_out":
+        return 0
+    channels = set(m["channels"])
+    after = m["fanout_after"]
+    if "inbox" in channels and m["recipients"] is not None and after is None:
+        await repo.add_to_inbox(res.db, message_id, m["recipients"], m["send_at"])
+        await _announce(res, message_id, m["recipients"])
+    after = after or uuid.UUID(int=0)
+    queued = 0
+    while True:
+        page = await repo.target_devices_page(res.db, m, after, FANOUT_PAGE)
+        if not page:
+            break
+        after = page[-1]["id"]
+        if "inbox" in channels and m["recipients"] is None:
+            persons = list({r["person_id"] for r in page})
+            await repo.add_to_inbox(res.db, message_id, persons, m["send_at"])
+            await _announce(res, message_id, persons)
+        targets = [r for r in page if r["platform"] in channels]
+        if targets:
+            await repo.queue_deliveries(res.db, message_id, targets)
+            async with res.redis.pipeline(transaction=False) as pipe:
+                for r in targets:
+                    fields = {"m": str(message_id), "d": str(r["id"]), "p": str(r["person_id"])}
+                    pipe.xadd(stream(r["platform"]), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+                await pipe.execute()
+            queued += len(targets)
+        await repo.save_fanout_cursor(res.db, message_id, after)
+        if keepalive is not None:
+            await keepalive()
+        if len(page) < FANOUT_PAGE:
+            break
+    await repo.mark_fanned_out(res.db, message_id)
+    return queued
+
+
+def inbox_channel(person_id: uuid.UUID | str) -> str:
+    return f"push:inbox:{person_id}"
+
+
+async def _announce(res: Resources, message_id: uuid.UUID, persons: list[uuid.UUID]) -> None:
+    """Tell open apps (any replica) that a message landed in their inbox: Redis pub/sub, one channel per user."""
+    async with res.redis.pipeline(transaction=False) as pipe:
+        for pid in persons:
+            pipe.publish(inbox_channel(pid), str(message_id))
+        await pipe.execute()
+
+
+class _Providers:
+    def __init__(self, res: Resources) -> None:
+        self.apns = ApnsClient(res.settings)
+        self.hms = HmsClient(res.settings, res.http)
+        self.sms = SmsClient(res.settings, res.http)
+
+
+_providers: dict[int, _Providers] = {}
+
+
+def providers(res: Resources) -> _Providers:
+    found = _providers.get(id(res))
+    if found is None:
+        found = _providers[id(res)] = _Providers(res)
+    return found
+
+
+async def close_providers(res: Resources) -> None:
+    found = _providers.pop(id(res), None)
+    if found is not None:
+        await found.apns.aclose()
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: about 2, 4, 8, ... seconds, capped, each drawn from [half, full]."""
+    full = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1))
+    return random.uniform(full / 2, full)
+
+
+def _notification(m: Any) -> Notification:
+    params = m["params"] if isinstance(m["params"], dict) else json.loads(m["params"])
+    expires = int(m["send_at"].timestamp()) + m["ttl"] if m["ttl"] else 0
+    return Notification(
+        message_id=str(m["id"]),
+        title=m["title"],
+        body=m["body"],
+        priority=m["priority"],
+        expires_at=expires,
+        ttl=m["ttl"],
+        collapse_key=m["collapse_key"],
+        template=m["template"],
+        params={k: str(v) for k, v in params.items()},
+    )
+
+
+async def process(res: Resources, channel: str, entries: list[Entry]) -> int:
+    """Deliver one batch of stream entries of a provider channel, then acknowledge them. Returns sends made."""
+    if not entries:
+        return 0
+    parsed: list[tuple[bytes, uuid.UUID, uuid.UUID, uuid.UUID]] = []
+    bad: list[bytes] = []
+    for entry_id, fields in entries:
+        try:
+            parsed.append(
+                (
+                    entry_id,
+                    uuid.UUID(fields[b"m"].decode()),
+                    uuid.UUID(fields[b"d"].decode()),
+                    uuid.UUID(fields[b"p"].decode()),
+                )
+            )
+        except (KeyError, ValueError):
+            bad.append(entry_id)
+    claimed = await repo.claim(res.db, [(m, d, p, channel) for _, m, d, p in parsed])
+    attempts = {(r["message_id"], r["device_id"]): r["attempts"] for r in claimed}
+    work = [(m, d, p) for _, m, d, p in parsed if (m, d) in attempts]
+    outcomes: dict[tuple[uuid.UUID, uuid.UUID], Outcome] = {}
+    send_times: dict[uuid.UUID, float] = {}
+    if work:
+        messages = {r["id"]: r for r in await repo.messages_by_id(res.db, list({m for m, _, _ in work}))}
+        send_times = {k: v["send_at"].timestamp() for k, v in messages.items()}
+        devices = {r["id"]: r for r in await repo.devices_by_id(res.db, list({d for _, d, _ in work}))}
+        now = time.time()
+        sendable: list[tuple[uuid.UUID, uuid.UUID]] = []
+        for m, d, _ in work:
+            msg, dev = messages.get(m), devices.get(d)
+            if msg is None or dev is None or not dev["active"]:
+                outcomes[(m, d)] = Outcome("failed", "device inactive")
+            elif msg["ttl"] and now > msg["send_at"].timestamp() + msg["ttl"]:
+                outcomes[(m, d)] = Outcome("failed", "expired")
+            else:
+                sendable.append((m, d))
+        outcomes.update(await _send(res, channel, sendable, messages, devices))
+    await _record(res, channel, outcomes, attempts, {(m, d): p for m, d, p in work}, send_times)
+    ids = [e for e, _, _, _ in parsed] + bad
+    await _done(res, channel, ids)
+    return len(outcomes)
+
+
+async def _send(
+    res: Resources,
+    channel: str,
+    pairs: list[tuple[uuid.UUID, uuid.UUID]],
+    messages: dict[uuid.UUID, Any],
+    devices: dict[uuid.UUID, Any],
+) -> dict[tuple[uuid.UUID, uuid.UUID], Outcome]:
+    if not pairs:
+        return {}
+    p = providers(res)
+    notes = {m: _notification(messages[m]) for m in {m for m, _ in pairs}}
+    if channel == "apns":
+        results = await asyncio.gather(
+            *(p.apns.send(devices[d]["token"], notes[m], apns_id_for(str(m), str(d))) for m, d in pairs)
+        )
+        return dict(zip(pairs, results, strict=True))
+    if channel == "hms":
+        out: dict[tuple[uuid.UUID, uuid.UUID], Outcome] = {}
+        by_message: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+        for m, d in pairs:
+            by_message[m].append(d)
+        calls = []
+        for m, ds in by_message.items():
+            for i in range(0, len(ds), HMS_BATCH):
+                chunk = ds[i : i + HMS_BATCH]
+                calls.append((m, chunk, p.hms.send([devices[d]["token"] for d in chunk], notes[m])))
+        results_hms = await asyncio.gather(*(c for _, _, c in calls))
+        for (m, chunk, _), per_token in zip(calls, results_hms, strict=True):
+            for d in chunk:
+                out[(m, d)] = per_token.get(devices[d]["token"], Outcome("failed", "no answer"))
+        return out
+    if channel == "sms":
+
+        async def one(m: uuid.UUID, d: uuid.UUID) -> Outcome:
+            from push.service import phone_context
+
+            dev = devices[d]
+            phone = res.fields.decrypt(dev["phone_enc"], context=phone_context(dev["person_id"]))
+            return await p.sms.send(phone, notes[m], out_id=apns_id_for(str(m), str(d)).replace("-", ""))
+
+        results_sms = await asyncio.gather(*(one(m, d) for m, d in pairs))
+        return dict(zip(pairs, results_sms, strict=True))
+    return dict.fromkeys(pairs, Outcome("failed", f"unknown channel {channel}"))
+
+
+async def _record(
+    res: Resources,
+    channel: str,
+    outcomes: dict[tuple[uuid.UUID, uuid.UUID], Outcome],
+    attempts: dict[tuple[uuid.UUID, uuid.UUID], int],
+    persons: dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID],
+    send_times: dict[uuid.UUID, float],
+) -> None:
+    delivered, failed, retry, invalid_devices = [], [], [], []
+    dead_lettered = 0
+    pause = 0.0
+    now = time.time()
+    for (m, d), o in outcomes.items():
+        if o.kind == "delivered":
+            delivered.append((m, d, "", o.provider_id))
+        elif o.kind == "invalid":
+            invalid_devices.append(d)
+            failed.append((m, d, o.reason, ""))
+        elif o.kind == "retry" and attempts.get((m, d), MAX_ATTEMPTS) < MAX_ATTEMPTS:
+            retry.append((m, d, o))
+            if o.retry_after:
+                pause = max(pause, o.retry_after)
+        elif o.kind == "retry":
+            failed.append((m, d, f"dead-lettered after {MAX_ATTEMPTS} attempts: {o.reason}", ""))
+            dead_lettered += 1
+            await res.redis.xadd(
+                dead(channel),
+                {"m": str(m), "d": str(d), "p": str(persons.get((m, d), "")), "reason": o.reason[:200]},
+                maxlen=DEAD_MAXLEN,
+                approximate=True,
+            )
+        else:
+            failed.append((m, d, o.reason, ""))
+    metric = {
+        "delivered": len(delivered),
+        "failed": len(failed) - len(invalid_devices) - dead_lettered,
+        "invalid": len(invalid_devices),
+        "retried": len(retry),
+        "dead_lettered": dead_lettered,
+    }
+    for outcome, n in metric.items():
+        if n:
+            OUTCOMES.labels(channel, outcome).inc(n)
+    for m, _, _, _ in delivered:
+        if m in send_times:
+            LATENCY.labels(channel).observe(max(0.0, now - send_times[m]))
+    await repo.finish(res.db, "delivered", delivered)
+    await repo.finish(res.db, "failed", failed)
+    if invalid_devices:
+        await repo.deactivate_devices(res.db, invalid_devices, f"{channel}: reported invalid by the provider")
+    if retry:
+        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry])
+        for m, d, o in retry:
+            wait = max(backoff(attempts[(m, d)]), o.retry_after or 0.0)
+            await _delay(res, channel, {"m": str(m), "d": str(d), "p": str(persons[(m, d)])}, now + wait)
+    if pause:
+        await res.redis.set(pause_key(channel), "1", px=int(pause * 1000))
+    if outcomes:
+        log.info(
+            "push batch",
+            extra={
+                "channel": channel,
+                "delivered": len(delivered),
+                "failed": len(failed),
+                "retry": len(retry),
+                "deactivated": len(invalid_devices),
+            },
+        )
+
+
+async def read_batch(res: Resources, channel: str, consumer: str, block_ms: int | None = 1000) -> int:
+    """XREADGROUP new entries for `consumer` and handle them; returns the number of entries read."""
+    reply: Any = await res.redis.xreadgroup(
+        GROUP, consumer, {stream(channel): ">"}, count=BATCH[channel], block=block_ms
+    )
+    entries: list[Entry] = reply[0][1] if reply else []
+    await _handle(res, channel, entries, consumer)
+    return len(entries)
+
+
+async def claim_stale(res: Resources, channel: str, consumer: str, min_idle_ms: int = CLAIM_IDLE_MS) -> int:
+    """Take over entries another consumer read but never acknowledged (it crashed) and handle them."""
+    total = 0
+    start = "0-0"
+    while True:
+        reply: Any = await res.redis.xautoclaim(
+            stream(channel), GROUP, consumer, min_idle_time=min_idle_ms, start_id=start, count=BATCH[channel]
+        )
+        start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        entries: list[Entry] = [e for e in reply[1] if e[1] is not None]
+        await _handle(res, channel, entries, consumer)
+        total += len(entries)
+        if start == "0-0" or not entries:
+            return total
+
+
+async def _done(res: Resources, channel: str, ids: list[bytes]) -> None:
+    """Acknowledge handled entries and drop them: a stream holds only work not yet done (one consumer group)."""
+    async with res.redis.pipeline(transaction=False) as pipe:
+        pipe.xack(stream(channel), GROUP, *ids)
+        pipe.xdel(stream(channel), *ids)
+        await pipe.execute()
+
+
+async def _handle(res: Resources, channel: str, entries: list[Entry], consumer: str) -> None:
+    if not entries:
+        return
+    if channel == FANOUT:
+        for entry_id, fields in entries:
+
+            async def keepalive(entry_id: bytes = entry_id) -> object:
+                return await res.redis.xclaim(stream(FANOUT), GROUP, consumer, 0, [entry_id], justid=True)
+
+            try:
+                await fan_out(res, uuid.UUID(fields[b"m"].decode()), keepalive)
+            except (KeyError, ValueError):
+                log.warning("bad fan-out entry", extra={"entry": entry_id.decode()})
+            await _done(res, FANOUT, [entry_id])
+        return
+    await process(res, channel, entries)
+
+
+async def _finish_on_cancel(work: Coroutine[Any, Any, int]) -> int:
+    """Run a batch to its end even when the worker is told to stop (SIGTERM cancels the consumer tasks): its pairs
+    are already claimed in the send log, and a batch abandoned mid-call could not be sent again."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
+
+
+async def run_consumer(
+    res: Resources, channel: str, consumer: str | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """The worker loop of one channel: claim stale entries now and then, honour pauses, read and deliver."""
+    import os
+    import socket
+
+    consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{channel}"
+    await ensure_groups(res)
+    last_claim = 0.0
+    while stop is None or not stop.is_set():
+        try:
+            paused = await res.redis.pttl(pause_key(channel))
+            if paused and paused > 0:
+                await asyncio.sleep(min(paused, 5000) / 1000)
+                continue
+            if time.monotonic() - last_claim > CLAIM_IDLE_MS / 2000:
+                last_claim = time.monotonic()
+                await _finish_on_cancel(claim_stale(res, channel, consumer))
+            await _finish_on_cancel(read_batch(res, channel, consumer, block_ms=1000))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("push consumer error", extra={"channel": channel})
+            await asyncio.sleep(1)
+
+
+async def sweep_unfanned(res: Resources, older_than: float = 300.0) -> int:
+    """Messages due for a while but never fanned out (the enqueue was lost in a crash): queue them again."""
+    rows = await repo.due_unfanned(res.db, older_than)
+    for r in rows:
+        await res.redis.xadd(stream(FANOUT), {"m": str(r["id"])}, maxlen=STREAM_MAXLEN, approximate=True)
+    return len(rows)

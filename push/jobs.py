@@ -1,0 +1,36 @@
+"""Push work of `szt worker`: one consumer per stream, the delayed-entry mover and the fan-out sweeper."""
+
+from __future__ import annotations
+
+from core.resources import Resources
+from core.worker import CONSUMERS, scheduled
+from push import delivery, repo
+
+
+def _consumer(channel: str) -> delivery.Job:
+    async def run(res: Resources) -> None:
+        await delivery.run_consumer(res, channel)
+
+    return run
+
+
+for _channel in (delivery.FANOUT, *delivery.PROVIDER_CHANNELS):
+    CONSUMERS.append((f"push-{_channel}", _consumer(_channel)))
+
+
+@scheduled("push-delayed", seconds=1)
+async def move_delayed(res: Resources) -> None:
+    """Retries and scheduled sends whose time has come go back into their streams."""
+    await delivery.move_due(res)
+
+
+@scheduled("push-sweep", seconds=60)
+async def sweep(res: Resources) -> None:
+    """Due messages whose fan-out entry was lost are queued again (fan-out is idempotent)."""
+    await delivery.sweep_unfanned(res)
+
+
+@scheduled("push-stale-sending", seconds=300)
+async def stale_sending(res: Resources) -> None:
+    """Close send-log rows left 'sending' by a worker that died mid-call (never re-sent: at most once)."""
+    await repo.expire_stale_sending(res.db, 600.0)

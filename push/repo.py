@@ -1,0 +1,285 @@
+"""SQL of push, nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from core.db import Pool
+
+Row = Any
+
+# Claim a (message, device) pair for a provider call: insert-if-absent, or take it back from 'queued'/'retry'.
+# A pair already 'sending', 'delivered' or 'failed' is not returned, so it never reaches the provider twice.
+_CLAIM = """
+INSERT INTO push.deliveries AS d (message_id, device_id, person_id, channel, status, attempts)
+SELECT m, dv, p, c, 'sending', 1 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) AS t (m, dv, p, c)
+ON CONFLICT (message_id, device_id) DO UPDATE
+   SET status = 'sending',
+       attempts = d.attempts + 1,
+       claimed_at = now(), updated_at = now()
+ WHERE d.status IN ('queued', 'retry')
+RETURNING message_id, device_id, attempts
+"""
+
+
+_UPSERT = """INSERT INTO push.devices (id, person_id, platform, token, phone_enc, app_version, locale, region, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, ''), $9)
+ON CONFLICT {} DO UPDATE
+   SET person_id = excluded.person_id, phone_enc = excluded.phone_enc,
+       app_version = excluded.app_version, locale = excluded.locale, region = excluded.region,
+       tags = excluded.tags, active = true, deactivated_reason = '', updated_at = now()
+RETURNING *"""
+_UPSERT_TOKEN = _UPSERT.format("(platform, token) WHERE token IS NOT NULL")
+_UPSERT_SMS = _UPSERT.format("(person_id) WHERE platform = 'sms'")
+
+
+async def upsert_device(
+    db: Pool,
+    *,
+    person_id: uuid.UUID,
+    platform: str,
+    token: str | None,
+    phone_enc: str | None,
+    app_version: str,
+    locale: str,
+    region: str | None,
+    tags: list[str],
+) -> Row:
+    return await db.fetchrow(
+        _UPSERT_TOKEN if token is not None else _UPSERT_SMS,
+        uuid.uuid4(),
+        person_id,
+        platform,
+        token,
+        phone_enc,
+        app_version,
+        locale,
+        region,
+        tags,
+    )
+
+
+async def list_devices(db: Pool, person_id: uuid.UUID) -> list[Row]:
+    return await db.fetch(
+        "SELECT * FROM push.devices WHERE person_id = $1 AND active ORDER BY created_at, id LIMIT 100", person_id
+    )
+
+
+async def unregister_device(db: Pool, person_id: uuid.UUID, device_id: uuid.UUID) -> bool:
+    status = await db.execute(
+        """UPDATE push.devices SET active = false, deactivated_reason = 'unregistered', updated_at = now()
+           WHERE id = $1 AND person_id = $2 AND active""",
+        device_id,
+        person_id,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def deactivate_devices(db: Pool, device_ids: Sequence[uuid.UUID], reason: str) -> None:
+    await db.execute(
+        """UPDATE push.devices SET active = false, deactivated_reason = $2, updated_at = now()
+           WHERE id = ANY($1::uuid[])""",
+        list(device_ids),
+        reason[:200],
+    )
+
+
+async def devices_by_id(db: Pool, device_ids: Sequence[uuid.UUID]) -> list[Row]:
+    return await db.fetch(
+        "SELECT id, person_id, platform, token, phone_enc, active FROM push.devices WHERE id = ANY($1::uuid[])",
+        list(device_ids),
+    )
+
+
+async def insert_message(db: Pool, **m: Any) -> Row | None:
+    """The new message, or None when (client_id, idempotency_key) was seen before."""
+    return await db.fetchrow(
+        """INSERT INTO push.messages (id, client_id, idempotency_key, template, params, title, body, priority, ttl,
+                                      collapse_key, send_at, channels, recipients, segment_region, segment_tags)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+           ON CONFLICT (client_id, idempotency_key) DO NOTHING
+           RETURNING id, send_at""",
+        m["id"],
+        m["client_id"],
+        m["idempotency_key"],
+        m["template"],
+        json.dumps(m["params"], ensure_ascii=False),
+        m["title"],
+        m["body"],
+        m["priority"],
+        m["ttl"],
+        m["collapse_key"],
+        m["send_at"],
+        m["channels"],
+        m["recipients"],
+        m["segment_region"],
+        m["segment_tags"],
+    )
+
+
+async def message_by_key(db: Pool, client_id: str, key: str) -> Row | None:
+    return await db.fetchrow(
+        "SELECT id, send_at FROM push.messages WHERE client_id = $1 AND idempotency_key = $2", client_id, key
+    )
+
+
+async def get_message(db: Pool, message_id: uuid.UUID) -> Row | None:
+    return await db.fetchrow("SELECT * FROM push.messages WHERE id = $1", message_id)
+
+
+async def messages_by_id(db: Pool, ids: Sequence[uuid.UUID]) -> list[Row]:
+    return await db.fetch(
+        """SELECT id, template, params, title, body, priority, ttl, collapse_key, send_at
+           FROM push.messages WHERE id = ANY($1::uuid[])""",
+        list(ids),
+    )
+
+
+async def save_fanout_cursor(db: Pool, message_id: uuid.UUID, after: uuid.UUID) -> None:
+    await db.execute("UPDATE push.messages SET fanout_after = $2 WHERE id = $1", message_id, after)
+
+
+async def mark_fanned_out(db: Pool, message_id: uuid.UUID) -> None:
+    await db.execute("UPDATE push.messages SET status = 'fanned_out' WHERE id = $1", message_id)
+
+
+async def target_devices_page(db: Pool, message: Row, after: uuid.UUID, limit: int) -> list[Row]:
+    """One keyset page of the active devices (any platform) of a message's audience."""
+    if message["recipients"] is not None:
+        return await db.fetch(
+            """SELECT id, person_id, platform FROM push.devices
+               WHERE person_id = ANY($1::uuid[]) AND active AND id > $2 ORDER BY id LIMIT $3""",
+            message["recipients"],
+            after,
+            limit,
+        )
+    return await db.fetch(
+        """SELECT id, person_id, platform FROM push.devices
+           WHERE active AND id > $1 AND ($3::text IS NULL OR region = $3) AND tags @> $4::text[]
+           ORDER BY id LIMIT $2""",
+        after,
+        limit,
+        message["segment_region"],
+        message["segment_tags"] or [],
+    )
+
+
+async def add_to_inbox(db: Pool, message_id: uuid.UUID, person_ids: Sequence[uuid.UUID], at: dt.datetime) -> None:
+    await db.execute(
+        """INSERT INTO push.inbox (person_id, message_id, created_at)
+           SELECT DISTINCT p, $1::uuid, $3::timestamptz FROM unnest($2::uuid[]) AS p ON CONFLICT DO NOTHING""",
+        message_id,
+        list(person_ids),
+        at,
+    )
+
+
+async def queue_deliveries(db: Pool, message_id: uuid.UUID, rows: Sequence[Row]) -> None:
+    await db.execute(
+        """INSERT INTO push.deliveries (message_id, device_id, person_id, channel, status, attempts)
+           SELECT $1::uuid, dv, p, c, 'queued', 0 FROM unnest($2::uuid[], $3::uuid[], $4::text[]) AS t (dv, p, c)
+           ON CONFLICT DO NOTHING""",
+        message_id,
+        [r["id"] for r in rows],
+        [r["person_id"] for r in rows],
+        [r["platform"] for r in rows],
+    )
+
+
+async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]) -> list[Row]:
+    if not items:
+        return []
+    m, d, p, c = (list(col) for col in zip(*items, strict=True))
+    return await db.fetch(_CLAIM, m, d, p, c)
+
+
+async def finish(db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UUID, str, str]]) -> None:
+    """Set the outcome of claimed pairs: items are (message_id, device_id, error, provider_id)."""
+    if not items:
+        return
+    m, d, e, pid = (list(col) for col in zip(*items, strict=True))
+    await db.execute(
+        """UPDATE push.deliveries AS d SET status = $1, error = t.e, provider_id = t.pid, updated_at = now()
+           FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS t (m, dv, e, pid)
+           WHERE d.message_id = t.m AND d.device_id = t.dv AND d.status = 'sending'""",
+        status,
+        m,
+        d,
+        e,
+        pid,
+    )
+
+
+async def delivery_counts(db: Pool, message_id: uuid.UUID) -> list[Row]:
+    return await db.fetch(
+        """SELECT channel, status, count(*) AS n FROM push.deliveries WHERE message_id = $1
+           GROUP BY channel, status ORDER BY channel, status""",
+        message_id,
+    )
+
+
+async def deliveries_page(db: Pool, message_id: uuid.UUID, after: uuid.UUID, limit: int) -> list[Row]:
+    return await db.fetch(
+        """SELECT person_id, device_id, channel, status, attempts, error, updated_at FROM push.deliveries
+           WHERE message_id = $1 AND device_id > $2 ORDER BY device_id LIMIT $3""",
+        message_id,
+        after,
+        limit,
+    )
+
+
+async def inbox_page(
+    db: Pool, person_id: uuid.UUID, before: tuple[dt.datetime, uuid.UUID] | None, limit: int
+) -> list[Row]:
+    return await db.fetch(
+        """SELECT i.message_id, i.created_at, i.read_at, m.template, m.title, m.body
+           FROM push.inbox i JOIN push.messages m ON m.id = i.message_id
+           WHERE i.person_id = $1 AND i.created_at <= now()
+             AND ($2::timestamptz IS NULL OR (i.created_at, i.message_id) < ($2, $3))
+           ORDER BY i.created_at DESC, i.message_id DESC LIMIT $4""",
+        person_id,
+        before[0] if before else None,
+        before[1] if before else uuid.UUID(int=0),
+        limit,
+    )
+
+
+async def unread_count(db: Pool, person_id: uuid.UUID) -> int:
+    n = await db.fetchval(
+        "SELECT count(*) FROM push.inbox WHERE person_id = $1 AND read_at IS NULL AND created_at <= now()", person_id
+    )
+    return int(n or 0)
+
+
+async def mark_read(db: Pool, person_id: uuid.UUID, message_id: uuid.UUID) -> bool:
+    row = await db.fetchrow(
+        """UPDATE push.inbox SET read_at = coalesce(read_at, now())
+           WHERE person_id = $1 AND message_id = $2 RETURNING 1""",
+        person_id,
+        message_id,
+    )
+    return row is not None
+
+
+async def due_unfanned(db: Pool, older_than: float) -> list[Row]:
+    return await db.fetch(
+        """SELECT id FROM push.messages WHERE status = 'scheduled' AND send_at < now() - make_interval(secs => $1)
+           ORDER BY send_at LIMIT 1000""",
+        older_than,
+    )
+
+
+async def expire_stale_sending(db: Pool, older_than: float) -> int:
+    """Pairs claimed for a provider call whose worker died during it: the outcome is unknown. They are closed as
+    failed rather than sent again, keeping the at-most-once promise (the window is one HTTP call)."""
+    status = await db.execute(
+        """UPDATE push.deliveries SET status = 'failed', updated_at = now(),
+                  error = 'outcome unknown: the worker stopped during the provider call'
+           WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)""",
+        older_than,
+    )
+    return int(status.split()[-1])
