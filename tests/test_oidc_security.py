@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -137,19 +138,22 @@ async def test_tokens_are_bound_to_their_client(
 
 
 async def test_per_client_and_per_ip_rate_limits(http: httpx.Client, res: Resources, base_url: str) -> None:
+    # Limits count in fixed one-minute windows; a burst of 2 x limit + 1 overflows one of the (at most two)
+    # windows it spans, wherever the minute boundary falls.
     business = await make_portal(res, kind="business")
-    per_client = int(__import__("os").environ["SZT_OIDC_RATE_PER_CLIENT"])
+    per_client = int(os.environ["SZT_OIDC_RATE_PER_CLIENT"])
     codes = [
         http.post("/identity/token", auth=business.auth, data={"grant_type": "client_credentials"}).status_code
-        for _ in range(per_client + 1)
+        for _ in range(2 * per_client + 1)
     ]
-    assert codes[:-1] == [200] * per_client and codes[-1] == 429
-    per_ip = int(__import__("os").environ["SZT_OIDC_RATE_PER_IP"])
-    seen = {
-        http.post("/identity/introspect", data={"token": "x"}, auth=("nobody", "x")).status_code
-        for _ in range(per_ip + 1)
-    }
-    assert 429 in seen
+    assert 429 in codes and codes.count(200) >= per_client and set(codes) <= {200, 429}
+    per_ip = int(os.environ["SZT_OIDC_RATE_PER_IP"])
+    seen = set()
+    for _ in range(2 * per_ip + 1):
+        seen.add(http.post("/identity/introspect", data={"token": "x"}, auth=("nobody", "x")).status_code)
+        if 429 in seen:
+            break
+    assert seen == {401, 429}
     # Leave the windows clean for the tests that follow.
     async for key in res.redis.scan_iter(match="rl:oidc-*"):
         await res.redis.delete(key)
