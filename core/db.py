@@ -1,8 +1,6 @@
-"""asyncpg pool: JSON codecs, UTC timestamps, and a tiny helper for transactions."""
+"""asyncpg pool with JSON codecs and UTC sessions, and the connection types repositories accept."""
 
 from __future__ import annotations
-
-from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -32,7 +30,6 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
     return pool
 
 
-T = TypeVar("T")
 Record = asyncpg.Record
 Pool = asyncpg.Pool
 # What `pool.acquire()` yields and what a bare connect gives: repositories accept either.
@@ -40,9 +37,4 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 # Anything that can run a query: the pool itself or one connection.
 Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 
-__all__ = ["Connection", "Executor", "Pool", "Record", "create_pool", "rows_to"]
-
-
-def rows_to(rows: list[Any], typ: type[T]) -> list[T]:
-    """Convert asyncpg records into msgspec Structs in one pass."""
-    return msgspec.convert([dict(r) for r in rows], list[typ])  # type: ignore[valid-type]
+__all__ = ["Connection", "Executor", "Pool", "Record", "create_pool"]

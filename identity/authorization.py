@@ -8,7 +8,6 @@ import hashlib
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import msgspec
@@ -302,7 +301,3 @@ async def deny(res: Resources, request_id: str, principal: Principal) -> str:
     )
     await _publish(res, request)
     return request.redirect_to
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
