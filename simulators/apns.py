@@ -33,6 +33,7 @@ from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
 from core.settings import Settings
+from simulators.faults import FailureQueue
 
 TOKEN = re.compile(r"^[0-9a-f]{64}$")
 MAX_PAYLOAD = 4096
@@ -90,20 +91,12 @@ class _State:
         self.lock = threading.Lock()
         self.keys: dict[str, tuple[str, Any]] = {}  # key id -> (team id, public key)
         self.unregistered: dict[str, int] = {}
-        self.failures: deque[FailRequest] = deque()
+        self.failures: FailureQueue[FailRequest] = FailureQueue(self.lock)
         self.received: OrderedDict[str, deque[Received]] = OrderedDict()
         self.total = 0
 
     def take_failure(self) -> FailRequest | None:
-        with self.lock:
-            if not self.failures:
-                return None
-            head = self.failures[0]
-            if head.count <= 1:
-                self.failures.popleft()
-            else:
-                self.failures[0] = msgspec.structs.replace(head, count=head.count - 1)
-            return head
+        return self.failures.take()
 
     def store(self, item: Received) -> None:
         with self.lock:
@@ -259,11 +252,7 @@ def _handlers(state: _State) -> list[object]:
     @post("/_sim/fail", status_code=200, include_in_schema=False, sync_to_thread=False)
     def fail(data: JSONBody[FailRequest]) -> Ok:
         """Control: the next `count` sends fail with `status` (0: succeed) after `delay_ms`; count 0 clears all."""
-        with state.lock:
-            if data.count == 0:
-                state.failures.clear()
-            else:
-                state.failures.append(data)
+        state.failures.control(data)
         return Ok()
 
     return [push, received, keys, unregister, fail]

@@ -34,6 +34,7 @@ from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
 from core.settings import Settings
+from simulators.faults import FailureQueue
 
 AUDIENCE = "https://oauth-login.cloud.huawei.com/oauth2/v3/token"
 TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{32,256}$")
@@ -91,20 +92,12 @@ class _State:
         self.lock = threading.Lock()
         self.keys: dict[str, tuple[str, str, Any]] = {}  # kid -> (project, iss, public key)
         self.illegal: set[str] = set()
-        self.failures: deque[FailRequest] = deque()
+        self.failures: FailureQueue[FailRequest] = FailureQueue(self.lock)
         self.received: OrderedDict[str, deque[Received]] = OrderedDict()
         self.total = 0
 
     def take_failure(self) -> FailRequest | None:
-        with self.lock:
-            if not self.failures:
-                return None
-            head = self.failures[0]
-            if head.count <= 1:
-                self.failures.popleft()
-            else:
-                self.failures[0] = msgspec.structs.replace(head, count=head.count - 1)
-            return head
+        return self.failures.take()
 
     def store(self, items: list[Received]) -> None:
         with self.lock:
@@ -239,11 +232,7 @@ def _handlers(state: _State) -> list[object]:
     @post("/_sim/fail", status_code=200, include_in_schema=False, sync_to_thread=False)
     def fail(data: JSONBody[FailRequest]) -> Ok:
         """Control: the next `count` sends fail with `status` (0: succeed) after `delay_ms`; count 0 clears all."""
-        with state.lock:
-            if data.count == 0:
-                state.failures.clear()
-            else:
-                state.failures.append(data)
+        state.failures.control(data)
         return Ok()
 
     return [send, received, keys, unregister, fail]
