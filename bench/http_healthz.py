@@ -24,6 +24,36 @@ class Merged:
     server_cpu: float | None  # seconds per request
 
 
+def load_row(
+    scenario: str,
+    subject: str,
+    peak: Merged,
+    at_rate: Merged | None,
+    offered_rate: float,
+    *,
+    peer: bool = False,
+    vs_peer: float | None = None,
+    notes: list[str] | None = None,
+) -> Row:
+    """The table row of one implementation measured under load: its peak run and its run at the offered rate."""
+    return Row(
+        scenario=scenario,
+        subject=subject,
+        peak=peak.throughput,
+        unit="req/s",
+        peak_latency=peak.latency,
+        server_cpu=peak.server_cpu,
+        offered_rate=offered_rate,
+        rate_latency=None if at_rate is None else at_rate.latency,
+        gen_cpu_peak=peak.cpu,
+        gen_cpu_rate=None if at_rate is None else at_rate.cpu,
+        peer=peer,
+        vs_peer=vs_peer,
+        errors=peak.errors + (0 if at_rate is None else at_rate.errors),
+        notes=notes or [],
+    )
+
+
 def merge(runs: list[dict[str, Any]]) -> Merged:
     samples = [s for r in runs for s in r["samples_us"]]
     seconds = sum(r["duration"] for r in runs)
@@ -83,20 +113,14 @@ def run(ctx: Context) -> list[Row]:
     for name, _, _ in subjects:
         p, r = peaks[name], at_rate[name]
         rows.append(
-            Row(
-                scenario="HTTP GET healthz",
-                subject=name,
-                peak=p.throughput,
-                unit="req/s",
-                peak_latency=p.latency,
-                server_cpu=p.server_cpu,
-                offered_rate=rate,
-                rate_latency=r.latency,
-                gen_cpu_peak=p.cpu,
-                gen_cpu_rate=r.cpu,
+            load_row(
+                "HTTP GET healthz",
+                name,
+                p,
+                r,
+                rate,
                 peer=name == peer_name,
                 vs_peer=p.throughput / peer_peak if peer_peak else None,
-                errors=p.errors + r.errors,
             )
         )
     ratio = rows[1].vs_peer or 0.0

@@ -14,7 +14,7 @@ from typing import Any
 from bench import crypto_sm2
 from bench.context import Context
 from bench.fixtures import Setup, mint_identity_codes, setup_for
-from bench.http_healthz import Merged, merge
+from bench.http_healthz import Merged, load_row, merge
 from bench.report import Row
 from bench.servers import Server
 
@@ -69,21 +69,8 @@ def sm2_rates(ctx: Context) -> dict[str, float]:
 
 
 def _row(scenario: str, subject: str, peak: Merged, at_rate: Merged | None, raw: float) -> Row:
-    return Row(
-        scenario=scenario,
-        subject=subject,
-        peak=peak.throughput,
-        unit="req/s",
-        peak_latency=peak.latency,
-        server_cpu=peak.server_cpu,
-        offered_rate=RATE,
-        rate_latency=None if at_rate is None else at_rate.latency,
-        gen_cpu_peak=peak.cpu,
-        gen_cpu_rate=None if at_rate is None else at_rate.cpu,
-        vs_peer=peak.throughput / raw,
-        errors=peak.errors + (0 if at_rate is None else at_rate.errors),
-        notes=[] if at_rate is not None else [f"not run at {RATE:,.0f}/s: the peak is lower"],
-    )
+    notes = [] if at_rate is not None else [f"not run at {RATE:,.0f}/s: the peak is lower"]
+    return load_row(scenario, subject, peak, at_rate, RATE, vs_peer=peak.throughput / raw, notes=notes)
 
 
 def run(ctx: Context) -> list[Row]:

@@ -14,7 +14,7 @@ import httpx
 from bench import fixtures
 from bench.context import Context
 from bench.fixtures import REDIRECT_URI, Pkce, basic, setup_for
-from bench.http_healthz import merge
+from bench.http_healthz import load_row, merge
 from bench.report import Row
 from bench.servers import LIFTED_LIMITS, NODE_WORKERS, Server
 
@@ -81,20 +81,14 @@ def _measure(ctx: Context, op: str, subjects: list[Subject], one_time: bool) -> 
     for s in subjects:
         p, r = merge(peak_runs[s.name]), merge(rate_runs[s.name])
         rows.append(
-            Row(
-                scenario=f"OIDC {op}",
-                subject=s.name,
-                peak=p.throughput,
-                unit="req/s",
-                peak_latency=p.latency,
-                server_cpu=p.server_cpu,
-                offered_rate=rate,
-                rate_latency=r.latency,
-                gen_cpu_peak=p.cpu,
-                gen_cpu_rate=r.cpu,
+            load_row(
+                f"OIDC {op}",
+                s.name,
+                p,
+                r,
+                rate,
                 peer=s.peer,
                 vs_peer=None if s.peer or not peer_peak else p.throughput / peer_peak,
-                errors=p.errors + r.errors,
             )
         )
         if rate > 0.9 * p.throughput:
