@@ -17,7 +17,9 @@ import asyncpg
 
 from core import audit
 from core.masking import mask_id_number, mask_name
-from core.problems import ProblemError, invalid, not_found
+from core.pagination import decode_cursor
+from core.pagination import next_cursor as _next_cursor
+from core.problems import ProblemError, not_found
 from core.resources import Resources
 from identity import people
 from identity.errors import conflict, forbidden, unprocessable
@@ -46,7 +48,6 @@ PAGE_MAX = 100
 MAX_ACTIVE_HANDLERS = 200  # per enterprise
 MAX_ACTIVE_AGENTS = 20  # per elder
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- helpers
@@ -65,29 +66,6 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, AttributeError, TypeError):
         return None
-
-
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    micros = (created_at - _EPOCH) // timedelta(microseconds=1)
-    return f"{micros}.{row_id.hex}"
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID | None]:
-    """The (created_at, id) after which the next page starts; any string of the documented pattern decodes."""
-    if not cursor:
-        return None, None
-    micros, _, hex_id = cursor.partition(".")
-    try:
-        return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
-    except (ValueError, OverflowError) as exc:
-        raise invalid("cursor", "not a cursor from this list") from exc
-
-
-def _next_cursor(rows: list[Any], limit: int) -> str | None:
-    if len(rows) < limit:
-        return None
-    last = rows[-1]
-    return encode_cursor(last["created_at"], last["id"])
 
 
 def _name_masked(res: Resources, name_enc: str) -> str:
