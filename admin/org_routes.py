@@ -81,7 +81,12 @@ async def create_role(request: Request[Any, Any, Any], res: Resources, data: JSO
     return await service.create_role(res, admin_of(request), data)
 
 
-@get("/v1/admins", summary="Administrator accounts in my data scope", tags=["admins"], **guarded("orgs.admin.list"))
+@get(
+    "/v1/admins",
+    summary="Administrator accounts in my data scope",
+    tags=["admins"],
+    **guarded("orgs.admin.list"),
+)
 async def list_admins(
     request: Request[Any, Any, Any],
     res: Resources,
@@ -116,7 +121,12 @@ async def create_admin(request: Request[Any, Any, Any], res: Resources, data: JS
     return await service.create_admin(res, data, by=admin_of(request))
 
 
-@get("/v1/admins/{admin_id:uuid}", summary="One administrator account", tags=["admins"], **guarded("orgs.admin.list"))
+@get(
+    "/v1/admins/{admin_id:uuid}",
+    summary="One administrator account",
+    tags=["admins"],
+    **guarded("orgs.admin.list"),
+)
 async def get_admin(request: Request[Any, Any, Any], res: Resources, admin_id: uuid.UUID) -> Admin:
     return await service.get_admin(res, admin_of(request), admin_id)
 

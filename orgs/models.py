@@ -149,3 +149,46 @@ class PermissionInfo(msgspec.Struct):
 
 class PermissionList(msgspec.Struct):
     items: list[PermissionInfo]
+
+
+class Document(msgspec.Struct):
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    sm3: str
+    created_at: datetime
+
+
+class OrgApplication(msgspec.Struct):
+    id: uuid.UUID
+    code: str
+    name: str
+    parent_code: str
+    parent_path: str
+    level: str
+    kind: str
+    police_type: str | None
+    region_code: str
+    contact_name: str
+    contact_phone: str
+    status: str
+    reason: str
+    version: int
+    documents: list[Document]
+    created_at: datetime
+
+
+class OrgApplicationPage(msgspec.Struct):
+    items: list[OrgApplication]
+    next_cursor: str | None
+
+
+class NewOrgApplication(msgspec.Struct):
+    code: OrgCode
+    name: Text
+    parent_code: OrgCode
+    kind: Literal["bureau", "police_type", "station"]
+    contact_name: Text
+    contact_phone: Phone
+    police_type: Annotated[str, msgspec.Meta(max_length=10)] | None = None

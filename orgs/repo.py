@@ -332,3 +332,139 @@ async def bind_sub(db: Executor, admin_id: uuid.UUID, sub: str | None) -> bool:
     except asyncpg.UniqueViolationError:
         return False
     return True
+
+
+# --- organisation applications ---------------------------------------------------------------------------------
+
+APP_COLS = (
+    "a.id, a.code, a.name, a.parent_id, a.parent_path, a.level, a.kind, a.police_type, a.region_code, "
+    "a.contact_name_enc, a.contact_phone_enc, a.status, a.reason, a.version, a.created_at, p.code AS parent_code"
+)
+
+
+async def insert_application(db: Executor, **values: Any) -> uuid.UUID | None:
+    cols = ", ".join(values)
+    marks = ", ".join(f"${i}" for i in range(2, len(values) + 2))
+    app_id = uuid.uuid4()
+    try:
+        await db.execute(
+            f"INSERT INTO orgs.org_applications (id, {cols}) VALUES ($1, {marks})",  # noqa: S608  (our own keys)
+            app_id,
+            *values.values(),
+        )
+    except asyncpg.UniqueViolationError:
+        return None
+    return app_id
+
+
+async def insert_document(
+    db: Executor,
+    *,
+    doc_id: uuid.UUID,
+    application_id: uuid.UUID,
+    filename: str,
+    content_type: str,
+    size: int,
+    sm3: str,
+    stored_name: str,
+) -> None:
+    await db.execute(
+        """INSERT INTO orgs.org_documents (id, application_id, filename, content_type, size, sm3, stored_name)
+           VALUES ($1,$2,$3,$4,$5,$6,$7)""",
+        doc_id,
+        application_id,
+        filename,
+        content_type,
+        size,
+        sm3,
+        stored_name,
+    )
+
+
+async def application(db: Executor, app_id: uuid.UUID) -> Row | None:
+    return await db.fetchrow(
+        f"SELECT {APP_COLS} FROM orgs.org_applications a JOIN orgs.orgs p ON p.id = a.parent_id WHERE a.id = $1",  # noqa: S608
+        app_id,
+    )
+
+
+async def list_applications(
+    db: Executor,
+    scope: tuple[str, list[object]],
+    *,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Row]:
+    cond, args = scope
+    params: list[Any] = list(args)
+    where = [cond]
+    if status is not None:
+        params.append(status)
+        where.append(f"a.status = ${len(params)}")
+    if after is not None:
+        params.extend(after)
+        where.append(f"(a.created_at, a.id) > (${len(params) - 1}, ${len(params)})")
+    params.append(limit)
+    return await db.fetch(
+        f"""SELECT {APP_COLS} FROM orgs.org_applications a JOIN orgs.orgs p ON p.id = a.parent_id
+            WHERE {" AND ".join(where)} ORDER BY a.created_at, a.id LIMIT ${len(params)}""",  # noqa: S608
+        *params,
+    )
+
+
+async def documents(db: Executor, app_ids: list[uuid.UUID]) -> list[Row]:
+    return await db.fetch(
+        """SELECT id, application_id, filename, content_type, size, sm3, stored_name, created_at
+           FROM orgs.org_documents WHERE application_id = ANY($1) ORDER BY created_at, id""",
+        app_ids,
+    )
+
+
+async def decide_application(
+    db: Executor, app_id: uuid.UUID, *, status: str, reviewer: uuid.UUID, reason: str, version: int
+) -> Row | None:
+    """The one reviewer whose decision lands (pending and at the version they saw); others get None."""
+    return await db.fetchrow(
+        """UPDATE orgs.org_applications SET status = $2, reviewed_by = $3, reviewed_at = now(), reason = $4,
+               version = version + 1
+           WHERE id = $1 AND status = 'pending' AND version = $5 RETURNING id""",
+        app_id,
+        status,
+        reviewer,
+        reason,
+        version,
+    )
+
+
+async def link_application_org(db: Executor, app_id: uuid.UUID, org_id: uuid.UUID) -> None:
+    await db.execute("UPDATE orgs.org_applications SET org_id = $2 WHERE id = $1", app_id, org_id)
+
+
+async def insert_new_org(
+    db: Executor,
+    *,
+    code: str,
+    name: str,
+    level: str,
+    kind: str,
+    police_type: str | None,
+    region_code: str,
+    parent_id: uuid.UUID,
+    path: str,
+) -> uuid.UUID | None:
+    org_id = uuid.uuid4()
+    row = await db.fetchrow(
+        """INSERT INTO orgs.orgs (id, code, name, level, kind, police_type, region_code, parent_id, path)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING RETURNING id""",
+        org_id,
+        code,
+        name,
+        level,
+        kind,
+        police_type,
+        region_code,
+        parent_id,
+        path,
+    )
+    return None if row is None else org_id
