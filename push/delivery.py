@@ -145,8 +145,8 @@ async def fan_out(
     channels = set(m["channels"])
     after = m["fanout_after"]
     if "inbox" in channels and m["recipients"] is not None and after is None:
-        await repo.add_to_inbox(res.db, message_id, m["recipients"], m["send_at"])
-        await _announce(res, message_id, m["recipients"])
+        added = await repo.add_to_inbox(res.db, message_id, m["recipients"], m["send_at"])
+        await announce(res, message_id, added)
     after = after or uuid.UUID(int=0)
     queued = 0
     while True:
@@ -156,8 +156,8 @@ async def fan_out(
         after = page[-1]["id"]
         if "inbox" in channels and m["recipients"] is None:
             persons = list({r["person_id"] for r in page})
-            await repo.add_to_inbox(res.db, message_id, persons, m["send_at"])
-            await _announce(res, message_id, persons)
+            added = await repo.add_to_inbox(res.db, message_id, persons, m["send_at"])
+            await announce(res, message_id, added)
         targets = [r for r in page if r["platform"] in channels]
         if targets:
             await repo.queue_deliveries(res.db, message_id, targets)
@@ -180,8 +180,10 @@ def inbox_channel(person_id: uuid.UUID | str) -> str:
     return f"push:inbox:{person_id}"
 
 
-async def _announce(res: Resources, message_id: uuid.UUID, persons: list[uuid.UUID]) -> None:
+async def announce(res: Resources, message_id: uuid.UUID, persons: list[uuid.UUID]) -> None:
     """Tell open apps (any replica) that a message landed in their inbox: Redis pub/sub, one channel per user."""
+    if not persons:
+        return
     async with res.redis.pipeline(transaction=False) as pipe:
         for pid in persons:
             pipe.publish(inbox_channel(pid), str(message_id))

@@ -99,8 +99,9 @@ async def insert_message(db: Pool, **m: Any) -> Row | None:
     """The new message, or None when (client_id, idempotency_key) was seen before."""
     return await db.fetchrow(
         """INSERT INTO push.messages (id, client_id, idempotency_key, template, params, title, body, priority, ttl,
-                                      collapse_key, send_at, channels, recipients, segment_region, segment_tags)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                      collapse_key, send_at, channels, recipients, segment_region, segment_tags,
+                                      topic, segment_sex, segment_age_min, segment_age_max, segment_user_type)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
            ON CONFLICT (client_id, idempotency_key) DO NOTHING
            RETURNING id, send_at""",
         m["id"],
@@ -118,6 +119,11 @@ async def insert_message(db: Pool, **m: Any) -> Row | None:
         m["recipients"],
         m["segment_region"],
         m["segment_tags"],
+        m.get("topic"),
+        m.get("segment_sex"),
+        m.get("segment_age_min"),
+        m.get("segment_age_max"),
+        m.get("segment_user_type"),
     )
 
 
@@ -168,14 +174,19 @@ async def target_devices_page(db: Pool, message: Row, after: uuid.UUID, limit: i
     )
 
 
-async def add_to_inbox(db: Pool, message_id: uuid.UUID, person_ids: Sequence[uuid.UUID], at: dt.datetime) -> None:
-    await db.execute(
+async def add_to_inbox(
+    db: Pool, message_id: uuid.UUID, person_ids: Sequence[uuid.UUID], at: dt.datetime
+) -> list[uuid.UUID]:
+    """Inbox entries for these people; returns those newly added (a repeated fan-out page announces nothing)."""
+    rows = await db.fetch(
         """INSERT INTO push.inbox (person_id, message_id, created_at)
-           SELECT DISTINCT p, $1::uuid, $3::timestamptz FROM unnest($2::uuid[]) AS p ON CONFLICT DO NOTHING""",
+           SELECT DISTINCT p, $1::uuid, $3::timestamptz FROM unnest($2::uuid[]) AS p ON CONFLICT DO NOTHING
+           RETURNING person_id""",
         message_id,
         list(person_ids),
         at,
     )
+    return [r["person_id"] for r in rows]
 
 
 async def queue_deliveries(db: Pool, message_id: uuid.UUID, rows: Sequence[Row]) -> None:

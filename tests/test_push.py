@@ -611,3 +611,32 @@ async def test_stopping_a_worker_finishes_the_batch_in_flight(
     st = status_of(http, business, mid)
     assert {(c["channel"], c["status"], c["count"]) for c in st["counts"]} == {("apns", "delivered", 30)}
     assert all(len(apns_received(sim_url, t)) == 1 for t in tokens)
+
+
+async def test_notify_reaches_inbox_and_every_device_once_per_key(res: Resources, sim_url: str) -> None:
+    """The internal entry point of other domains: inbox at once, APNs + HMS after fan-out; a repeat is a no-op."""
+    pid = uuid.uuid4()
+    a, h = apns_token(), hms_token()
+    await service.register_device(res, str(pid), ApnsDevice(token=a))
+    await service.register_device(res, str(pid), HmsDevice(token=h))
+    await drain(res)
+    args: dict[str, Any] = {
+        "template": "appointment_reminder",
+        "params": {"service": "护照办理", "time": "5月6日 09:30", "place": "苏州市出入境大厅"},
+        "source": "affairs",
+        "idempotency_key": f"appt-{pid}",
+    }
+    await service.notify(res, str(pid), **args)
+    assert await service.unread(res, str(pid)) == 1  # in the message centre before any worker ran
+    await service.notify(res, str(pid), **args)  # a retried job
+    await drain(res)
+    assert await service.unread(res, str(pid)) == 1
+    got = apns_received(sim_url, a)
+    assert len(got) == 1 and "护照办理" in got[0]["payload"]["aps"]["alert"]["body"]
+    assert len(hms_received(sim_url, h)) == 1
+    page = await service.inbox(res, str(pid), None, 10)
+    assert [i.template for i in page.items] == ["appointment_reminder"]
+    with pytest.raises(ValueError, match="parameter"):
+        await service.notify(res, str(pid), template="case_status", params={}, source="affairs", idempotency_key="x")
+    with pytest.raises(ValueError, match="unknown"):
+        await service.notify(res, str(pid), template="nope", params={}, source="affairs", idempotency_key="y")
