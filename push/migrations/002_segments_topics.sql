@@ -15,3 +15,9 @@ CREATE TABLE topic_subscriptions (
     PRIMARY KEY (topic, device_id)
 );
 CREATE INDEX topic_subscriptions_device ON topic_subscriptions (device_id);
+
+-- Crash recovery of the send log: which worker claimed a pair (its heartbeat tells whether it is alive), and
+-- whether the pair was taken back from a dead worker (its re-send first asks the provider where it can).
+ALTER TABLE deliveries
+    ADD COLUMN claimed_by text NOT NULL DEFAULT '',
+    ADD COLUMN recovered boolean NOT NULL DEFAULT false;
