@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import ResponseError
 
 from core.observe import REGISTRY
@@ -79,6 +79,13 @@ LATENCY = Histogram(
     registry=REGISTRY,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
+QUEUE_DEPTH = Gauge(
+    "szt_push_queue_depth",
+    "Entries waiting: per stream (ready + pending), the delayed set and the dead-letter streams",
+    ["queue"],
+    registry=REGISTRY,
+)
+METRICS_KEY = "push:metrics"  # hash "<channel>:<outcome>" -> count, shared by all workers (the admin view reads it)
 Job = Callable[[Resources], Coroutine[Any, Any, None]]
 
 # Move due entries from the delayed set back into their streams, atomically (one replica wins each member).
@@ -423,12 +430,18 @@ async def _record(
         "retried": len(retry),
         "dead_lettered": dead_lettered,
     }
-    for outcome, n in metric.items():
-        if n:
-            OUTCOMES.labels(channel, outcome).inc(n)
-    for m, _, _, _ in delivered:
-        if m in send_times:
-            LATENCY.labels(channel).observe(max(0.0, now - send_times[m]))
+    latencies = [max(0.0, now - send_times[m]) for m, _, _, _ in delivered if m in send_times]
+    async with res.redis.pipeline(transaction=False) as pipe:
+        for outcome, n in metric.items():
+            if n:
+                OUTCOMES.labels(channel, outcome).inc(n)
+                pipe.hincrby(METRICS_KEY, f"{channel}:{outcome}", n)
+        if latencies:
+            pipe.hincrbyfloat(METRICS_KEY, f"{channel}:latency_sum", sum(latencies))
+            pipe.hincrby(METRICS_KEY, f"{channel}:latency_count", len(latencies))
+        await pipe.execute()
+    for lat in latencies:
+        LATENCY.labels(channel).observe(lat)
     await repo.finish(res.db, "delivered", delivered)
     await repo.finish(res.db, "failed", failed)
     if invalid_devices:
@@ -575,3 +588,31 @@ async def recover_stale_sending(res: Resources, older_than: float | None = None,
         OUTCOMES.labels("all", "recovered").inc(len(taken))
         log.warning("push pairs taken back from stopped workers", extra={"pairs": len(taken), "workers": workers})
     return len(taken)
+
+
+async def queue_depths(res: Resources) -> dict[str, int]:
+    """What waits, per queue: each stream's entries (a stream holds only unfinished work), the delayed set, and
+    each dead-letter stream."""
+    channels = [FANOUT, *PROVIDER_CHANNELS]
+    async with res.redis.pipeline(transaction=False) as pipe:
+        for ch in channels:
+            pipe.xlen(stream(ch))
+        pipe.zcard(DELAYED)
+        for ch in PROVIDER_CHANNELS:
+            pipe.xlen(dead(ch))
+        got = await pipe.execute()
+    names = [*channels, "delayed", *(f"dead:{ch}" for ch in PROVIDER_CHANNELS)]
+    return {n: int(v) for n, v in zip(names, got, strict=True)}
+
+
+async def watch_queues(res: Resources, every: float = 5.0) -> None:
+    """The worker's queue-depth gauge, refreshed every few seconds."""
+    while True:
+        try:
+            for name, n in (await queue_depths(res)).items():
+                QUEUE_DEPTH.labels(name).set(n)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("push queue depth")
+        await asyncio.sleep(every)

@@ -18,6 +18,7 @@ def _consumer(channel: str) -> delivery.Job:
 
 for _channel in (delivery.FANOUT, *delivery.PROVIDER_CHANNELS):
     CONSUMERS.append((f"push-{_channel}", _consumer(_channel)))
+CONSUMERS.append(("push-queue-depth", delivery.watch_queues))
 
 
 @scheduled("push-delayed", seconds=1)
