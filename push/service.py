@@ -174,6 +174,16 @@ async def unregister_device(res: Resources, person_id: str, device_id: uuid.UUID
         raise not_found("device")
 
 
+async def subscribe_topic(res: Resources, person_id: str, device_id: uuid.UUID, topic: str) -> None:
+    if not await repo.subscribe(res.db, uuid.UUID(person_id), device_id, topic):
+        raise not_found("device")
+
+
+async def unsubscribe_topic(res: Resources, person_id: str, device_id: uuid.UUID, topic: str) -> None:
+    if not await repo.unsubscribe(res.db, uuid.UUID(person_id), device_id, topic):
+        raise not_found("device")
+
+
 async def send(res: Resources, client_id: str, req: SendRequest, idempotency_key: str | None) -> MessageAccepted:
     """Persist the message (once per client and key) and queue its fan-out for its send time."""
     from push import delivery
@@ -204,6 +214,10 @@ async def send(res: Resources, client_id: str, req: SendRequest, idempotency_key
         recipients=sorted(set(users)) if users is not None else None,
         segment_region=getattr(req.audience, "region", None),
         segment_tags=sorted(set(getattr(req.audience, "tags", []))) if users is None else None,
+        topic=getattr(req.audience, "topic", None),
+        segment_sex=getattr(req.audience, "sex", None),
+        segment_age_bands=sorted(set(getattr(req.audience, "age_bands", []))) or None,
+        segment_user_type=getattr(req.audience, "user_type", None),
     )
     if row is None:
         assert idempotency_key is not None
