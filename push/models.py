@@ -209,3 +209,22 @@ class InboxPage(msgspec.Struct):
 
 class UnreadCount(msgspec.Struct):
     unread: int
+
+
+# Delivery metrics (the administrators' view)
+class ChannelMetrics(msgspec.Struct):
+    channel: str
+    delivered: int
+    failed: int
+    invalid: int
+    retried: int
+    dead_lettered: int
+    queued: int  # entries waiting in the channel's stream
+    dead_letters: int  # entries in its dead-letter stream
+    latency_mean_seconds: float | None
+
+
+class PushMetrics(msgspec.Struct):
+    channels: list[ChannelMetrics]
+    fanout_queued: int
+    delayed: int  # retries and scheduled sends waiting for their time
