@@ -32,7 +32,7 @@ class Scheduled:
 # Packages append to these at import time of `<package>.jobs`.
 SCHEDULED: list[Scheduled] = []
 CONSUMERS: list[tuple[str, Job]] = []
-JOB_PACKAGES: tuple[str, ...] = ("core", "identity", "catalog", "affairs", "push", "eseal")
+JOB_PACKAGES: tuple[str, ...] = ("core", "orgs", "identity", "catalog", "affairs", "push", "eseal")
 
 
 def scheduled(name: str, seconds: int) -> Callable[[Job], Job]:
