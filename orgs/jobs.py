@@ -11,9 +11,9 @@ from orgs import backup
 log = logging.getLogger("szt.orgs.jobs")
 
 
-@scheduled("orgs.integration_backup", seconds=3600)
+@scheduled("orgs.integration_backup", cron="15 0 * * *", timezone="UTC")
 async def integration_backup(res: Resources) -> None:
-    """Hourly check, daily effect: each finished UTC day is written once."""
+    """Daily after midnight UTC: each finished day not yet backed up (a missed night is caught up)."""
     made = await backup.backup_missing(res)
     if made:
         log.info("integration log backed up", extra={"days": [d.isoformat() for d in made]})
