@@ -351,20 +351,47 @@ async def home_screen(
     auth = request.headers.get("authorization")
     me = await authenticate(res, auth) if auth else None
     layout = await home.layout(res, region.city, platform)
-    part = layout_bytes(res, layout, shape)
-    personal_bytes = _SIGNED_OUT_BYTES if me is None else _ENC.encode(await personal(res, me, shape))
-    head = b'{"layout_version":%d,"region":%b,"client":%b,' % (
-        layout.version,
-        _ENC.encode(region),
-        _ENC.encode(ClientInfo(platform, version, shape)),
-    )
-    body = b"".join((head, part, b',"personal":', personal_bytes, b"}"))
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    if me is None:
+        body, etag = anonymous_body(res, layout, region, platform, version, shape)
+    else:
+        body = assemble(res, layout, region, platform, version, shape, _ENC.encode(await personal(res, me, shape)))
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization, X-SZT-Client"}
     inm = request.headers.get("if-none-match")
     if inm and etag in (t.strip().removeprefix("W/") for t in inm.split(",")):
         return Response(b"", status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
+
+
+def assemble(
+    res: Resources, layout: home.Layout, region: Region, platform: str, version: str, shape: Shape, mine: bytes
+) -> bytes:
+    head = b'{"layout_version":%d,"region":%b,"client":%b,' % (
+        layout.version,
+        _ENC.encode(region),
+        _ENC.encode(ClientInfo(platform, version, shape)),
+    )
+    return b"".join((head, layout_bytes(res, layout, shape), b',"personal":', mine, b"}"))
+
+
+_ANONYMOUS: OrderedDict[tuple[Any, ...], tuple[bytes, str]] = OrderedDict()
+_ANONYMOUS_MAX = 1024
+
+
+def anonymous_body(
+    res: Resources, layout: home.Layout, region: Region, platform: str, version: str, shape: Shape
+) -> tuple[bytes, str]:
+    """A signed-out home is the same bytes for everyone with the same layout, region and client: kept whole."""
+    key = (layout.version, region.city, region.county, region.source, platform, version, shape)
+    hit = _ANONYMOUS.get(key)
+    if hit is not None:
+        return hit
+    body = assemble(res, layout, region, platform, version, shape, _SIGNED_OUT_BYTES)
+    made = (body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+    _ANONYMOUS[key] = made
+    while len(_ANONYMOUS) > _ANONYMOUS_MAX:
+        _ANONYMOUS.popitem(last=False)
+    return made
 
 
 ROUTES = [home_screen]

@@ -184,11 +184,11 @@ class AppView(msgspec.Struct, kw_only=True):
     health_failures: int
 
 
-class Approved(msgspec.Struct, kw_only=True):
-    """The outcome of approving: the live version and, the first time only, the client secret (shown once)."""
+class ReviewOutcome(msgspec.Struct, kw_only=True):
+    """The decided version; when approved, the app's OIDC client and, the first time only, its secret (shown once)."""
 
     version: VersionView
-    client_id: str
+    client_id: str | None = None
     client_secret: str | None = None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from typing import Any
 
@@ -15,13 +16,13 @@ from catalog.models import (
     PROVINCE,
     Actor,
     Application,
-    Approved,
     AppView,
     IconRef,
     LayoutUpdate,
     ListedApp,
     Notification,
     Review,
+    ReviewOutcome,
     SearchHit,
     SearchPage,
     VersionPage,
@@ -75,18 +76,31 @@ def _forbidden(detail: str) -> ProblemError:
     return ProblemError(403, "forbidden", "Forbidden", "无权访问", detail)
 
 
+# This process's copy of the layout version: asked of Redis at most once per LOCAL_TTL seconds, so a change made
+# by another replica shows on this one's home screens within that time (at once on the replica that made it).
+LOCAL_TTL = 1.0
+_local: list[float] = [0.0, -1e9]  # [version, monotonic time fetched]
+
+
 async def publish_layout(res: Resources, version: int) -> None:
     """After the change committed (never before: a reader would cache the old state under the new version)."""
     await res.redis.eval(_MAX_SET, 1, LAYOUT_KEY, str(version))
+    if version > _local[0]:
+        _local[0], _local[1] = version, time.monotonic()
 
 
 async def layout_version(res: Resources) -> int:
+    now = time.monotonic()
+    if now - _local[1] < LOCAL_TTL:
+        return int(_local[0])
     raw = await res.redis.get(LAYOUT_KEY)
     if raw is not None:
-        return int(raw)
-    version = await repo.layout_version(res.db)
-    await res.redis.eval(_MAX_SET, 1, LAYOUT_KEY, str(version))
-    return version
+        version = int(raw)
+    else:
+        version = await repo.layout_version(res.db)
+        await res.redis.eval(_MAX_SET, 1, LAYOUT_KEY, str(version))
+    _local[0], _local[1] = max(version, int(_local[0])), now
+    return int(_local[0])
 
 
 # ---------------------------------------------------------------------------------------------------- onboarding
@@ -223,7 +237,7 @@ def entitlements_for(scopes: list[str]) -> list[str]:
 
 async def review(
     res: Resources, actor: Actor, version_id: uuid.UUID, decision: Review, *, ip: str = ""
-) -> Approved | VersionView:
+) -> ReviewOutcome:
     v = await repo.get_version(res.db, version_id)
     if v is None:
         raise not_found("version")
@@ -259,7 +273,7 @@ async def review(
             + (f"：{decision.reason}" if decision.reason else ""),
         )
         if status == "rejected":
-            return version_view(claimed)
+            return ReviewOutcome(version=version_view(claimed))
         client_id = app["client_id"] or app["code"]
         entitlements = entitlements_for(list(claimed["scopes"]))
         if app["client_id"] is None:
@@ -285,7 +299,7 @@ async def review(
         await repo.make_live(conn, claimed, client_id=client_id, pinyin_full=full, pinyin_initials=initials)
         version = await repo.bump_layout(conn)
     await publish_layout(res, version)
-    return Approved(version=version_view(claimed), client_id=client_id, client_secret=secret)
+    return ReviewOutcome(version=version_view(claimed), client_id=client_id, client_secret=secret)
 
 
 async def set_listing(res: Resources, actor: Actor, code: str, listed: bool, reason: str, *, ip: str = "") -> AppView:

@@ -19,9 +19,8 @@ from catalog import jobs, repo, service
 from catalog.models import Application, Review
 from core.problems import ProblemError
 from core.resources import Resources
+from tests.catalog_helpers import codes_in, home, home_once
 from tests.harness import free_port
-
-IOS = {"X-SZT-Client": "ios/3.2.0"}
 
 
 @dataclass(frozen=True)
@@ -65,9 +64,8 @@ def application(res: Resources, **over: Any) -> Application:
     return Application(**fields)
 
 
-def codes_on_home(http: httpx.Client, city: str) -> set[str]:
-    body = http.get("/bff/v1/home", params={"city": city}, headers=IOS).json()
-    return {i["code"] for part in ("zones", "areas", "modules") for m in body.get(part, []) for i in m["items"]}
+def on_home(http: httpx.Client, city: str, code: str, present: bool = True) -> None:
+    home_once(http, city, lambda b: (code in codes_in(b)) == present)
 
 
 def test_icons_are_checked_by_content_and_resized(res: Resources) -> None:
@@ -129,18 +127,19 @@ async def test_regions_and_review_levels(res: Resources) -> None:
 async def test_reject_edit_resubmit_then_approve_and_versions(http: httpx.Client, res: Resources) -> None:
     v1 = await service.apply(res, GAOXIN, application(res, name="高新区开锁备案"))
     rejected = await service.review(res, SUZHOU, v1.id, Review(decision="reject", reason="图标不清晰"))
-    assert not isinstance(rejected, service.Approved) and rejected.status == "rejected"
-    assert rejected.reason == "图标不清晰"
+    assert rejected.version.status == "rejected" and rejected.client_id is None
+    assert rejected.version.reason == "图标不清晰"
     v2 = await service.submit_version(res, GAOXIN, v1.app_code, application(res, name="高新区开锁备案"))
     assert v2.version == 2
     with pytest.raises(ProblemError) as err:  # one pending version at a time
         await service.submit_version(res, GAOXIN, v1.app_code, application(res, name="高新区开锁备案"))
     assert err.value.status == 409
     approved = await service.review(res, SUZHOU, v2.id, Review(decision="approve"))
-    assert isinstance(approved, service.Approved) and approved.client_secret
+    assert approved.client_secret
     app = await service.get_app(res, SUZHOU, v1.app_code)
     assert app.listed and app.live_version == 2
-    assert v1.app_code in codes_on_home(http, "320500") and v1.app_code not in codes_on_home(http, "320100")
+    on_home(http, "320500", v1.app_code)
+    assert v1.app_code not in codes_in(home(http, city="320100"))
     # A changed entry path and scopes: a new version; the old one stays live until it is approved.
     v3 = await service.submit_version(
         res, GAOXIN, v1.app_code, application(res, name="高新区开锁备案", entry_path="https://example.invalid/v3")
@@ -148,7 +147,7 @@ async def test_reject_edit_resubmit_then_approve_and_versions(http: httpx.Client
     live = await service.get_app(res, SUZHOU, v1.app_code)
     assert live.entry_path == "https://example.invalid/dog" and live.live_version == 2
     again = await service.review(res, SUZHOU, v3.id, Review(decision="approve"))
-    assert isinstance(again, service.Approved) and again.client_secret is None  # the secret was shown once
+    assert again.client_id and again.client_secret is None  # the secret was shown once
     assert (await service.get_app(res, SUZHOU, v1.app_code)).entry_path == "https://example.invalid/v3"
     kinds = [n.kind for n in await service.notifications(res, GAOXIN, v1.app_code)]
     assert kinds.count("review_approved") == 2 and "review_rejected" in kinds
@@ -170,7 +169,7 @@ async def test_concurrent_review_one_wins(res: Resources) -> None:
 async def test_approval_issues_working_client_credentials(http: httpx.Client, res: Resources) -> None:
     v = await service.apply(res, GAOXIN, application(res, name="高新区后台对接", kind="backend", zone="government"))
     approved = await service.review(res, SUZHOU, v.id, Review(decision="approve"))
-    assert isinstance(approved, service.Approved) and approved.client_secret
+    assert approved.client_id and approved.client_secret
     token = http.post(
         "/identity/token",
         data={"grant_type": "client_credentials", "scope": "affairs"},
@@ -224,15 +223,15 @@ async def test_health_polling_delists_and_relists(
     handler.status = 503
     for _ in range(jobs.FAILURES_TO_DELIST - 1):
         assert await jobs.poll_once(res, {code}) == 0
-        assert code in codes_on_home(http, "320500")
+        on_home(http, "320500", code)
     assert await jobs.poll_once(res, {code}) == 1
     app = await service.get_app(res, SUZHOU, code)
     assert not app.listed and app.delisted_reason == "health"
-    assert code not in codes_on_home(http, "320500")
+    on_home(http, "320500", code, present=False)
     handler.status = 200
     assert await jobs.poll_once(res, {code}) == 1
     assert (await service.get_app(res, SUZHOU, code)).listed
-    assert code in codes_on_home(http, "320500")
+    on_home(http, "320500", code)
     kinds = [n.kind for n in await service.notifications(res, SUZHOU, code)]
     assert kinds[:2] == ["auto_relisted", "auto_delisted"]
     # An administrator's delisting is not undone by a good poll.
@@ -251,13 +250,18 @@ async def test_layout_rules(http: httpx.Client, res: Resources) -> None:
         await service.set_layout(res, SUZHOU, LayoutUpdate(region_code="320500", module="nope", app_codes=[]))
     assert err.value.errors[0].field == "module"
     before = await repo.slots(res.db, ["320500"])
+
+    def first_two(body: dict[str, Any]) -> list[str]:
+        local = next(m for m in body["modules"] if m["key"] == "city.local")
+        return [i["code"] for i in local["items"]][:2]
+
     try:
         await service.set_layout(
             res, SUZHOU, LayoutUpdate(region_code="320500", module="city.local", app_codes=["app-49", "app-07"])
         )
-        body = http.get("/bff/v1/home", params={"city": "320500"}, headers=IOS).json()
-        local = next(m for m in body["modules"] if m["key"] == "city.local")
-        assert [i["code"] for i in local["items"]][:2] == ["app-49", "app-07"]
+
+        home_once(http, "320500", lambda b: first_two(b) == ["app-49", "app-07"])
     finally:
         old = [r["app_code"] for r in before if r["module"] == "city.local"]
         await service.set_layout(res, SUZHOU, LayoutUpdate(region_code="320500", module="city.local", app_codes=old))
+        home_once(http, "320500", lambda b: first_two(b) == old[:2])
