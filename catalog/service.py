@@ -441,7 +441,7 @@ async def search(
     res: Resources, q: str, *, city: str | None, channel: str, cursor: str | None, limit: int
 ) -> SearchPage:
     needle = _SEARCH_CLEAN.sub("", q).lower()
-    if not needle:
+    if not needle or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in needle):
         raise invalid("q", "type part of a service name, its pinyin or initials")
     rows = await repo.search(res.db, needle, city=city, channel=channel, after=cursor, limit=limit)
     items = [
