@@ -33,7 +33,7 @@ from redis.exceptions import ResponseError
 
 from core.observe import REGISTRY
 from core.resources import Resources
-from push import repo
+from push import mini_providers, repo
 from push.providers import (
     HMS_BATCH,
     ApnsClient,
@@ -48,14 +48,14 @@ log = logging.getLogger("szt.push.delivery")
 
 GROUP = "push"
 FANOUT = "fanout"
-PROVIDER_CHANNELS = ("apns", "hms", "sms")
+PROVIDER_CHANNELS = ("apns", "hms", "sms", *mini_providers.CHANNELS)
 DELAYED = "push:delayed"
 MAX_ATTEMPTS = 6
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
 CLAIM_IDLE_MS = 60_000
 FANOUT_PAGE = 1000
-BATCH = {"apns": 200, "hms": HMS_BATCH, "sms": 100, FANOUT: 10}
+BATCH = {"apns": 200, "hms": HMS_BATCH, "sms": 100, "wechat": 100, "alipay": 100, FANOUT: 10}
 STREAM_MAXLEN = 10_000_000
 DEAD_MAXLEN = 1_000_000
 
@@ -319,6 +319,8 @@ async def _send(
 
         results_sms = await asyncio.gather(*(one(m, d) for m, d in pairs))
         return dict(zip(pairs, results_sms, strict=True))
+    if channel in mini_providers.CHANNELS:
+        return await mini_providers.send(res, channel, pairs, notes, devices)
     return dict.fromkeys(pairs, Outcome("failed", f"unknown channel {channel}"))
 
 
