@@ -40,7 +40,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from cryptography.hazmat.primitives import serialization
 from litestar import Litestar, MediaType, Request, Response, get, post
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, RequestBody, Schema
 from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
@@ -366,6 +366,13 @@ def _document(app: Litestar) -> None:
     op = doc.paths[GATEWAY].post if doc.paths and GATEWAY in doc.paths else None
     assert op is not None
     text = Schema(type=OpenAPIType.STRING, max_length=MAX_PARAM)
+    op.responses = {
+        "200": OpenAPIResponse(
+            description='`{"<method>_response": {...}, "sign": "..."}` or `{"error_response": {...}}`',
+            content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
+        ),
+        **{k: v for k, v in (op.responses or {}).items() if k != "200"},
+    }
     op.request_body = RequestBody(
         required=True,
         content={

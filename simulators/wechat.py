@@ -31,7 +31,8 @@ from collections import Counter, deque
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Litestar, get, post
+from litestar import Litestar, Request, get, post
+from litestar.exceptions import ValidationException
 from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
@@ -284,10 +285,12 @@ def _handlers(state: _State) -> list[object]:
                 return refused
             return Answer(access_token=state.new_token(appid), expires_in=TOKEN_TTL)
 
-    @post(
-        "/cgi-bin/stable_token", summary="getStableAccessToken", tags=["token"], status_code=200, sync_to_thread=False
-    )
-    def stable_token(data: JSONBody[StableTokenRequest]) -> Answer:
+    @post("/cgi-bin/stable_token", summary="getStableAccessToken", tags=["token"], status_code=200)
+    async def stable_token(request: Request[Any, Any, Any], data: JSONBody[StableTokenRequest]) -> Answer:
+        try:  # strictly typed, as WeChat's own parser (`force_refresh: 0` is not a boolean)
+            msgspec.json.decode(await request.body(), type=StableTokenRequest)
+        except msgspec.ValidationError as exc:
+            raise ValidationException(str(exc)) from exc
         fault = state.fault("token")
         if fault is not None:
             return fault
