@@ -24,7 +24,7 @@ from PIL import Image
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.layout import BoxConstraints
+from pyhanko.pdf_utils.layout import AxisAlignment, BoxConstraints, Margins, SimpleBoxLayoutRule
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.cms_embedder import PdfCMSEmbedder, SigAppearanceSetup, SigIOSetup, SigObjSetup
 from pyhanko.sign.signers.pdf_byterange import SignatureObject
@@ -77,8 +77,12 @@ def _image(png: bytes) -> Image.Image:
     return img.convert("RGBA")
 
 
-def _stamp_style(png: bytes) -> StaticStampStyle:
-    return StaticStampStyle(background=PdfImage(_image(png)), border_width=0, background_opacity=1.0)
+_LAYOUT = SimpleBoxLayoutRule(x_align=AxisAlignment.ALIGN_MID, y_align=AxisAlignment.ALIGN_MID, margins=Margins())
+
+
+def _stamp_style(png: bytes | Image.Image) -> StaticStampStyle:
+    img = png if isinstance(png, Image.Image) else _image(png)
+    return StaticStampStyle(background=PdfImage(img), border_width=0, background_opacity=1.0, background_layout=_LAYOUT)
 
 
 def add_cross_page_stamp(writer: IncrementalPdfFileWriter, png: bytes, *, height: float = 119.0) -> int:
@@ -90,9 +94,7 @@ def add_cross_page_stamp(writer: IncrementalPdfFileWriter, png: bytes, *, height
         strip = img.crop((ix * strip_w, 0, (ix + 1) * strip_w, img.height))
         mediabox = [float(v) for v in writer.find_page_for_modification(ix)[0].get_object()["/MediaBox"]]
         w = height * strip.width / img.height
-        stamp = StaticStampStyle(background=PdfImage(strip), border_width=0, background_opacity=1.0).create_stamp(
-            writer, BoxConstraints(width=int(w) or 1, height=int(height)), {}
-        )
+        stamp = _stamp_style(strip).create_stamp(writer, BoxConstraints(width=int(w) or 1, height=int(height)), {})
         stamp.apply(ix, int(mediabox[2] - w), int((mediabox[3] - height) / 2))
     return pages
 
@@ -131,8 +133,8 @@ async def sign_pades(
     await pdf_signer.async_sign_pdf(writer, output=out, bytes_reserved=16384)
 
 
-def _sm3_ranges(stream: IO[bytes], start: int, end: int) -> bytes:
-    """SM3 over [0, start) and [end, EOF) of `stream`, read in chunks (the /Contents hole skipped)."""
+def sm3_ranges(stream: IO[bytes], start: int, end: int, stop: int | None = None) -> bytes:
+    """SM3 over [0, start) and [end, stop or EOF) of `stream`, read in chunks (the /Contents hole skipped)."""
     h = _thashes.Hash(_thashes.SM3())
     stream.seek(0)
     left = start
@@ -143,8 +145,10 @@ def _sm3_ranges(stream: IO[bytes], start: int, end: int) -> bytes:
         h.update(chunk)
         left -= len(chunk)
     stream.seek(end)
-    while chunk := stream.read(CHUNK):
+    left = -1 if stop is None else stop - end
+    while left != 0 and (chunk := stream.read(CHUNK if left < 0 else min(CHUNK, left))):
         h.update(chunk)
+        left = left - len(chunk) if left > 0 else left
     return bytes(h.finalize())
 
 
@@ -181,7 +185,7 @@ async def sign_sm2(
         )
     )
     prepared, output = coroutine.send(SigIOSetup(md_algorithm="sha256", in_place=False, output=out))
-    data_hash = _sm3_ranges(output, prepared.reserved_region_start, prepared.reserved_region_end)
+    data_hash = sm3_ranges(output, prepared.reserved_region_start, prepared.reserved_region_end)
     tbs = ses.tbs_sign(seal_der, data_hash, now, f"{field_name}")
     signature = await sign_sm2(bytes(tbs.dump()))
     ses_der = ses.assemble_signature(tbs, cert, signature)

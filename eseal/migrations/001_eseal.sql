@@ -4,6 +4,7 @@
 -- Key indexes in the signing server handed out to CA, certificate and seal keys (the device holds 1..60000;
 -- the low range is left to operators and tests).
 CREATE SEQUENCE key_index_seq START 30000 MAXVALUE 60000;
+CREATE SEQUENCE seal_code_seq;
 
 -- A CA of ours (key in the signing server) or an outside root we trust; `priority` orders the trust list.
 CREATE TABLE cas (
@@ -52,6 +53,7 @@ CREATE TABLE seals (
     name text NOT NULL,                          -- e.g. 苏州市公安局 / 苏州市公安局合同专用章 / 张三
     org_name text NOT NULL,
     org_path text NOT NULL DEFAULT '',
+    region_code text NOT NULL DEFAULT '320000',
     shape text NOT NULL DEFAULT 'round' CHECK (shape IN ('round', 'oval', 'square', 'upload')),
     status text NOT NULL CHECK (status IN ('applied', 'approved', 'rejected', 'made', 'registered', 'published',
                                            'suspended', 'revoked', 'destroyed')),
