@@ -289,7 +289,7 @@ async def log_head_for_update(db: Executor) -> Row:
 
 async def insert_log(db: Executor, values: Sequence[Any]) -> None:
     await db.execute(
-        """INSERT INTO eseal.logs (seq, at, kind, actor, action, seal_code, cert_serial, doc_name, doc_hash, result,
+        """INSERT INTO eseal.logs (seq, at, kind, action, actor, seal_code, cert_serial, doc_name, doc_hash, result,
                                    ip, detail, prev_hash, hash)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
         *values,
