@@ -147,14 +147,17 @@ def clean_upload(raw: bytes, *, size_px: int = 400) -> bytes:
     """An uploaded scan (JPG/PNG/GIF/BMP) made into a transparent red impression: ink kept, paper dropped."""
     if len(raw) > MAX_UPLOAD:
         raise ValueError("image larger than 5 MB")
-    with Image.open(io.BytesIO(raw)) as img:
-        if img.format not in {"JPEG", "PNG", "GIF", "BMP"}:
-            raise ValueError(f"unsupported image format {img.format}")
-        rgba = img.convert("RGBA")
+    try:
+        with Image.open(io.BytesIO(raw), formats=["JPEG", "PNG", "GIF", "BMP"]) as img:
+            if img.width * img.height > 25_000_000:
+                raise ValueError("image larger than 25 megapixels")
+            rgba = img.convert("RGBA")
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError("not a JPG, PNG, GIF or BMP image") from exc
     rgba.thumbnail((size_px, size_px), Image.Resampling.LANCZOS)
     r, g, b, a = rgba.split()
     # Ink = pixels clearly redder than green/blue (doubled), or simply dark; that strength becomes the alpha.
-    redness = ImageChops.subtract(r, ImageChops.lighter(g, b), scale=0.5)
+    redness = ImageChops.subtract(r, ImageChops.lighter(g, b), scale=0.5).point(lambda v: v if v > 40 else 0)
     darkness = ImageOps.invert(rgba.convert("L")).point(lambda v: v if v > 90 else 0)
     ink = ImageChops.multiply(ImageChops.lighter(redness, darkness), a)
     out = Image.new("RGBA", rgba.size, (*RED, 0))
