@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Litestar
 
-from admin import org_application_routes, org_routes, session_routes
+from admin import catalog_routes, org_application_routes, org_routes, session_routes
 from admin.auth import SCHEMES
 from core.app import build_app
 from core.resources import Resources
@@ -17,7 +17,7 @@ MOUNT = "admin"
 
 def create_app(settings: Settings, resources: Resources | None = None) -> Litestar:
     routes: list[Any] = [*session_routes.ROUTES, *org_routes.ROUTES, *org_application_routes.ROUTES]
-    # App onboarding routes (admin/catalog_routes.py, engineer catalog/home) register here once on main.
+    routes += catalog_routes.ROUTES  # app onboarding, review, listing and home layout (catalog)
     return build_app(
         MOUNT,
         settings=settings,
