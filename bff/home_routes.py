@@ -373,14 +373,14 @@ async def home_screen(
     else:
         body = assemble(res, layout, region, platform, version, shape, _ENC.encode(await personal(res, me, shape)))
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-    headers = [(b"etag", etag.encode()), *_FIXED_HEADERS]
+    headers = {"etag": etag, **_FIXED_HEADERS}
     inm = request.headers.get("if-none-match")
     if inm and etag in (t.strip().removeprefix("W/") for t in inm.split(",")):
-        return ASGIResponse(body=b"", status_code=304, encoded_headers=headers)
-    return ASGIResponse(body=body, status_code=200, media_type="application/json", encoded_headers=headers)
+        return ASGIResponse(body=b"", status_code=304, headers=headers)
+    return ASGIResponse(body=body, status_code=200, media_type="application/json", headers=headers)
 
 
-_FIXED_HEADERS = ((b"cache-control", b"private, no-cache"), (b"vary", b"Authorization, X-SZT-Client"))
+_FIXED_HEADERS = {"cache-control": "private, no-cache", "vary": "Authorization, X-SZT-Client"}
 
 
 def assemble(
