@@ -183,7 +183,9 @@ async def wechat_notify(request: Req, res: Resources) -> Response[bytes]:
     ok = await payments.wechat_notify(res, dict(request.headers), await request.body())
     if not ok:
         log.warning("payment notification refused", extra={"channel": "wechat"})
-        return Response(b'{"code":"FAIL","message":"signature"}', status_code=401, media_type=MediaType.JSON)
+        raise ProblemError(
+            401, "bad-signature", "Notification signature refused", "通知验签失败", "Wechatpay-Signature"
+        )
     return Response(b"", status_code=204)
 
 

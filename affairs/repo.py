@@ -117,11 +117,17 @@ async def attachments_of(db: Executor, person: uuid.UUID, ids: list[uuid.UUID]) 
 async def insert_case(db: Executor, **c: Any) -> Record | None:
     """None when this person already submitted with this idempotency key."""
     return await db.fetchrow(
-        """INSERT INTO affairs.cases (id, case_no, person_id, enterprise_id, code, manifest_version, system, org_code,
-                                      region_code, idempotency_key, form_enc, mailing_enc, status, deadline_at)
-           VALUES ($1, $2 || lpad(nextval('affairs.case_seq')::text, 8, '0'), $3,$4,$5,$6,$7,$8,$9,$10,$11,$12,
-                   'submitted', $13)
-           ON CONFLICT (person_id, idempotency_key) DO NOTHING RETURNING *""",
+        """WITH made AS (
+               INSERT INTO affairs.cases (id, case_no, person_id, enterprise_id, code, manifest_version, system,
+                                          org_code, region_code, idempotency_key, form_enc, mailing_enc, status,
+                                          deadline_at, created_at, updated_at)
+               VALUES ($1, $2 || lpad(nextval('affairs.case_seq')::text, 8, '0'), $3,$4,$5,$6,$7,$8,$9,$10,$11,$12,
+                       'submitted', $13, now(), now())
+               ON CONFLICT (person_id, idempotency_key) DO NOTHING RETURNING *),
+           event AS (
+               INSERT INTO affairs.case_events (case_id, status, note, source, at)
+               SELECT id, 'submitted', $14, 'applicant', created_at FROM made)
+           SELECT * FROM made""",
         c["id"],
         c["case_prefix"],
         c["person_id"],
@@ -135,6 +141,7 @@ async def insert_case(db: Executor, **c: Any) -> Record | None:
         c["form_enc"],
         c["mailing_enc"],
         c["deadline_at"],
+        c["event_note"],
     )
 
 
