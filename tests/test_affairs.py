@@ -149,6 +149,8 @@ def drive_application(http: httpx.Client, sim_url: str, me: Person, code: str, e
     assert stamps == sorted(stamps)
     told = http.get("/bff/v1/affairs/notifications", params={"limit": 10}, headers=me.headers).json()["items"]
     assert told[0]["params"] == {"case_no": case["case_no"], "status": "已办结"}
+    inbox = http.get("/bff/v1/messages", params={"limit": 10}, headers=me.headers).json()["items"]
+    assert any(m["template"] == "case_status" and case["case_no"] in m["body"] and "已办结" in m["body"] for m in inbox)
 
 
 def drive_appointment(http: httpx.Client, sim_url: str, me: Person, code: str) -> None:
