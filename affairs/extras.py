@@ -147,8 +147,13 @@ async def nearby(res: Resources, lat: float, lon: float, radius_m: int, kind: st
     dlon = radius_m / (111_195.0 * max(math.cos(math.radians(lat)), 0.01))
     lat0, lat1, lon0, lon1 = lat - dlat, lat + dlat, lon - dlon, lon + dlon
     cells = cells_of_box(lat0, lat1, lon0, lon1)
-    rows = await repo.offices_in_cells(res.db, cells, lat0, lat1, lon0, lon1, kind)
-    hits = sorted((d, r) for r in rows if (d := distance_m(lat, lon, r["lat"], r["lon"])) <= radius_m)
+    # The box's corners lie outside the circle: ask for a few more than the page, then cut at the radius.
+    rows = await repo.offices_in_cells(
+        res.db, cells, (lat0, lat1, lon0, lon1), (lat, lon, math.cos(math.radians(lat))), kind, limit + 8
+    )
+    hits = sorted(
+        ((d, r) for r in rows if (d := distance_m(lat, lon, r["lat"], r["lon"])) <= radius_m), key=lambda h: h[0]
+    )
     return OfficeList([office_view(r, round(d)) for d, r in hits[:limit]])
 
 
