@@ -623,15 +623,17 @@ async def get_reconciliation(db: Executor, bill_date: date, channel: str) -> Rec
 # ---------------------------------------------------------------- links, awards
 
 
-async def upsert_city_link(db: Executor, code: str, city: str, url: str, title: str) -> None:
+async def upsert_city_link(db: Executor, code: str, city: str, url: str, title: str, *, replace: bool = True) -> None:
+    """`replace=False` (seeding) keeps a link the city has set."""
     await db.execute(
         """INSERT INTO affairs.city_links (code, city_code, url, title) VALUES ($1,$2,$3,$4)
            ON CONFLICT (code, city_code)
-           DO UPDATE SET url = EXCLUDED.url, title = EXCLUDED.title, updated_at = now()""",
+           DO UPDATE SET url = EXCLUDED.url, title = EXCLUDED.title, updated_at = now() WHERE $5""",
         code,
         city,
         url,
         title,
+        replace,
     )
 
 

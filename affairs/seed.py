@@ -87,10 +87,10 @@ async def seed(res: Resources) -> None:
     for city, (cname, *_rest) in CITIES.items():
         n = city[:4]
         await repo.upsert_city_link(
-            res.db, "app-08", city, f"https://jtgl.{n}.gov.cn.example/jqtxz", f"{cname}机动车禁区通行证"
+            res.db, "app-08", city, f"https://jtgl.{n}.gov.cn.example/jqtxz", f"{cname}机动车禁区通行证", replace=False
         )
         await repo.upsert_city_link(
-            res.db, "app-25", city, f"https://ga.{n}.gov.cn.example/qlyzz", f"{cname}犬类准养证"
+            res.db, "app-25", city, f"https://ga.{n}.gov.cn.example/qlyzz", f"{cname}犬类准养证", replace=False
         )
     awards = [
         (

@@ -631,3 +631,24 @@ async def test_payment_reconciliation_flags_abnormal(
         headers={"Wechatpay-Signature": "x", "Wechatpay-Timestamp": "1"},
     )
     assert bad.status_code == 401
+
+
+async def test_scheduled_jobs_run_and_seeding_is_idempotent(res: Resources) -> None:
+    import affairs.jobs
+    from affairs import seed
+    from core.worker import SCHEDULED
+
+    await res.db.execute(
+        "UPDATE affairs.city_links SET url = 'https://kept.example/' WHERE code = 'app-25' AND city_code = '321300'"
+    )
+    offices = await res.db.fetchval("SELECT count(*) FROM affairs.offices")
+    await seed.seed(res)
+    assert await res.db.fetchval("SELECT count(*) FROM affairs.offices") == offices
+    kept = "SELECT url FROM affairs.city_links WHERE code = 'app-25' AND city_code = '321300'"
+    assert await res.db.fetchval(kept) == "https://kept.example/"  # a city's own link survives a restart
+    jobs = [s for s in SCHEDULED if s.name.startswith("affairs.")]
+    assert {j.name for j in jobs} == {
+        "affairs.redeliver", "affairs.reminders", "affairs.no_shows", "affairs.auto_rate", "affairs.reconcile"
+    } and affairs.jobs.redeliver in [j.job for j in jobs]  # fmt: skip
+    for job in jobs:
+        await job.job(res)
