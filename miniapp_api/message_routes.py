@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from litestar import Response, get, post
 from litestar.params import JSONBody, Parameter
 
+from core.idempotency import idempotent
 from core.problems import invalid, not_found
 from core.resources import Resources
 from identity.miniprograms import ALIPAY_APP_ID
@@ -60,8 +61,10 @@ def subscribe_templates() -> TemplatePage:
 @post(
     "/v1/wechat/subscriptions",
     summary="Record the user's wx.requestSubscribeMessage choices: each accept allows one message of that template",
+    description="Send an `Idempotency-Key`: a retried report must not count an accept twice.",
     tags=["wechat"],
     status_code=200,
+    middleware=[idempotent()],
     **AUTH,
 )
 async def subscriptions(res: Resources, me: Principal, data: JSONBody[SubscribeResults]) -> Consents:

@@ -11,17 +11,15 @@ consent back and retry through the delivery engine's backoff.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from core.resources import Resources
 from identity.miniprograms import UNVERIFIED, AlipayError, AlipayGateway, WechatApi, WechatError
 from push import mini_repo
+from push.delivery import Target, register_channel
 from push.providers import Notification, Outcome
 
-CHANNELS = ("wechat", "alipay")
-Pair = tuple[uuid.UUID, uuid.UUID]
 Fill = Callable[[dict[str, str]], dict[str, str]]
 
 
@@ -103,18 +101,27 @@ async def _alipay(res: Resources, api: AlipayGateway, n: Notification, device: A
     return Outcome("delivered", provider_id=form_id)
 
 
-async def send(
-    res: Resources,
-    channel: str,
-    pairs: list[Pair],
-    notes: dict[uuid.UUID, Notification],
-    devices: dict[uuid.UUID, Any],
-) -> dict[Pair, Outcome]:
-    """Outcome per (message, device) of one batch of a mini-program channel."""
-    if channel == "wechat":
-        wechat = WechatApi(res)
-        results = await asyncio.gather(*(_wechat(res, wechat, notes[m], devices[d]) for m, d in pairs))
-    else:
-        alipay = AlipayGateway(res)
-        results = await asyncio.gather(*(_alipay(res, alipay, notes[m], devices[d]) for m, d in pairs))
-    return dict(zip(pairs, results, strict=True))
+NOT_RESENT = Outcome("failed", "worker died during the call; not re-sent (the platform takes no idempotency key)")
+
+
+async def _send_wechat(res: Resources, targets: list[Target]) -> list[Outcome]:
+    # A pair taken back from a worker that died mid-call may have reached WeChat: closed, never sent twice.
+    api = WechatApi(res)
+
+    async def one(t: Target) -> Outcome:
+        return NOT_RESENT if t.recovered else await _wechat(res, api, t.note, t.device)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+async def _send_alipay(res: Resources, targets: list[Target]) -> list[Outcome]:
+    api = AlipayGateway(res)
+
+    async def one(t: Target) -> Outcome:
+        return NOT_RESENT if t.recovered else await _alipay(res, api, t.note, t.device)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+register_channel("wechat", _send_wechat, batch=100)
+register_channel("alipay", _send_alipay, batch=100)

@@ -55,6 +55,17 @@ class Notification:
     template: str
     params: dict[str, str]
 
+    @property
+    def collapse_id(self) -> str:
+        """What a device collapses on: the sender's collapse key, else the message itself (a repeat of the same
+        message, e.g. a re-send after a worker crash, replaces the first rather than showing twice)."""
+        return self.collapse_key or self.message_id
+
+    @property
+    def notify_id(self) -> int:
+        """HarmonyOS `notifyId` (int32): the same for every send of this message or collapse key."""
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"szt-push:{self.collapse_id}").int % 2**31
+
 
 def _retry_after(resp: httpx.Response) -> float | None:
     value = resp.headers.get("retry-after", "")
@@ -142,8 +153,7 @@ class ApnsClient:
             "apns-expiration": str(n.expires_at),
             "apns-id": apns_id,
         }
-        if n.collapse_key:
-            headers["apns-collapse-id"] = n.collapse_key
+        headers["apns-collapse-id"] = n.collapse_id
         for attempt in (1, 2):
             headers["authorization"] = f"bearer {self.token.get(self._mint)}"
             try:
@@ -216,6 +226,7 @@ class HmsClient:
                     "title": n.title,
                     "body": n.body,
                     "clickAction": {"actionType": 0},
+                    "notifyId": n.notify_id,
                 },
                 "data": json.dumps({"msg_id": n.message_id}),
             },
@@ -280,6 +291,13 @@ class SmsClient:
         if resp.status_code == 400:
             return Outcome("invalid", "rejected phone")
         return Outcome("failed", f"HTTP {resp.status_code}")
+
+    async def sent_id(self, out_id: str) -> str | None:
+        """The gateway's id of a message sent under our `out_id`, or None if it never got one (QuerySendDetails)."""
+        resp = await self.http.get(self.url, params={"out_id": out_id})
+        resp.raise_for_status()
+        items = resp.json().get("items", [])
+        return str(items[0]["message_id"]) if items else None
 
 
 def apns_id_for(message_id: str, device_id: str) -> str:

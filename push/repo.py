@@ -15,14 +15,15 @@ Row = Any
 # Claim a (message, device) pair for a provider call: insert-if-absent, or take it back from 'queued'/'retry'.
 # A pair already 'sending', 'delivered' or 'failed' is not returned, so it never reaches the provider twice.
 _CLAIM = """
-INSERT INTO push.deliveries AS d (message_id, device_id, person_id, channel, status, attempts)
-SELECT m, dv, p, c, 'sending', 1 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) AS t (m, dv, p, c)
+INSERT INTO push.deliveries AS d (message_id, device_id, person_id, channel, status, attempts, claimed_by)
+SELECT m, dv, p, c, 'sending', 1, $5 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) AS t (m, dv, p, c)
 ON CONFLICT (message_id, device_id) DO UPDATE
    SET status = 'sending',
        attempts = d.attempts + 1,
+       claimed_by = $5,
        claimed_at = now(), updated_at = now()
  WHERE d.status IN ('queued', 'retry')
-RETURNING message_id, device_id, attempts
+RETURNING message_id, device_id, attempts, recovered
 """
 
 
@@ -99,8 +100,9 @@ async def insert_message(db: Pool, **m: Any) -> Row | None:
     """The new message, or None when (client_id, idempotency_key) was seen before."""
     return await db.fetchrow(
         """INSERT INTO push.messages (id, client_id, idempotency_key, template, params, title, body, priority, ttl,
-                                      collapse_key, send_at, channels, recipients, segment_region, segment_tags)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                      collapse_key, send_at, channels, recipients, segment_region, segment_tags,
+                                      topic, segment_sex, segment_age_min, segment_age_max, segment_user_type)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
            ON CONFLICT (client_id, idempotency_key) DO NOTHING
            RETURNING id, send_at""",
         m["id"],
@@ -118,6 +120,11 @@ async def insert_message(db: Pool, **m: Any) -> Row | None:
         m["recipients"],
         m["segment_region"],
         m["segment_tags"],
+        m.get("topic"),
+        m.get("segment_sex"),
+        m.get("segment_age_min"),
+        m.get("segment_age_max"),
+        m.get("segment_user_type"),
     )
 
 
@@ -168,14 +175,19 @@ async def target_devices_page(db: Pool, message: Row, after: uuid.UUID, limit: i
     )
 
 
-async def add_to_inbox(db: Pool, message_id: uuid.UUID, person_ids: Sequence[uuid.UUID], at: dt.datetime) -> None:
-    await db.execute(
+async def add_to_inbox(
+    db: Pool, message_id: uuid.UUID, person_ids: Sequence[uuid.UUID], at: dt.datetime
+) -> list[uuid.UUID]:
+    """Inbox entries for these people; returns those newly added (a repeated fan-out page announces nothing)."""
+    rows = await db.fetch(
         """INSERT INTO push.inbox (person_id, message_id, created_at)
-           SELECT DISTINCT p, $1::uuid, $3::timestamptz FROM unnest($2::uuid[]) AS p ON CONFLICT DO NOTHING""",
+           SELECT DISTINCT p, $1::uuid, $3::timestamptz FROM unnest($2::uuid[]) AS p ON CONFLICT DO NOTHING
+           RETURNING person_id""",
         message_id,
         list(person_ids),
         at,
     )
+    return [r["person_id"] for r in rows]
 
 
 async def queue_deliveries(db: Pool, message_id: uuid.UUID, rows: Sequence[Row]) -> None:
@@ -190,11 +202,11 @@ async def queue_deliveries(db: Pool, message_id: uuid.UUID, rows: Sequence[Row])
     )
 
 
-async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]) -> list[Row]:
+async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]], worker: str = "") -> list[Row]:
     if not items:
         return []
     m, d, p, c = (list(col) for col in zip(*items, strict=True))
-    return await db.fetch(_CLAIM, m, d, p, c)
+    return await db.fetch(_CLAIM, m, d, p, c, worker)
 
 
 async def finish(db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UUID, str, str]]) -> None:
@@ -273,13 +285,29 @@ async def due_unfanned(db: Pool, older_than: float) -> list[Row]:
     )
 
 
-async def expire_stale_sending(db: Pool, older_than: float) -> int:
-    """Pairs claimed for a provider call whose worker died during it: the outcome is unknown. They are closed as
-    failed rather than sent again, keeping the at-most-once promise (the window is one HTTP call)."""
-    status = await db.execute(
-        """UPDATE push.deliveries SET status = 'failed', updated_at = now(),
-                  error = 'outcome unknown: the worker stopped during the provider call'
-           WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)""",
+async def stale_sending(db: Pool, older_than: float, limit: int) -> list[Row]:
+    """Pairs claimed for a provider call longer ago than `older_than` seconds, with the worker that claimed them."""
+    return await db.fetch(
+        """SELECT message_id, device_id, person_id, channel, claimed_by FROM push.deliveries
+           WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
+           ORDER BY claimed_at LIMIT $2""",
         older_than,
+        limit,
     )
-    return int(status.split()[-1])
+
+
+async def take_back(db: Pool, pairs: Sequence[tuple[uuid.UUID, uuid.UUID, str]]) -> list[Row]:
+    """Pairs of dead workers back to 'retry', marked recovered; only those still 'sending' under that worker."""
+    if not pairs:
+        return []
+    m, d, w = (list(col) for col in zip(*pairs, strict=True))
+    return await db.fetch(
+        """UPDATE push.deliveries AS d SET status = 'retry', recovered = true, updated_at = now(),
+                  error = 'taken back from a stopped worker'
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t (m, dv, w)
+           WHERE d.message_id = t.m AND d.device_id = t.dv AND d.claimed_by = t.w AND d.status = 'sending'
+           RETURNING d.message_id, d.device_id, d.person_id, d.channel""",
+        m,
+        d,
+        w,
+    )

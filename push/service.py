@@ -39,7 +39,10 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "case_status": ("办件进度通知", "您的办件 {case_no} 状态已更新为：{status}。"),
     "appointment_reminder": ("预约提醒", "您预约的“{service}”将于 {time} 在 {place} 办理，请准时前往。"),
     "broadcast": ("{title}", "{body}"),
+    "document_expiry": ("证件到期提醒", "您的{document}将于 {date} 到期，请及时办理换领。"),
+    "alert": ("{title}", "{body}"),
 }
+INTERNAL_CLIENT_PREFIX = "internal:"  # messages of other domains (notify) carry client_id "internal:<source>"
 INBOX_PAGE_MAX = 50
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 
@@ -66,6 +69,63 @@ def phone_context(person_id: uuid.UUID | str) -> str:
 def render(template: str, params: dict[str, str]) -> tuple[str, str]:
     title, body = TEMPLATES[template]
     return title.format(**params), body.format(**params)
+
+
+def register_template(name: str, title: str, body: str) -> None:
+    """Other domains add their own templates (at import time): `{name}` placeholders filled from the params."""
+    if not name.replace("_", "").isalnum() or not name.islower():
+        raise ValueError(f"template name {name!r}: lower-case letters, digits and _")
+    TEMPLATES[name] = (title, body)
+
+
+async def notify(
+    res: Resources,
+    person_id: str,
+    *,
+    template: str,
+    params: dict[str, str],
+    source: str,
+    idempotency_key: str,
+) -> None:
+    """The internal entry point other domains call: one person, a template, now; inbox and every active device.
+
+    Idempotent on (source, idempotency_key): a repeat (a retried job, a replayed event) is a no-op. The inbox entry
+    is written here at once; the device channels go through the same fan-out and streams as any send."""
+    from push import delivery
+
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown push template {template!r}")
+    if not source or not idempotency_key or len(source) > 64 or len(idempotency_key) > 255:
+        raise ValueError("source (1..64) and idempotency_key (1..255) are required")
+    pid = uuid.UUID(person_id)
+    try:
+        title, body = render(template, params)
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f"template {template!r} needs the parameter {exc}") from exc
+    now = dt.datetime.now(dt.UTC)
+    row = await repo.insert_message(
+        res.db,
+        id=uuid.uuid4(),
+        client_id=INTERNAL_CLIENT_PREFIX + source,
+        idempotency_key=idempotency_key,
+        template=template,
+        params=params,
+        title=title,
+        body=body,
+        priority="high",
+        ttl=86_400,
+        collapse_key=None,
+        send_at=now,
+        channels=list(CHANNELS),
+        recipients=[pid],
+        segment_region=None,
+        segment_tags=None,
+    )
+    if row is None:
+        return  # seen before: already in the inbox and queued
+    added = await repo.add_to_inbox(res.db, row["id"], [pid], now)
+    await delivery.announce(res, row["id"], added)
+    await delivery.enqueue_fanout(res, str(row["id"]), now)
 
 
 def _device_view(res: Resources, row: Any) -> DeviceView:

@@ -8,7 +8,9 @@
 
 Control (hidden from OpenAPI): `POST /apns/_sim/keys` registers a provider's public JWK (the real service learns it
 from the developer account), `POST /apns/_sim/unregister` marks a token as uninstalled, `POST /apns/_sim/fail`
-makes the next sends fail, throttle or slow down. `GET /apns/_sim/received?token=` lists what was accepted.
+makes the next sends fail, throttle or slow down. `GET /apns/_sim/received?token=` lists what the device shows (a
+notification carrying an `apns-collapse-id` the device already holds replaces it, as APNs does); `POST
+/apns/_sim/counts` counts that for many tokens.
 """
 
 from __future__ import annotations
@@ -86,6 +88,16 @@ class Ok(msgspec.Struct):
     ok: bool = True
 
 
+class CountRequest(msgspec.Struct):
+    tokens: Annotated[list[str], Meta(max_length=20_000)]
+
+
+class Counts(msgspec.Struct):
+    counts: dict[str, int]  # token -> notifications the device shows
+    total: int
+    collapsed: int
+
+
 class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -93,14 +105,21 @@ class _State:
         self.unregistered: dict[str, int] = {}
         self.failures: FailureQueue[FailRequest] = FailureQueue(self.lock)
         self.received: OrderedDict[str, deque[Received]] = OrderedDict()
-        self.total = 0
+        self.total = 0  # requests accepted
+        self.collapsed = 0  # of which replaced a notification the device already showed
 
     def take_failure(self) -> FailRequest | None:
         return self.failures.take()
 
     def store(self, item: Received) -> None:
+        """Keep what the device shows: a notification whose apns-collapse-id the device already holds replaces
+        that one (APNs collapse semantics), so a repeat of the same notification is not a second delivery."""
         with self.lock:
             box = self.received.pop(item.token, None) or deque(maxlen=PER_TOKEN)
+            same = [i for i, r in enumerate(box) if item.collapse_id and r.collapse_id == item.collapse_id]
+            if same:
+                del box[same[0]]
+                self.collapsed += 1
             box.append(item)
             self.received[item.token] = box
             self.total += 1
@@ -255,7 +274,14 @@ def _handlers(state: _State) -> list[object]:
         state.failures.control(data)
         return Ok()
 
-    return [push, received, keys, unregister, fail]
+    @post("/_sim/counts", status_code=200, include_in_schema=False, sync_to_thread=False)
+    def counts(data: JSONBody[CountRequest]) -> Counts:
+        """Control: how many notifications each token's device shows (tests count thousands at once)."""
+        with state.lock:
+            got = {t: len(state.received.get(t, ())) for t in data.tokens}
+            return Counts(counts=got, total=state.total, collapsed=state.collapsed)
+
+    return [push, received, keys, unregister, fail, counts]
 
 
 def _document(app: Litestar) -> None:
