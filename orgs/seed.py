@@ -10,7 +10,7 @@ from core.resources import Resources
 from core.secrets_file import read_or_create
 from core.settings import Settings
 from identity import clients
-from orgs import passwords, permissions, repo, tree
+from orgs import masks, passwords, permissions, repo, tree
 
 log = logging.getLogger("szt.seed.orgs")
 ADMIN = "admin"
@@ -56,6 +56,7 @@ async def _seed_tree(res: Resources) -> None:
 
 async def seed(res: Resources) -> None:
     await _seed_tree(res)
+    await masks.seed(res)
     for code, (name, scope, mask, perms) in permissions.BUILTIN.items():
         await repo.upsert_builtin_role(
             res.db, code=code, name=name, data_scope=scope, mask_level=mask, permissions=sorted(perms)

@@ -26,7 +26,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,13 +142,50 @@ async def move_due(res: Resources, now: float | None = None, limit: int = 5000) 
     return int(moved)
 
 
+def person_segment(m: Any) -> bool:
+    """Whether a message's audience needs identity's data (sex, age band, user type)."""
+    return bool(m["segment_sex"] or m["segment_age_bands"] or m["segment_user_type"])
+
+
+Page = tuple[uuid.UUID, list[uuid.UUID], list[Any]]  # (resume point, people for the inbox, their devices)
+
+
+async def _pages(res: Resources, m: Any, after: uuid.UUID) -> AsyncIterator[Page]:
+    """The audience of a message a page at a time, from `after` (a device id, or a person id for a person
+    segment, whose ids identity streams through a server-side cursor)."""
+    if person_segment(m):
+        from identity import segments
+
+        async for ids in segments.person_ids(
+            res,
+            sex=m["segment_sex"],
+            age_bands=m["segment_age_bands"] or (),
+            user_type=m["segment_user_type"],
+            after=after,
+            page=FANOUT_PAGE,
+        ):
+            devs = await repo.devices_of_persons(res.db, ids, m["segment_region"], m["segment_tags"] or [])
+            by_device = m["segment_region"] is not None or bool(m["segment_tags"])
+            yield ids[-1], (list({r["person_id"] for r in devs}) if by_device else ids), devs
+        return
+    while True:
+        page = await repo.target_devices_page(res.db, m, after, FANOUT_PAGE)
+        if not page:
+            return
+        after = page[-1]["id"]
+        persons = [] if m["recipients"] is not None else list({r["person_id"] for r in page})
+        yield after, persons, page
+        if len(page) < FANOUT_PAGE:
+            return
+
+
 async def fan_out(
     res: Resources, message_id: uuid.UUID, keepalive: Callable[[], Awaitable[object]] | None = None
 ) -> int:
     """Expand one message to its devices, a page at a time, never the whole audience in memory.
 
-    Safe to repeat and to resume: the inbox and the send log ignore duplicates, and the last device id queued is
-    saved after each page, so a consumer taking over after a crash continues where the first one stopped.
+    Safe to repeat and to resume: the inbox and the send log ignore duplicates, and the resume point is saved
+    after each page, so a consumer taking over after a crash continues where the first one stopped.
     `keepalive` runs after each page (the consumer refreshes its stream entry, so a long fan-out is not claimed
     by another consumer as abandoned)."""
     m = await repo.get_message(res.db, message_id)
@@ -159,15 +196,9 @@ async def fan_out(
     if "inbox" in channels and m["recipients"] is not None and after is None:
         added = await repo.add_to_inbox(res.db, message_id, m["recipients"], m["send_at"])
         await announce(res, message_id, added)
-    after = after or uuid.UUID(int=0)
     queued = 0
-    while True:
-        page = await repo.target_devices_page(res.db, m, after, FANOUT_PAGE)
-        if not page:
-            break
-        after = page[-1]["id"]
-        if "inbox" in channels and m["recipients"] is None:
-            persons = list({r["person_id"] for r in page})
+    async for resume, persons, page in _pages(res, m, after or uuid.UUID(int=0)):
+        if "inbox" in channels and persons:
             added = await repo.add_to_inbox(res.db, message_id, persons, m["send_at"])
             await announce(res, message_id, added)
         targets = [r for r in page if r["platform"] in channels]
@@ -179,11 +210,9 @@ async def fan_out(
                     pipe.xadd(stream(r["platform"]), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
                 await pipe.execute()
             queued += len(targets)
-        await repo.save_fanout_cursor(res.db, message_id, after)
+        await repo.save_fanout_cursor(res.db, message_id, resume)
         if keepalive is not None:
             await keepalive()
-        if len(page) < FANOUT_PAGE:
-            break
     await repo.mark_fanned_out(res.db, message_id)
     return queued
 
@@ -618,5 +647,11 @@ async def watch_queues(res: Resources, every: float = 5.0) -> None:
         await asyncio.sleep(every)
 
 
-# The mini-program channels (WeChat subscribe messages, Alipay template messages) register themselves.
-from push import mini_providers  # noqa: E402,F401
+def _register_mini_program_channels() -> None:
+    from push import mini_providers  # imports no part of this module, so no cycle
+
+    for channel in mini_providers.CHANNELS:
+        register_channel(channel, mini_providers.sender(channel), batch=100)
+
+
+_register_mini_program_channels()

@@ -11,13 +11,12 @@ consent back and retry through the delivery engine's backoff.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.resources import Resources
 from identity.miniprograms import UNVERIFIED, AlipayError, AlipayGateway, WechatApi, WechatError
 from push import mini_repo
-from push.delivery import Target, register_channel
 from push.providers import Notification, Outcome
 
 Fill = Callable[[dict[str, str]], dict[str, str]]
@@ -104,24 +103,28 @@ async def _alipay(res: Resources, api: AlipayGateway, n: Notification, device: A
 NOT_RESENT = Outcome("failed", "worker died during the call; not re-sent (the platform takes no idempotency key)")
 
 
-async def _send_wechat(res: Resources, targets: list[Target]) -> list[Outcome]:
+async def _send_wechat(res: Resources, targets: list[Any]) -> list[Outcome]:
     # A pair taken back from a worker that died mid-call may have reached WeChat: closed, never sent twice.
     api = WechatApi(res)
 
-    async def one(t: Target) -> Outcome:
+    async def one(t: Any) -> Outcome:
         return NOT_RESENT if t.recovered else await _wechat(res, api, t.note, t.device)
 
     return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
-async def _send_alipay(res: Resources, targets: list[Target]) -> list[Outcome]:
+async def _send_alipay(res: Resources, targets: list[Any]) -> list[Outcome]:
     api = AlipayGateway(res)
 
-    async def one(t: Target) -> Outcome:
+    async def one(t: Any) -> Outcome:
         return NOT_RESENT if t.recovered else await _alipay(res, api, t.note, t.device)
 
     return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
-register_channel("wechat", _send_wechat, batch=100)
-register_channel("alipay", _send_alipay, batch=100)
+CHANNELS = ("wechat", "alipay")
+
+
+def sender(channel: str) -> Callable[[Resources, list[Any]], Awaitable[list[Outcome]]]:
+    """This channel as a push.delivery sender (push.delivery registers both at import)."""
+    return _send_wechat if channel == "wechat" else _send_alipay

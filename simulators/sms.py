@@ -175,9 +175,9 @@ def _handlers(state: _State) -> list[object]:
         return state.set_failure(data)
 
     @get("/v1/messages", summary="Query a sent message by the caller's out_id", tags=["sms"], sync_to_thread=False)
-    def details(out_id: Annotated[str, Parameter(min_length=1, max_length=64)]) -> SendDetails:
+    def details(out_id: Annotated[str | None, Parameter(min_length=1, max_length=64)] = None) -> SendDetails:
         with state.lock:
-            found = state.by_out_id.get(out_id)
+            found = state.by_out_id.get(out_id) if out_id else None
         return SendDetails(items=[found] if found else [])
 
     @post("/_sim/counts", status_code=200, include_in_schema=False, sync_to_thread=False)
