@@ -78,8 +78,12 @@ class WechatApi:
         """Simulator only: the app's secret as the WeChat console would hold it."""
         if self.base in self._registered and not force:
             return
-        r = await self.res.http.post(f"{self.base}/_sim/apps", json={"appid": WECHAT_APPID, "secret": self.secret})
-        r.raise_for_status()
+        try:
+            r = await self.res.http.post(f"{self.base}/_sim/apps", json={"appid": WECHAT_APPID, "secret": self.secret})
+        except httpx.HTTPError as exc:
+            raise WechatError(-2, f"unreachable: {type(exc).__name__}") from exc
+        if r.status_code not in (200, 404):  # 404: the real WeChat, where the console holds the secret
+            raise WechatError(-2, f"app registration: HTTP {r.status_code}")
         self._registered.add(self.base)
 
     async def _json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
