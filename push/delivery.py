@@ -658,3 +658,13 @@ async def watch_queues(res: Resources, every: float = 5.0) -> None:
         except Exception:
             log.exception("push queue depth")
         await asyncio.sleep(every)
+
+
+def _register_mini_program_channels() -> None:
+    from push import mini_providers  # imports no part of this module, so no cycle
+
+    for channel in mini_providers.CHANNELS:
+        register_channel(channel, mini_providers.sender(channel), batch=100)
+
+
+_register_mini_program_channels()

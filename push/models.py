@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-Platform = Literal["apns", "hms", "sms"]
-Channel = Literal["apns", "hms", "sms", "inbox"]
-CHANNELS: tuple[Channel, ...] = ("apns", "hms", "sms", "inbox")
+Platform = Literal["apns", "hms", "sms", "wechat", "alipay"]
+Channel = Literal["apns", "hms", "sms", "wechat", "alipay", "inbox"]
+CHANNELS: tuple[Channel, ...] = ("apns", "hms", "sms", "wechat", "alipay", "inbox")
 Priority = Literal["high", "normal"]
 DeliveryStatus = Literal["queued", "sending", "retry", "delivered", "failed"]
 
@@ -152,7 +152,7 @@ class SendRequest(msgspec.Struct, kw_only=True):
     collapse_key: CollapseKey | None = None
     send_at: Annotated[dt.datetime, Meta(tz=True, description="not more than 30 days ahead")] | None = None
     quiet_hours: QuietHours | None = None
-    channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)] = msgspec.field(
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=6)] = msgspec.field(
         default_factory=lambda: list(CHANNELS)
     )
 

@@ -1,0 +1,19 @@
+"""Scheduled jobs of orgs: the integration log's daily backup, monitoring samples and alert evaluation."""
+
+from __future__ import annotations
+
+import logging
+
+from core.resources import Resources
+from core.worker import scheduled
+from orgs import backup
+
+log = logging.getLogger("szt.orgs.jobs")
+
+
+@scheduled("orgs.integration_backup", cron="15 0 * * *", timezone="UTC")
+async def integration_backup(res: Resources) -> None:
+    """Daily after midnight UTC: each finished day not yet backed up (a missed night is caught up)."""
+    made = await backup.backup_missing(res)
+    if made:
+        log.info("integration log backed up", extra={"days": [d.isoformat() for d in made]})
