@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import crypto_sm2, http_healthz, identity_codes, oidc
+from bench import crypto_sm2, eseal_bench, http_healthz, identity_codes, oidc
 from bench.context import Context
 from bench.report import Row
 
@@ -27,6 +27,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("crypto", "SM2 sign / verify: core.crypto vs tongsuopy", crypto_sm2.run),
     Scenario("identity", "identity codes: issue / verify vs raw SM2", identity_codes.run),
     Scenario("oidc", "OIDC token endpoint and introspection: mounted (2 workers) vs oidc-provider", oidc.run),
+    Scenario("eseal", "electronic seals: making, sealing, verification, big PDF, log search, import", eseal_bench.run),
 ]
 
 
