@@ -315,16 +315,20 @@ async def _scenario(ctx: Context, stack: Stack) -> list[Row]:
 
         ctx.progress("eseal: signing-log search over many rows")
         n_logs = 100_000 if quick else 1_000_000
-        await res.db.execute(
-            """INSERT INTO eseal.logs (seq, at, kind, actor, action, seal_code, cert_serial, doc_name, doc_hash,
-                                       result, ip, detail, prev_hash, hash)
-               SELECT 1000000000 + g, now() - (g || ' seconds')::interval, 'sign', 'app-' || (g % 50),
-                      'sign', 'S' || (g % 5000), (g % 20000)::text, 'doc' || g || '.pdf', md5(g::text), 'ok',
-                      '10.0.' || (g % 250) || '.1', '{}', '\\x00', '\\x00'
-               FROM generate_series(1, $1) AS g""",
-            n_logs,
-        )
-        await res.db.execute("ANALYZE eseal.logs")
+        batch = 100_000
+        for first in range(0, n_logs, batch):  # in batches: one statement per 100,000 rows
+            await res.db.execute(
+                """INSERT INTO eseal.logs (seq, at, kind, actor, action, seal_code, cert_serial, doc_name, doc_hash,
+                                           result, ip, detail, prev_hash, hash)
+                   SELECT 1000000000 + g, now() - (g || ' seconds')::interval, 'sign', 'app-' || (g % 50),
+                          'sign', 'S' || (g % 5000), (g % 20000)::text, 'doc' || g || '.pdf', md5(g::text), 'ok',
+                          '10.0.' || (g % 250) || '.1', '{}', '\\x00', '\\x00'
+                   FROM generate_series($1::bigint, $2::bigint) AS g""",
+                first + 1,
+                min(first + batch, n_logs),
+                timeout=600,
+            )
+        await res.db.execute("ANALYZE eseal.logs", timeout=600)
         from eseal import logs as elogs
 
         queries = [
