@@ -10,7 +10,7 @@ from core.resources import Resources
 async def issue_no_record(res: Resources, *, apply_no: str, name: str, id_number: str) -> str | None:
     """The reference of the sealed 无犯罪记录证明 for `apply_no`, or None while no sealing service exists."""
     try:
-        from eseal import service as eseal_service  # type: ignore[attr-defined]
+        from eseal import service as eseal_service
     except ImportError:
         return None
     issue = getattr(eseal_service, "issue_certificate", None)
