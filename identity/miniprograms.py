@@ -78,8 +78,12 @@ class WechatApi:
         """Simulator only: the app's secret as the WeChat console would hold it."""
         if self.base in self._registered and not force:
             return
-        r = await self.res.http.post(f"{self.base}/_sim/apps", json={"appid": WECHAT_APPID, "secret": self.secret})
-        r.raise_for_status()
+        try:
+            r = await self.res.http.post(f"{self.base}/_sim/apps", json={"appid": WECHAT_APPID, "secret": self.secret})
+        except httpx.HTTPError as exc:
+            raise WechatError(-2, f"unreachable: {type(exc).__name__}") from exc
+        if r.status_code not in (200, 404):  # 404: the real WeChat, where the console holds the secret
+            raise WechatError(-2, f"app registration: HTTP {r.status_code}")
         self._registered.add(self.base)
 
     async def _json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
@@ -172,6 +176,53 @@ def response_node(text: str, node: str) -> str | None:
     return text[i:end]
 
 
+def signed_params(key: rsa.RSAPrivateKey, method: str, extra: dict[str, str]) -> dict[str, str]:
+    """The public parameters of a gateway call plus `extra`, signed RSA2 over Alipay's canonical string."""
+    params = {
+        "app_id": ALIPAY_APP_ID,
+        "method": method,
+        "format": "JSON",
+        "charset": "utf-8",
+        "sign_type": "RSA2",
+        "timestamp": dt.datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+        "version": "1.0",
+        **extra,
+    }
+    params["sign"] = base64.b64encode(rsa_sign(key, sign_content(params).encode("utf-8"))).decode()
+    return params
+
+
+def verified_answer(text: str, method: str, alipay_key: rsa.RSAPublicKey) -> dict[str, Any]:
+    """The response node of a gateway answer once its signature verifies; AlipayError for an error code, a bad or
+    missing signature (a success must be signed; gateway refusals come unsigned, as Alipay sends them)."""
+    try:
+        outer = json.loads(text)
+    except ValueError as exc:
+        raise AlipayError("-2", "not JSON") from exc
+    node = method.replace(".", "_") + "_response"
+    name = node if isinstance(outer, dict) and node in outer else "error_response"
+    content = response_node(text, name)
+    body = outer.get(name) if isinstance(outer, dict) else None
+    if content is None or not isinstance(body, dict):
+        raise AlipayError("-2", "no response node")
+    sign = outer.get("sign")
+    failed = "code" in body and body["code"] != "10000"
+    if sign:
+        try:
+            ok = rsa_verify(alipay_key, base64.b64decode(sign), content.encode("utf-8"))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise AlipayError("-3", "response signature does not verify", UNVERIFIED)
+    elif not failed:
+        raise AlipayError("-3", "unsigned response", UNVERIFIED)
+    if failed:
+        raise AlipayError(
+            str(body["code"]), str(body.get("msg", "")), str(body.get("sub_code", "")), str(body.get("sub_msg", ""))
+        )
+    return body
+
+
 class AlipayGateway:
     """`gateway.do` calls: RSA2-signed requests; answers accepted only when their RSA2 signature verifies."""
 
@@ -198,18 +249,7 @@ class AlipayGateway:
         return found
 
     def signed_params(self, method: str, extra: dict[str, str]) -> dict[str, str]:
-        params = {
-            "app_id": ALIPAY_APP_ID,
-            "method": method,
-            "format": "JSON",
-            "charset": "utf-8",
-            "sign_type": "RSA2",
-            "timestamp": dt.datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
-            "version": "1.0",
-            **extra,
-        }
-        params["sign"] = base64.b64encode(rsa_sign(self.key, sign_content(params).encode("utf-8"))).decode()
-        return params
+        return signed_params(self.key, method, extra)
 
     async def call(self, method: str, extra: dict[str, str]) -> dict[str, Any]:
         alipay_key = await self._alipay_key()
@@ -220,39 +260,13 @@ class AlipayGateway:
                 )
             except httpx.HTTPError as exc:
                 raise AlipayError("-2", f"unreachable: {type(exc).__name__}") from exc
-            text = r.text
             try:
-                outer = json.loads(text)
-            except ValueError as exc:
-                raise AlipayError("-2", f"HTTP {r.status_code}") from exc
-            node = method.replace(".", "_") + "_response"
-            name = node if node in outer else "error_response"
-            content = response_node(text, name)
-            body = outer.get(name)
-            if content is None or not isinstance(body, dict):
-                raise AlipayError("-2", "no response node")
-            sign = outer.get("sign")
-            failed = "code" in body and body["code"] != "10000"
-            if sign:
-                try:
-                    ok = rsa_verify(alipay_key, base64.b64decode(sign), content.encode("utf-8"))
-                except ValueError:
-                    ok = False
-                if not ok:
-                    raise AlipayError("-3", "response signature does not verify", UNVERIFIED)
-            elif not failed:  # a success must be signed; gateway refusals come unsigned, as Alipay sends them
-                raise AlipayError("-3", "unsigned response", UNVERIFIED)
-            if failed:
-                if body.get("sub_code") == "isv.invalid-app-id" and attempt == 1:  # a restarted simulator
+                return verified_answer(r.text, method, alipay_key)
+            except AlipayError as exc:
+                if exc.sub_code == "isv.invalid-app-id" and attempt == 1:  # a restarted simulator forgot our key
                     alipay_key = await self._alipay_key(force=True)
                     continue
-                raise AlipayError(
-                    str(body["code"]),
-                    str(body.get("msg", "")),
-                    str(body.get("sub_code", "")),
-                    str(body.get("sub_msg", "")),
-                )
-            return body
+                raise
         raise AlipayError("40002", "Invalid Arguments", "isv.invalid-app-id")
 
     async def oauth_token(self, auth_code: str) -> tuple[str, str]:

@@ -12,6 +12,9 @@ from typing import Annotated, Any
 from litestar import Response, get, post
 from litestar.params import JSONBody, Parameter
 
+from catalog import icons
+from catalog import service as catalog_service
+from core.idempotency import idempotent
 from core.problems import invalid, not_found
 from core.resources import Resources
 from identity.miniprograms import ALIPAY_APP_ID
@@ -32,7 +35,7 @@ from miniapp_api.session_routes import AUTH
 from push import mini as push_mini
 
 ICON_SIZE = 96
-ENTRY_APPS = ("11", "12", "10", "06", "02", "03", "07", "09")  # 交管 and 出入境 services the entry box lists
+ENTRY_PAGE_MAX = 20
 APPS_TSV = Path(__file__).resolve().parent.parent / "catalog" / "data" / "apps49.tsv"
 
 
@@ -60,8 +63,10 @@ def subscribe_templates() -> TemplatePage:
 @post(
     "/v1/wechat/subscriptions",
     summary="Record the user's wx.requestSubscribeMessage choices: each accept allows one message of that template",
+    description="Send an `Idempotency-Key`: a retried report must not count an accept twice.",
     tags=["wechat"],
     status_code=200,
+    middleware=[idempotent()],
     **AUTH,
 )
 async def subscriptions(res: Resources, me: Principal, data: JSONBody[SubscribeResults]) -> Consents:
@@ -86,31 +91,40 @@ def _icon_url(base: str, code: str) -> Image:
 
 @get(
     "/v1/alipay/service-entry",
-    summary="Service-entry (服务入口) metadata of the Alipay mini program: services listed, one page at a time",
+    summary="Service-entry (服务入口) metadata of the Alipay mini program: the listed services, a page at a time",
+    description="From the catalog (listed for the Alipay channel and the region, province-wide when none): a delisted "
+    "service disappears here as on the home screen.",
     tags=["alipay"],
 )
 async def service_entry(
     res: Resources,
+    region: Annotated[str | None, Parameter(pattern=r"^32[0-9]{4}$", description="city or county code")] = None,
     cursor: Annotated[str | None, Parameter(max_length=4, pattern=r"^[0-9]{1,4}$")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=8)] = 4,
+    limit: Annotated[int, Parameter(ge=1, le=ENTRY_PAGE_MAX)] = 8,
 ) -> ServiceEntry:
+    apps = await catalog_service.listed_apps(res, region_code=region, channel="alipay")
     start = int(cursor) if cursor else 0
-    if start > len(ENTRY_APPS):
+    if start > len(apps):
         raise invalid("cursor", "not a cursor this list handed out")
     base = res.settings.base_url
-    page = ENTRY_APPS[start : start + limit]
+    page = apps[start : start + limit]
     items = [
-        EntryItem(title=_short(_apps()[c][0]), page=f"pages/affairs/apply?app=app-{c}", icon=_icon_url(base, c))
-        for c in page
+        EntryItem(
+            title=_short(a.name),
+            page=f"pages/affairs/apply?app={a.code}",
+            icon=Image(url=icons.url_for(base, a.icon_digest, ICON_SIZE), width=ICON_SIZE, height=ICON_SIZE)
+            if a.icon_digest
+            else _icon_url(base, a.code[4:]),
+        )
+        for a in page
     ]
-    more = start + limit < len(ENTRY_APPS)
     return ServiceEntry(
         app_id=ALIPAY_APP_ID,
         name="苏证通",
         slogan="江苏公安 掌上办事",
         logo=Image(url=f"{base}/mini/v1/icons/logo.png", width=ICON_SIZE, height=ICON_SIZE),
         items=items,
-        next_cursor=str(start + limit) if more else None,
+        next_cursor=str(start + limit) if start + limit < len(apps) else None,
     )
 
 

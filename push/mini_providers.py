@@ -11,7 +11,6 @@ consent back and retry through the delivery engine's backoff.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,8 +19,6 @@ from identity.miniprograms import UNVERIFIED, AlipayError, AlipayGateway, Wechat
 from push import mini_repo
 from push.providers import Notification, Outcome
 
-CHANNELS = ("wechat", "alipay")
-Pair = tuple[uuid.UUID, uuid.UUID]
 Fill = Callable[[dict[str, str]], dict[str, str]]
 
 
@@ -103,31 +100,31 @@ async def _alipay(res: Resources, api: AlipayGateway, n: Notification, device: A
     return Outcome("delivered", provider_id=form_id)
 
 
-async def send(
-    res: Resources,
-    channel: str,
-    pairs: list[Pair],
-    notes: dict[uuid.UUID, Notification],
-    devices: dict[uuid.UUID, Any],
-) -> dict[Pair, Outcome]:
-    """Outcome per (message, device) of one batch of a mini-program channel."""
-    if channel == "wechat":
-        wechat = WechatApi(res)
-        results = await asyncio.gather(*(_wechat(res, wechat, notes[m], devices[d]) for m, d in pairs))
-    else:
-        alipay = AlipayGateway(res)
-        results = await asyncio.gather(*(_alipay(res, alipay, notes[m], devices[d]) for m, d in pairs))
-    return dict(zip(pairs, results, strict=True))
+NOT_RESENT = Outcome("failed", "worker died during the call; not re-sent (the platform takes no idempotency key)")
+
+
+async def _send_wechat(res: Resources, targets: list[Any]) -> list[Outcome]:
+    # A pair taken back from a worker that died mid-call may have reached WeChat: closed, never sent twice.
+    api = WechatApi(res)
+
+    async def one(t: Any) -> Outcome:
+        return NOT_RESENT if t.recovered else await _wechat(res, api, t.note, t.device)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+async def _send_alipay(res: Resources, targets: list[Any]) -> list[Outcome]:
+    api = AlipayGateway(res)
+
+    async def one(t: Any) -> Outcome:
+        return NOT_RESENT if t.recovered else await _alipay(res, api, t.note, t.device)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+CHANNELS = ("wechat", "alipay")
 
 
 def sender(channel: str) -> Callable[[Resources, list[Any]], Awaitable[list[Outcome]]]:
-    """This channel as a push.delivery sender: one Outcome per target, in order."""
-
-    async def deliver(res: Resources, targets: list[Any]) -> list[Outcome]:
-        pairs = [(t.message_id, t.device_id) for t in targets]
-        notes = {t.message_id: t.note for t in targets}
-        devices = {t.device_id: t.device for t in targets}
-        out = await send(res, channel, pairs, notes, devices)
-        return [out[p] for p in pairs]
-
-    return deliver
+    """This channel as a push.delivery sender (push.delivery registers both at import)."""
+    return _send_wechat if channel == "wechat" else _send_alipay

@@ -6,14 +6,19 @@ from __future__ import annotations
 import base64
 import io
 import json
+import uuid
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from PIL import Image
 
+from catalog import service as catalog_service
 from core.crypto import generate_rsa_key, rsa_verify
 from core.resources import Resources
 from identity.miniprograms import ALIPAY_APP_ID, AlipayGateway, response_node, sign_content
+from miniapp_api.models import RESPONSE_BUDGET
+from orgs.models import AdminPrincipal
 from simulators.alipay import sign_content as simulator_sign_content
 from tests.harness import Stack
 from tests.mini_helpers import ali_code, alipay_user
@@ -124,21 +129,53 @@ def test_alipay_errors_map_to_clear_problems(http: httpx.Client, sim_url: str) -
     assert busy.headers["retry-after"] == "5"
 
 
-def test_service_entry_pages_and_its_icons_are_what_it_says(http: httpx.Client) -> None:
+def entries(http: httpx.Client, **params: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page = http.get(
+            "/mini/v1/alipay/service-entry", params={"limit": "20", **params, **({"cursor": cursor} if cursor else {})}
+        )
+        assert page.status_code == 200, page.text
+        assert len(page.content) < RESPONSE_BUDGET
+        items += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("pages never ended")
+
+
+async def test_service_entry_lists_the_catalog_and_a_delisted_app_disappears(
+    http: httpx.Client, res: Resources
+) -> None:
     first = http.get("/mini/v1/alipay/service-entry", params={"limit": 5})
     assert first.status_code == 200, first.text
     body = first.json()
     assert body["app_id"] == ALIPAY_APP_ID and len(body["items"]) == 5 and body["next_cursor"] == "5"
-    assert body["items"][0]["page"] == "pages/affairs/apply?app=app-11"
-    rest = http.get("/mini/v1/alipay/service-entry", params={"limit": 5, "cursor": body["next_cursor"]}).json()
-    assert rest["next_cursor"] is None
-    titles = [i["title"] for i in body["items"] + rest["items"]]
-    assert len(set(titles)) == len(titles) == 8
+    assert body["items"][0]["page"] == "pages/affairs/apply?app=app-01"
+    listed = await catalog_service.listed_apps(res, region_code=None, channel="alipay")
+    assert [i["page"].rsplit("=", 1)[1] for i in entries(http)] == [a.code for a in listed]
     for image in (body["logo"], body["items"][0]["icon"]):
-        path = httpx.URL(image["url"]).path
-        png = http.get(path)
+        png = http.get(httpx.URL(image["url"]).path)
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"
         with Image.open(io.BytesIO(png.content)) as img:
             assert img.size == (image["width"], image["height"])
+    admin = AdminPrincipal(
+        id=uuid.uuid4(),
+        username="test-admin",
+        org_id=uuid.uuid4(),
+        org_path="320000",
+        org_level="province",
+        region_code="320000",
+        data_scope="all",
+        permissions=frozenset({"catalog.app.list"}),
+        roles=("admin",),
+    )
+    await catalog_service.set_listing(res, admin, "app-12", False, "test: delisted")
+    try:
+        assert "pages/affairs/apply?app=app-12" not in {i["page"] for i in entries(http)}
+    finally:
+        await catalog_service.set_listing(res, admin, "app-12", True, "test: listed again")
+    assert "pages/affairs/apply?app=app-12" in {i["page"] for i in entries(http, region="320500")}
     assert http.get("/mini/v1/icons/app-99.png").status_code == 404
     assert http.get("/mini/v1/alipay/service-entry", params={"cursor": "999"}).status_code == 400

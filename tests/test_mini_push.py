@@ -189,3 +189,13 @@ async def test_a_tampered_alipay_answer_is_never_resent(
     row = await delivery_of(res, mid, "alipay")
     assert row["status"] == "failed" and "unverified" in row["error"]  # Alipay may have sent it: at most once
     assert not await scheduled_retries(res, mid)
+
+
+async def test_a_retried_consent_report_counts_once(http: httpx.Client, sim_url: str, res: Resources) -> None:
+    u = wechat_user(http, sim_url)
+    headers = {**u.headers, "Idempotency-Key": "consent-" + u.subject}
+    body = {"results": {"tplAppointment01": "accept", "tplNotice01": "reject", "tplOther": "accept"}}
+    first = http.post("/mini/v1/wechat/subscriptions", json=body, headers=headers)
+    again = http.post("/mini/v1/wechat/subscriptions", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() == {"items": [{"template_id": "tplAppointment01", "remaining": 1}]}
