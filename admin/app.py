@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from typing import Any
 
+from litestar import Litestar, Router
+
+from admin import catalog_routes, log_routes, monitor_routes, org_application_routes, org_routes, session_routes
+from admin.auth import SCHEMES
+from admin.oplog import OpLogMiddleware
 from core.app import build_app
 from core.resources import Resources
 from core.settings import Settings
@@ -12,12 +17,22 @@ MOUNT = "admin"
 
 
 def create_app(settings: Settings, resources: Resources | None = None) -> Litestar:
+    routes: list[Any] = [
+        *session_routes.ROUTES,
+        *org_routes.ROUTES,
+        *org_application_routes.ROUTES,
+        *log_routes.ROUTES,
+        *monitor_routes.ROUTES,
+    ]
+    routes += catalog_routes.ROUTES  # app onboarding, review, listing and home layout (catalog)
     return build_app(
         MOUNT,
         settings=settings,
         title="苏证通 Administration",
         description="API for provincial and city administrators.",
-        route_handlers=[],
+        # every admin action is written to the operation log by one middleware
+        route_handlers=[Router(path="/", route_handlers=routes, middleware=[OpLogMiddleware])],
         externals={},
         resources=resources,
+        security_schemes=SCHEMES,
     )

@@ -2,7 +2,7 @@
 
 Streams (consumer group `push`):
 - `push:stream:fanout` — one entry per message due; the fan-out consumer pages through the audience's devices
-  (1000 at a time, never all in memory), fills the inbox, queues a send-log row per device and XADDs one entry
+  (1000 at a time, never all in memory), fills the inbox and XADDs one entry
   per device to `push:stream:<channel>`.
 - `push:stream:apns|hms|sms` — one entry per (message, device). A consumer reads a batch, claims the pairs in the
   send log (insert-if-absent, or take back from queued/retry: a pair already sending, delivered or failed is
@@ -21,18 +21,21 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import ResponseError
 
 from core.observe import REGISTRY
 from core.resources import Resources
+from core.worker import heartbeat_key, worker_id
 from push import repo
 from push.providers import (
     HMS_BATCH,
@@ -48,14 +51,17 @@ log = logging.getLogger("szt.push.delivery")
 
 GROUP = "push"
 FANOUT = "fanout"
-PROVIDER_CHANNELS = ("apns", "hms", "sms")
 DELAYED = "push:delayed"
 MAX_ATTEMPTS = 6
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
-CLAIM_IDLE_MS = 60_000
+# Both configurable: a crashed consumer's stream entries are taken over after CLAIM_IDLE_MS; a pair left 'sending'
+# by a worker whose heartbeat is gone is taken back after SENDING_TIMEOUT seconds (longer than any provider call).
+CLAIM_IDLE_MS = int(os.environ.get("SZT_PUSH_CLAIM_IDLE_MS", "60000"))
+SENDING_TIMEOUT = float(os.environ.get("SZT_PUSH_SENDING_TIMEOUT", "120"))
+STUCK_FACTOR = 10
 FANOUT_PAGE = 1000
-BATCH = {"apns": 200, "hms": HMS_BATCH, "sms": 100, FANOUT: 10}
+BATCH: dict[str, int] = {"apns": 200, "hms": HMS_BATCH, "sms": 100, FANOUT: 10}
 STREAM_MAXLEN = 10_000_000
 DEAD_MAXLEN = 1_000_000
 
@@ -74,6 +80,13 @@ LATENCY = Histogram(
     registry=REGISTRY,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
+QUEUE_DEPTH = Gauge(
+    "szt_push_queue_depth",
+    "Entries waiting: per stream (ready + pending), the delayed set and the dead-letter streams",
+    ["queue"],
+    registry=REGISTRY,
+)
+METRICS_KEY = "push:metrics"  # hash "<channel>:<outcome>" -> count, shared by all workers (the admin view reads it)
 Job = Callable[[Resources], Coroutine[Any, Any, None]]
 
 # Move due entries from the delayed set back into their streams, atomically (one replica wins each member).
@@ -130,13 +143,50 @@ async def move_due(res: Resources, now: float | None = None, limit: int = 5000) 
     return int(moved)
 
 
+def person_segment(m: Any) -> bool:
+    """Whether a message's audience needs identity's data (sex, age band, user type)."""
+    return bool(m["segment_sex"] or m["segment_age_bands"] or m["segment_user_type"])
+
+
+Page = tuple[uuid.UUID, list[uuid.UUID], list[Any]]  # (resume point, people for the inbox, their devices)
+
+
+async def _pages(res: Resources, m: Any, after: uuid.UUID) -> AsyncIterator[Page]:
+    """The audience of a message a page at a time, from `after` (a device id, or a person id for a person
+    segment, whose ids identity streams through a server-side cursor)."""
+    if person_segment(m):
+        from identity import segments
+
+        async for ids in segments.person_ids(
+            res,
+            sex=m["segment_sex"],
+            age_bands=m["segment_age_bands"] or (),
+            user_type=m["segment_user_type"],
+            after=after,
+            page=FANOUT_PAGE,
+        ):
+            devs = await repo.devices_of_persons(res.db, ids, m["segment_region"], m["segment_tags"] or [])
+            by_device = m["segment_region"] is not None or bool(m["segment_tags"])
+            yield ids[-1], (list({r["person_id"] for r in devs}) if by_device else ids), devs
+        return
+    while True:
+        page = await repo.target_devices_page(res.db, m, after, FANOUT_PAGE)
+        if not page:
+            return
+        after = page[-1]["id"]
+        persons = [] if m["recipients"] is not None else list({r["person_id"] for r in page})
+        yield after, persons, page
+        if len(page) < FANOUT_PAGE:
+            return
+
+
 async def fan_out(
     res: Resources, message_id: uuid.UUID, keepalive: Callable[[], Awaitable[object]] | None = None
 ) -> int:
     """Expand one message to its devices, a page at a time, never the whole audience in memory.
 
-    Safe to repeat and to resume: the inbox and the send log ignore duplicates, and the last device id queued is
-    saved after each page, so a consumer taking over after a crash continues where the first one stopped.
+    Safe to repeat and to resume: the inbox and the send log ignore duplicates, and the resume point is saved
+    after each page, so a consumer taking over after a crash continues where the first one stopped.
     `keepalive` runs after each page (the consumer refreshes its stream entry, so a long fan-out is not claimed
     by another consumer as abandoned)."""
     m = await repo.get_message(res.db, message_id)
@@ -145,33 +195,25 @@ async def fan_out(
     channels = set(m["channels"])
     after = m["fanout_after"]
     if "inbox" in channels and m["recipients"] is not None and after is None:
-        await repo.add_to_inbox(res.db, message_id, m["recipients"], m["send_at"])
-        await _announce(res, message_id, m["recipients"])
-    after = after or uuid.UUID(int=0)
+        added = await repo.add_to_inbox(res.db, message_id, m["recipients"], m["send_at"])
+        await announce(res, message_id, added)
     queued = 0
-    while True:
-        page = await repo.target_devices_page(res.db, m, after, FANOUT_PAGE)
-        if not page:
-            break
-        after = page[-1]["id"]
-        if "inbox" in channels and m["recipients"] is None:
-            persons = list({r["person_id"] for r in page})
-            await repo.add_to_inbox(res.db, message_id, persons, m["send_at"])
-            await _announce(res, message_id, persons)
+    async for resume, persons, page in _pages(res, m, after or uuid.UUID(int=0)):
+        if "inbox" in channels and persons:
+            added = await repo.add_to_inbox(res.db, message_id, persons, m["send_at"])
+            await announce(res, message_id, added)
         targets = [r for r in page if r["platform"] in channels]
         if targets:
-            await repo.queue_deliveries(res.db, message_id, targets)
+            # No send-log row yet: the consumer's claim inserts it (one write per pair saved on a broadcast).
             async with res.redis.pipeline(transaction=False) as pipe:
                 for r in targets:
                     fields = {"m": str(message_id), "d": str(r["id"]), "p": str(r["person_id"])}
                     pipe.xadd(stream(r["platform"]), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
                 await pipe.execute()
             queued += len(targets)
-        await repo.save_fanout_cursor(res.db, message_id, after)
+        await repo.save_fanout_cursor(res.db, message_id, resume)
         if keepalive is not None:
             await keepalive()
-        if len(page) < FANOUT_PAGE:
-            break
     await repo.mark_fanned_out(res.db, message_id)
     return queued
 
@@ -180,8 +222,10 @@ def inbox_channel(person_id: uuid.UUID | str) -> str:
     return f"push:inbox:{person_id}"
 
 
-async def _announce(res: Resources, message_id: uuid.UUID, persons: list[uuid.UUID]) -> None:
+async def announce(res: Resources, message_id: uuid.UUID, persons: list[uuid.UUID]) -> None:
     """Tell open apps (any replica) that a message landed in their inbox: Redis pub/sub, one channel per user."""
+    if not persons:
+        return
     async with res.redis.pipeline(transaction=False) as pipe:
         for pid in persons:
             pipe.publish(inbox_channel(pid), str(message_id))
@@ -251,8 +295,9 @@ async def process(res: Resources, channel: str, entries: list[Entry]) -> int:
             )
         except (KeyError, ValueError):
             bad.append(entry_id)
-    claimed = await repo.claim(res.db, [(m, d, p, channel) for _, m, d, p in parsed])
+    claimed = await repo.claim(res.db, [(m, d, p, channel) for _, m, d, p in parsed], worker_id())
     attempts = {(r["message_id"], r["device_id"]): r["attempts"] for r in claimed}
+    recovered = {(r["message_id"], r["device_id"]) for r in claimed if r["recovered"]}
     work = [(m, d, p) for _, m, d, p in parsed if (m, d) in attempts]
     outcomes: dict[tuple[uuid.UUID, uuid.UUID], Outcome] = {}
     send_times: dict[uuid.UUID, float] = {}
@@ -270,11 +315,90 @@ async def process(res: Resources, channel: str, entries: list[Entry]) -> int:
                 outcomes[(m, d)] = Outcome("failed", "expired")
             else:
                 sendable.append((m, d))
-        outcomes.update(await _send(res, channel, sendable, messages, devices))
+        outcomes.update(await _send(res, channel, sendable, messages, devices, recovered))
     await _record(res, channel, outcomes, attempts, {(m, d): p for m, d, p in work}, send_times)
     ids = [e for e, _, _, _ in parsed] + bad
     await _done(res, channel, ids)
     return len(outcomes)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One (message, device) pair a sender delivers: the device row (token, phone_enc, person_id), the rendered
+    notification, and whether the pair was taken back from a dead worker (it may have reached the provider)."""
+
+    message_id: uuid.UUID
+    device_id: uuid.UUID
+    device: Any
+    note: Notification
+    recovered: bool
+
+    @property
+    def ref(self) -> str:
+        """The pair's idempotency reference at the provider: APNs apns-id, SMS out_id."""
+        return apns_id_for(str(self.message_id), str(self.device_id))
+
+
+# A channel's sender: delivers a batch of targets (at most BATCH[channel]) and answers one Outcome per target,
+# in order. A new channel plugs in with register_channel(); push.jobs starts one consumer per channel.
+Sender = Callable[[Resources, list[Target]], Awaitable[list[Outcome]]]
+
+
+async def _send_apns(res: Resources, targets: list[Target]) -> list[Outcome]:
+    p = providers(res)
+    # A recovered pair is sent again with the same apns-id and apns-collapse-id: if the first call did reach
+    # APNs, the device replaces that notification instead of showing a second one.
+    return list(await asyncio.gather(*(p.apns.send(t.device["token"], t.note, t.ref) for t in targets)))
+
+
+async def _send_hms(res: Resources, targets: list[Target]) -> list[Outcome]:
+    p = providers(res)
+    by_message: dict[uuid.UUID, list[Target]] = defaultdict(list)
+    for t in targets:
+        by_message[t.message_id].append(t)
+    calls = []
+    for group in by_message.values():
+        for i in range(0, len(group), HMS_BATCH):
+            chunk = group[i : i + HMS_BATCH]
+            calls.append((chunk, p.hms.send([t.device["token"] for t in chunk], chunk[0].note)))
+    results = await asyncio.gather(*(c for _, c in calls))
+    out: dict[uuid.UUID, Outcome] = {}
+    for (chunk, _), per_token in zip(calls, results, strict=True):
+        for t in chunk:
+            out[t.device_id] = per_token.get(t.device["token"], Outcome("failed", "no answer"))
+    return [out[t.device_id] for t in targets]
+
+
+async def _send_sms(res: Resources, targets: list[Target]) -> list[Outcome]:
+    from push.service import phone_context
+
+    p = providers(res)
+
+    async def one(t: Target) -> Outcome:
+        out_id = t.ref.replace("-", "")
+        if t.recovered:  # SMS cannot be taken back from a phone: ask the gateway whether the first call got there
+            try:
+                sent = await p.sms.sent_id(out_id)
+            except Exception as exc:  # any failure to ask means: ask again later
+                return Outcome("retry", f"query: {type(exc).__name__}")
+            if sent is not None:
+                return Outcome("delivered", provider_id=sent)
+        phone = res.fields.decrypt(t.device["phone_enc"], context=phone_context(t.device["person_id"]))
+        return await p.sms.send(phone, t.note, out_id=out_id)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+SENDERS: dict[str, Sender] = {"apns": _send_apns, "hms": _send_hms, "sms": _send_sms}
+PROVIDER_CHANNELS: list[str] = list(SENDERS)
+
+
+def register_channel(channel: str, sender: Sender, batch: int) -> None:
+    """Plug a delivery channel in (before `push.jobs` is imported, i.e. at import of push.delivery's caller)."""
+    SENDERS[channel] = sender
+    BATCH[channel] = batch
+    if channel not in PROVIDER_CHANNELS:
+        PROVIDER_CHANNELS.append(channel)
 
 
 async def _send(
@@ -283,43 +407,21 @@ async def _send(
     pairs: list[tuple[uuid.UUID, uuid.UUID]],
     messages: dict[uuid.UUID, Any],
     devices: dict[uuid.UUID, Any],
+    recovered: set[tuple[uuid.UUID, uuid.UUID]],
 ) -> dict[tuple[uuid.UUID, uuid.UUID], Outcome]:
     if not pairs:
         return {}
-    p = providers(res)
+    sender = SENDERS.get(channel)
+    if sender is None:
+        return dict.fromkeys(pairs, Outcome("failed", f"unknown channel {channel}"))
     notes = {m: _notification(messages[m]) for m in {m for m, _ in pairs}}
-    if channel == "apns":
-        results = await asyncio.gather(
-            *(p.apns.send(devices[d]["token"], notes[m], apns_id_for(str(m), str(d))) for m, d in pairs)
-        )
-        return dict(zip(pairs, results, strict=True))
-    if channel == "hms":
-        out: dict[tuple[uuid.UUID, uuid.UUID], Outcome] = {}
-        by_message: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-        for m, d in pairs:
-            by_message[m].append(d)
-        calls = []
-        for m, ds in by_message.items():
-            for i in range(0, len(ds), HMS_BATCH):
-                chunk = ds[i : i + HMS_BATCH]
-                calls.append((m, chunk, p.hms.send([devices[d]["token"] for d in chunk], notes[m])))
-        results_hms = await asyncio.gather(*(c for _, _, c in calls))
-        for (m, chunk, _), per_token in zip(calls, results_hms, strict=True):
-            for d in chunk:
-                out[(m, d)] = per_token.get(devices[d]["token"], Outcome("failed", "no answer"))
-        return out
-    if channel == "sms":
-
-        async def one(m: uuid.UUID, d: uuid.UUID) -> Outcome:
-            from push.service import phone_context
-
-            dev = devices[d]
-            phone = res.fields.decrypt(dev["phone_enc"], context=phone_context(dev["person_id"]))
-            return await p.sms.send(phone, notes[m], out_id=apns_id_for(str(m), str(d)).replace("-", ""))
-
-        results_sms = await asyncio.gather(*(one(m, d) for m, d in pairs))
-        return dict(zip(pairs, results_sms, strict=True))
-    return dict.fromkeys(pairs, Outcome("failed", f"unknown channel {channel}"))
+    targets = [Target(m, d, devices[d], notes[m], (m, d) in recovered) for m, d in pairs]
+    try:
+        results = await sender(res, targets)
+    except Exception as exc:  # a sender's bug or an unexpected failure must not leave its pairs 'sending'
+        log.exception("push sender failed", extra={"channel": channel})
+        return dict.fromkeys(pairs, Outcome("retry", f"sender: {type(exc).__name__}", uncertain=True))
+    return dict(zip(pairs, results, strict=True))
 
 
 async def _record(
@@ -362,18 +464,25 @@ async def _record(
         "retried": len(retry),
         "dead_lettered": dead_lettered,
     }
-    for outcome, n in metric.items():
-        if n:
-            OUTCOMES.labels(channel, outcome).inc(n)
-    for m, _, _, _ in delivered:
-        if m in send_times:
-            LATENCY.labels(channel).observe(max(0.0, now - send_times[m]))
+    latencies = [max(0.0, now - send_times[m]) for m, _, _, _ in delivered if m in send_times]
+    async with res.redis.pipeline(transaction=False) as pipe:
+        for outcome, n in metric.items():
+            if n:
+                OUTCOMES.labels(channel, outcome).inc(n)
+                pipe.hincrby(METRICS_KEY, f"{channel}:{outcome}", n)
+        if latencies:
+            pipe.hincrbyfloat(METRICS_KEY, f"{channel}:latency_sum", sum(latencies))
+            pipe.hincrby(METRICS_KEY, f"{channel}:latency_count", len(latencies))
+        await pipe.execute()
+    for lat in latencies:
+        LATENCY.labels(channel).observe(lat)
     await repo.finish(res.db, "delivered", delivered)
     await repo.finish(res.db, "failed", failed)
     if invalid_devices:
         await repo.deactivate_devices(res.db, invalid_devices, f"{channel}: reported invalid by the provider")
     if retry:
-        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry])
+        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry if not o.uncertain])
+        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry if o.uncertain], uncertain=True)
         for m, d, o in retry:
             wait = max(backoff(attempts[(m, d)]), o.retry_after or 0.0)
             await _delay(res, channel, {"m": str(m), "d": str(d), "p": str(persons[(m, d)])}, now + wait)
@@ -489,3 +598,73 @@ async def sweep_unfanned(res: Resources, older_than: float = 300.0) -> int:
     for r in rows:
         await res.redis.xadd(stream(FANOUT), {"m": str(r["id"])}, maxlen=STREAM_MAXLEN, approximate=True)
     return len(rows)
+
+
+async def recover_stale_sending(res: Resources, older_than: float | None = None, limit: int = 5000) -> int:
+    """Pairs left 'sending' by a worker that is gone (claimed longer ago than the timeout, and no heartbeat of the
+    claiming worker) go back into their stream, marked recovered. Their re-send cannot double what the user sees:
+    APNs and HarmonyOS get the same apns-id/apns-collapse-id or notifyId, so a device that already has the
+    notification replaces it; SMS asks the gateway by out_id first. A pair of a live worker is never touched."""
+    timeout = SENDING_TIMEOUT if older_than is None else older_than
+    rows = await repo.stale_sending(res.db, timeout, limit)
+    if not rows:
+        return 0
+    workers = sorted({r["claimed_by"] for r in rows})
+    alive_flags = await res.redis.mget([heartbeat_key(w) for w in workers]) if workers else []
+    alive = {w for w, flag in zip(workers, alive_flags, strict=True) if w and flag is not None}
+    # A live worker's pair is left alone, unless stuck far beyond any call (a bug there): the re-send is safe anyway.
+    taken = await repo.take_back(
+        res.db,
+        [
+            (r["message_id"], r["device_id"], r["claimed_by"])
+            for r in rows
+            if r["claimed_by"] not in alive or r["age"] > STUCK_FACTOR * timeout
+        ],
+    )
+    async with res.redis.pipeline(transaction=False) as pipe:
+        for r in taken:
+            fields = {"m": str(r["message_id"]), "d": str(r["device_id"]), "p": str(r["person_id"])}
+            pipe.xadd(stream(r["channel"]), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        await pipe.execute()
+    if taken:
+        OUTCOMES.labels("all", "recovered").inc(len(taken))
+        log.warning("push pairs taken back from stopped workers", extra={"pairs": len(taken), "workers": workers})
+    return len(taken)
+
+
+async def queue_depths(res: Resources) -> dict[str, int]:
+    """What waits, per queue: each stream's entries (a stream holds only unfinished work), the delayed set, and
+    each dead-letter stream."""
+    channels = [FANOUT, *PROVIDER_CHANNELS]
+    async with res.redis.pipeline(transaction=False) as pipe:
+        for ch in channels:
+            pipe.xlen(stream(ch))
+        pipe.zcard(DELAYED)
+        for ch in PROVIDER_CHANNELS:
+            pipe.xlen(dead(ch))
+        got = await pipe.execute()
+    names = [*channels, "delayed", *(f"dead:{ch}" for ch in PROVIDER_CHANNELS)]
+    return {n: int(v) for n, v in zip(names, got, strict=True)}
+
+
+async def watch_queues(res: Resources, every: float = 5.0) -> None:
+    """The worker's queue-depth gauge, refreshed every few seconds."""
+    while True:
+        try:
+            for name, n in (await queue_depths(res)).items():
+                QUEUE_DEPTH.labels(name).set(n)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("push queue depth")
+        await asyncio.sleep(every)
+
+
+def _register_mini_program_channels() -> None:
+    from push import mini_providers  # imports no part of this module, so no cycle
+
+    for channel in mini_providers.CHANNELS:
+        register_channel(channel, mini_providers.sender(channel), batch=100)
+
+
+_register_mini_program_channels()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from core.resources import Resources
 from core.worker import CONSUMERS, scheduled
-from push import delivery, repo
+from push import delivery
 
 
 def _consumer(channel: str) -> delivery.Job:
@@ -16,6 +18,7 @@ def _consumer(channel: str) -> delivery.Job:
 
 for _channel in (delivery.FANOUT, *delivery.PROVIDER_CHANNELS):
     CONSUMERS.append((f"push-{_channel}", _consumer(_channel)))
+CONSUMERS.append(("push-queue-depth", delivery.watch_queues))
 
 
 @scheduled("push-delayed", seconds=1)
@@ -30,7 +33,7 @@ async def sweep(res: Resources) -> None:
     await delivery.sweep_unfanned(res)
 
 
-@scheduled("push-stale-sending", seconds=300)
+@scheduled("push-stale-sending", seconds=int(os.environ.get("SZT_PUSH_RECOVER_EVERY", "30")))
 async def stale_sending(res: Resources) -> None:
-    """Close send-log rows left 'sending' by a worker that died mid-call (never re-sent: at most once)."""
-    await repo.expire_stale_sending(res.db, 600.0)
+    """Pairs left 'sending' by a worker that died mid-call go back to their stream (re-sent idempotently)."""
+    await delivery.recover_stale_sending(res)

@@ -41,6 +41,8 @@ class Outcome:
     reason: str = ""
     retry_after: float | None = None
     provider_id: str = ""
+    # A retry whose first try may have reached the provider (the answer was lost): re-sent as a recovered pair.
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,23 @@ class Notification:
     collapse_key: str | None
     template: str
     params: dict[str, str]
+
+    @property
+    def collapse_id(self) -> str:
+        """What a device collapses on: the sender's collapse key, else the message itself (a repeat of the same
+        message, e.g. a re-send after a worker crash, replaces the first rather than showing twice)."""
+        return self.collapse_key or self.message_id
+
+    @property
+    def notify_id(self) -> int:
+        """HarmonyOS `notifyId` (int32): the same for every send of this message or collapse key."""
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"szt-push:{self.collapse_id}").int % 2**31
+
+
+def transport_failure(exc: Exception) -> Outcome:
+    """A failed call: certainly not sent when the connection was never made, otherwise perhaps sent."""
+    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return Outcome("retry", f"transport: {type(exc).__name__}", uncertain=not never_sent)
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -142,14 +161,13 @@ class ApnsClient:
             "apns-expiration": str(n.expires_at),
             "apns-id": apns_id,
         }
-        if n.collapse_key:
-            headers["apns-collapse-id"] = n.collapse_key
+        headers["apns-collapse-id"] = n.collapse_id
         for attempt in (1, 2):
             headers["authorization"] = f"bearer {self.token.get(self._mint)}"
             try:
                 resp = await self.http.post(f"{self.base}/3/device/{token}", json=payload, headers=headers)
             except httpx.HTTPError as exc:
-                return Outcome("retry", f"transport: {type(exc).__name__}")
+                return transport_failure(exc)
             self.http_version = resp.http_version
             if resp.status_code == 200:
                 return Outcome("delivered", provider_id=resp.headers.get("apns-id", apns_id))
@@ -216,6 +234,7 @@ class HmsClient:
                     "title": n.title,
                     "body": n.body,
                     "clickAction": {"actionType": 0},
+                    "notifyId": n.notify_id,
                 },
                 "data": json.dumps({"msg_id": n.message_id}),
             },
@@ -228,7 +247,7 @@ class HmsClient:
             try:
                 resp = await self.http.post(url, json=body, headers=headers)
             except httpx.HTTPError as exc:
-                return dict.fromkeys(tokens, Outcome("retry", f"transport: {type(exc).__name__}"))
+                return dict.fromkeys(tokens, transport_failure(exc))
             try:
                 answer = resp.json()
                 code, msg, request_id = str(answer["code"]), str(answer["msg"]), str(answer.get("requestId", ""))
@@ -272,7 +291,7 @@ class SmsClient:
         try:
             resp = await self.http.post(self.url, json=body)
         except httpx.HTTPError as exc:
-            return Outcome("retry", f"transport: {type(exc).__name__}")
+            return transport_failure(exc)
         if resp.status_code == 200:
             return Outcome("delivered", provider_id=str(resp.json().get("message_id", "")))
         if resp.status_code in RETRY_STATUSES:
@@ -280,6 +299,13 @@ class SmsClient:
         if resp.status_code == 400:
             return Outcome("invalid", "rejected phone")
         return Outcome("failed", f"HTTP {resp.status_code}")
+
+    async def sent_id(self, out_id: str) -> str | None:
+        """The gateway's id of a message sent under our `out_id`, or None if it never got one (QuerySendDetails)."""
+        resp = await self.http.get(self.url, params={"out_id": out_id})
+        resp.raise_for_status()
+        items = resp.json().get("items", [])
+        return str(items[0]["message_id"]) if items else None
 
 
 def apns_id_for(message_id: str, device_id: str) -> str:

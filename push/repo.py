@@ -15,14 +15,15 @@ Row = Any
 # Claim a (message, device) pair for a provider call: insert-if-absent, or take it back from 'queued'/'retry'.
 # A pair already 'sending', 'delivered' or 'failed' is not returned, so it never reaches the provider twice.
 _CLAIM = """
-INSERT INTO push.deliveries AS d (message_id, device_id, person_id, channel, status, attempts)
-SELECT m, dv, p, c, 'sending', 1 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) AS t (m, dv, p, c)
+INSERT INTO push.deliveries AS d (message_id, device_id, person_id, channel, status, attempts, claimed_by)
+SELECT m, dv, p, c, 'sending', 1, $5 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) AS t (m, dv, p, c)
 ON CONFLICT (message_id, device_id) DO UPDATE
    SET status = 'sending',
        attempts = d.attempts + 1,
+       claimed_by = $5,
        claimed_at = now(), updated_at = now()
  WHERE d.status IN ('queued', 'retry')
-RETURNING message_id, device_id, attempts
+RETURNING message_id, device_id, attempts, recovered
 """
 
 
@@ -99,8 +100,9 @@ async def insert_message(db: Pool, **m: Any) -> Row | None:
     """The new message, or None when (client_id, idempotency_key) was seen before."""
     return await db.fetchrow(
         """INSERT INTO push.messages (id, client_id, idempotency_key, template, params, title, body, priority, ttl,
-                                      collapse_key, send_at, channels, recipients, segment_region, segment_tags)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                      collapse_key, send_at, channels, recipients, segment_region, segment_tags,
+                                      topic, segment_sex, segment_age_bands, segment_user_type)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
            ON CONFLICT (client_id, idempotency_key) DO NOTHING
            RETURNING id, send_at""",
         m["id"],
@@ -118,6 +120,10 @@ async def insert_message(db: Pool, **m: Any) -> Row | None:
         m["recipients"],
         m["segment_region"],
         m["segment_tags"],
+        m.get("topic"),
+        m.get("segment_sex"),
+        m.get("segment_age_bands"),
+        m.get("segment_user_type"),
     )
 
 
@@ -157,6 +163,15 @@ async def target_devices_page(db: Pool, message: Row, after: uuid.UUID, limit: i
             after,
             limit,
         )
+    if message["topic"] is not None:
+        return await db.fetch(
+            """SELECT d.id, d.person_id, d.platform
+               FROM push.topic_subscriptions s JOIN push.devices d ON d.id = s.device_id
+               WHERE s.topic = $1 AND s.device_id > $2 AND d.active ORDER BY s.device_id LIMIT $3""",
+            message["topic"],
+            after,
+            limit,
+        )
     return await db.fetch(
         """SELECT id, person_id, platform FROM push.devices
            WHERE active AND id > $1 AND ($3::text IS NULL OR region = $3) AND tags @> $4::text[]
@@ -168,42 +183,39 @@ async def target_devices_page(db: Pool, message: Row, after: uuid.UUID, limit: i
     )
 
 
-async def add_to_inbox(db: Pool, message_id: uuid.UUID, person_ids: Sequence[uuid.UUID], at: dt.datetime) -> None:
-    await db.execute(
+async def add_to_inbox(
+    db: Pool, message_id: uuid.UUID, person_ids: Sequence[uuid.UUID], at: dt.datetime
+) -> list[uuid.UUID]:
+    """Inbox entries for these people; returns those newly added (a repeated fan-out page announces nothing)."""
+    rows = await db.fetch(
         """INSERT INTO push.inbox (person_id, message_id, created_at)
-           SELECT DISTINCT p, $1::uuid, $3::timestamptz FROM unnest($2::uuid[]) AS p ON CONFLICT DO NOTHING""",
+           SELECT DISTINCT p, $1::uuid, $3::timestamptz FROM unnest($2::uuid[]) AS p ON CONFLICT DO NOTHING
+           RETURNING person_id""",
         message_id,
         list(person_ids),
         at,
     )
+    return [r["person_id"] for r in rows]
 
 
-async def queue_deliveries(db: Pool, message_id: uuid.UUID, rows: Sequence[Row]) -> None:
-    await db.execute(
-        """INSERT INTO push.deliveries (message_id, device_id, person_id, channel, status, attempts)
-           SELECT $1::uuid, dv, p, c, 'queued', 0 FROM unnest($2::uuid[], $3::uuid[], $4::text[]) AS t (dv, p, c)
-           ON CONFLICT DO NOTHING""",
-        message_id,
-        [r["id"] for r in rows],
-        [r["person_id"] for r in rows],
-        [r["platform"] for r in rows],
-    )
-
-
-async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]) -> list[Row]:
+async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]], worker: str = "") -> list[Row]:
     if not items:
         return []
     m, d, p, c = (list(col) for col in zip(*items, strict=True))
-    return await db.fetch(_CLAIM, m, d, p, c)
+    return await db.fetch(_CLAIM, m, d, p, c, worker)
 
 
-async def finish(db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UUID, str, str]]) -> None:
-    """Set the outcome of claimed pairs: items are (message_id, device_id, error, provider_id)."""
+async def finish(
+    db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UUID, str, str]], *, uncertain: bool = False
+) -> None:
+    """Set the outcome of claimed pairs: items are (message_id, device_id, error, provider_id). `uncertain`: the
+    call may have reached the provider, so the pair's next send is a recovered one (asks or collapses first)."""
     if not items:
         return
     m, d, e, pid = (list(col) for col in zip(*items, strict=True))
     await db.execute(
-        """UPDATE push.deliveries AS d SET status = $1, error = t.e, provider_id = t.pid, updated_at = now()
+        """UPDATE push.deliveries AS d SET status = $1, error = t.e, provider_id = t.pid, updated_at = now(),
+                  recovered = d.recovered OR $6
            FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS t (m, dv, e, pid)
            WHERE d.message_id = t.m AND d.device_id = t.dv AND d.status = 'sending'""",
         status,
@@ -211,6 +223,7 @@ async def finish(db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UU
         d,
         e,
         pid,
+        uncertain,
     )
 
 
@@ -273,13 +286,77 @@ async def due_unfanned(db: Pool, older_than: float) -> list[Row]:
     )
 
 
-async def expire_stale_sending(db: Pool, older_than: float) -> int:
-    """Pairs claimed for a provider call whose worker died during it: the outcome is unknown. They are closed as
-    failed rather than sent again, keeping the at-most-once promise (the window is one HTTP call)."""
-    status = await db.execute(
-        """UPDATE push.deliveries SET status = 'failed', updated_at = now(),
-                  error = 'outcome unknown: the worker stopped during the provider call'
-           WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)""",
+async def stale_sending(db: Pool, older_than: float, limit: int) -> list[Row]:
+    """Pairs claimed for a provider call longer ago than `older_than` seconds, with the worker that claimed them."""
+    return await db.fetch(
+        """SELECT message_id, device_id, person_id, channel, claimed_by,
+                  extract(epoch FROM now() - claimed_at)::float8 AS age FROM push.deliveries
+           WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
+           ORDER BY claimed_at LIMIT $2""",
         older_than,
+        limit,
     )
-    return int(status.split()[-1])
+
+
+async def take_back(db: Pool, pairs: Sequence[tuple[uuid.UUID, uuid.UUID, str]]) -> list[Row]:
+    """Pairs of dead workers back to 'retry', marked recovered; only those still 'sending' under that worker."""
+    if not pairs:
+        return []
+    m, d, w = (list(col) for col in zip(*pairs, strict=True))
+    return await db.fetch(
+        """UPDATE push.deliveries AS d SET status = 'retry', recovered = true, updated_at = now(),
+                  error = 'taken back from a stopped worker'
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t (m, dv, w)
+           WHERE d.message_id = t.m AND d.device_id = t.dv AND d.claimed_by = t.w AND d.status = 'sending'
+           RETURNING d.message_id, d.device_id, d.person_id, d.channel""",
+        m,
+        d,
+        w,
+    )
+
+
+async def devices_of_persons(
+    db: Pool, person_ids: Sequence[uuid.UUID], region: str | None, tags: Sequence[str]
+) -> list[Row]:
+    """The active devices of these people (a page of a person segment), filtered by device region and tags."""
+    return await db.fetch(
+        """SELECT id, person_id, platform FROM push.devices
+           WHERE person_id = ANY($1::uuid[]) AND active AND ($2::text IS NULL OR region = $2) AND tags @> $3::text[]
+           ORDER BY id""",
+        list(person_ids),
+        region,
+        list(tags),
+    )
+
+
+async def subscribe(db: Pool, person_id: uuid.UUID, device_id: uuid.UUID, topic: str) -> bool:
+    """Subscribe one of the person's active devices; False when the device is not theirs."""
+    row = await db.fetchrow(
+        """WITH d AS (SELECT id FROM push.devices WHERE id = $1 AND person_id = $2 AND active)
+           INSERT INTO push.topic_subscriptions (topic, device_id) SELECT $3, id FROM d
+           ON CONFLICT DO NOTHING RETURNING 1""",
+        device_id,
+        person_id,
+        topic,
+    )
+    if row is not None:
+        return True
+    owned = await db.fetchval(
+        "SELECT 1 FROM push.devices WHERE id = $1 AND person_id = $2 AND active", device_id, person_id
+    )
+    return owned is not None
+
+
+async def unsubscribe(db: Pool, person_id: uuid.UUID, device_id: uuid.UUID, topic: str) -> bool:
+    owned = await db.fetchval("SELECT 1 FROM push.devices WHERE id = $1 AND person_id = $2", device_id, person_id)
+    if owned is None:
+        return False
+    await db.execute("DELETE FROM push.topic_subscriptions WHERE topic = $1 AND device_id = $2", topic, device_id)
+    return True
+
+
+async def device_topics(db: Pool, device_id: uuid.UUID) -> list[str]:
+    rows = await db.fetch(
+        "SELECT topic FROM push.topic_subscriptions WHERE device_id = $1 ORDER BY topic LIMIT 100", device_id
+    )
+    return [r["topic"] for r in rows]

@@ -22,6 +22,7 @@ from push.models import (
     MAX_SEND_AHEAD,
     ApnsDevice,
     ChannelCount,
+    ChannelMetrics,
     DeliveryView,
     DeviceRegistration,
     DeviceView,
@@ -30,6 +31,7 @@ from push.models import (
     InboxPage,
     MessageAccepted,
     MessageStatus,
+    PushMetrics,
     QuietHours,
     SendRequest,
 )
@@ -39,7 +41,10 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "case_status": ("办件进度通知", "您的办件 {case_no} 状态已更新为：{status}。"),
     "appointment_reminder": ("预约提醒", "您预约的“{service}”将于 {time} 在 {place} 办理，请准时前往。"),
     "broadcast": ("{title}", "{body}"),
+    "document_expiry": ("证件到期提醒", "您的{document}将于 {date} 到期，请及时办理换领。"),
+    "alert": ("{title}", "{body}"),
 }
+INTERNAL_CLIENT_PREFIX = "internal:"  # messages of other domains (notify) carry client_id "internal:<source>"
 INBOX_PAGE_MAX = 50
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 
@@ -66,6 +71,63 @@ def phone_context(person_id: uuid.UUID | str) -> str:
 def render(template: str, params: dict[str, str]) -> tuple[str, str]:
     title, body = TEMPLATES[template]
     return title.format(**params), body.format(**params)
+
+
+def register_template(name: str, title: str, body: str) -> None:
+    """Other domains add their own templates (at import time): `{name}` placeholders filled from the params."""
+    if not name.replace("_", "").isalnum() or not name.islower():
+        raise ValueError(f"template name {name!r}: lower-case letters, digits and _")
+    TEMPLATES[name] = (title, body)
+
+
+async def notify(
+    res: Resources,
+    person_id: str,
+    *,
+    template: str,
+    params: dict[str, str],
+    source: str,
+    idempotency_key: str,
+) -> None:
+    """The internal entry point other domains call: one person, a template, now; inbox and every active device.
+
+    Idempotent on (source, idempotency_key): a repeat (a retried job, a replayed event) is a no-op. The inbox entry
+    is written here at once; the device channels go through the same fan-out and streams as any send."""
+    from push import delivery
+
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown push template {template!r}")
+    if not source or not idempotency_key or len(source) > 64 or len(idempotency_key) > 255:
+        raise ValueError("source (1..64) and idempotency_key (1..255) are required")
+    pid = uuid.UUID(person_id)
+    try:
+        title, body = render(template, params)
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f"template {template!r} needs the parameter {exc}") from exc
+    now = dt.datetime.now(dt.UTC)
+    row = await repo.insert_message(
+        res.db,
+        id=uuid.uuid4(),
+        client_id=INTERNAL_CLIENT_PREFIX + source,
+        idempotency_key=idempotency_key,
+        template=template,
+        params=params,
+        title=title,
+        body=body,
+        priority="high",
+        ttl=86_400,
+        collapse_key=None,
+        send_at=now,
+        channels=list(CHANNELS),
+        recipients=[pid],
+        segment_region=None,
+        segment_tags=None,
+    )
+    if row is None:
+        return  # seen before: already in the inbox and queued
+    added = await repo.add_to_inbox(res.db, row["id"], [pid], now)
+    await delivery.announce(res, row["id"], added)
+    await delivery.enqueue_fanout(res, str(row["id"]), now)
 
 
 def _device_view(res: Resources, row: Any) -> DeviceView:
@@ -114,6 +176,16 @@ async def unregister_device(res: Resources, person_id: str, device_id: uuid.UUID
         raise not_found("device")
 
 
+async def subscribe_topic(res: Resources, person_id: str, device_id: uuid.UUID, topic: str) -> None:
+    if not await repo.subscribe(res.db, uuid.UUID(person_id), device_id, topic):
+        raise not_found("device")
+
+
+async def unsubscribe_topic(res: Resources, person_id: str, device_id: uuid.UUID, topic: str) -> None:
+    if not await repo.unsubscribe(res.db, uuid.UUID(person_id), device_id, topic):
+        raise not_found("device")
+
+
 async def send(res: Resources, client_id: str, req: SendRequest, idempotency_key: str | None) -> MessageAccepted:
     """Persist the message (once per client and key) and queue its fan-out for its send time."""
     from push import delivery
@@ -144,6 +216,10 @@ async def send(res: Resources, client_id: str, req: SendRequest, idempotency_key
         recipients=sorted(set(users)) if users is not None else None,
         segment_region=getattr(req.audience, "region", None),
         segment_tags=sorted(set(getattr(req.audience, "tags", []))) if users is None else None,
+        topic=getattr(req.audience, "topic", None),
+        segment_sex=getattr(req.audience, "sex", None),
+        segment_age_bands=sorted(set(getattr(req.audience, "age_bands", []))) or None,
+        segment_user_type=getattr(req.audience, "user_type", None),
     )
     if row is None:
         assert idempotency_key is not None
@@ -274,3 +350,30 @@ async def inbox_events(res: Resources, person_id: str) -> AsyncIterator[tuple[st
     finally:
         await pubsub.unsubscribe()
         await pubsub.aclose()
+
+
+async def metrics(res: Resources) -> PushMetrics:
+    """Per channel: delivered, failed, invalid, retried and dead-lettered since the counters began (shared by all
+    workers in Redis), queue depths now, and the mean latency from send time to provider acceptance."""
+    from push import delivery
+
+    raw = await res.redis.hgetall(delivery.METRICS_KEY)
+    counts = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+    depths = await delivery.queue_depths(res)
+    out = []
+    for ch in delivery.PROVIDER_CHANNELS:
+        n = counts.get(f"{ch}:latency_count", 0.0)
+        out.append(
+            ChannelMetrics(
+                channel=ch,
+                delivered=int(counts.get(f"{ch}:delivered", 0)),
+                failed=int(counts.get(f"{ch}:failed", 0)),
+                invalid=int(counts.get(f"{ch}:invalid", 0)),
+                retried=int(counts.get(f"{ch}:retried", 0)),
+                dead_lettered=int(counts.get(f"{ch}:dead_lettered", 0)),
+                queued=depths.get(ch, 0),
+                dead_letters=depths.get(f"dead:{ch}", 0),
+                latency_mean_seconds=round(counts[f"{ch}:latency_sum"] / n, 3) if n else None,
+            )
+        )
+    return PushMetrics(channels=out, fanout_queued=depths.get(delivery.FANOUT, 0), delayed=depths.get("delayed", 0))

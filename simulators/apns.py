@@ -8,7 +8,9 @@
 
 Control (hidden from OpenAPI): `POST /apns/_sim/keys` registers a provider's public JWK (the real service learns it
 from the developer account), `POST /apns/_sim/unregister` marks a token as uninstalled, `POST /apns/_sim/fail`
-makes the next sends fail, throttle or slow down. `GET /apns/_sim/received?token=` lists what was accepted.
+makes the next sends fail, throttle or slow down. `GET /apns/_sim/received?token=` lists what the device shows (a
+notification carrying an `apns-collapse-id` the device already holds replaces it, as APNs does); `POST
+/apns/_sim/counts` counts that for many tokens.
 """
 
 from __future__ import annotations
@@ -86,21 +88,39 @@ class Ok(msgspec.Struct):
     ok: bool = True
 
 
+class CountRequest(msgspec.Struct):
+    tokens: Annotated[list[str], Meta(max_length=20_000)]
+
+
+class Counts(msgspec.Struct):
+    counts: dict[str, int]  # token -> notifications the device shows
+    total: int
+    collapsed: int
+
+
 class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.keys: dict[str, tuple[str, Any]] = {}  # key id -> (team id, public key)
+        self.verified: dict[str, tuple[float, str]] = {}  # provider token -> (valid until, key id)
         self.unregistered: dict[str, int] = {}
         self.failures: FailureQueue[FailRequest] = FailureQueue(self.lock)
         self.received: OrderedDict[str, deque[Received]] = OrderedDict()
-        self.total = 0
+        self.total = 0  # requests accepted
+        self.collapsed = 0  # of which replaced a notification the device already showed
 
     def take_failure(self) -> FailRequest | None:
         return self.failures.take()
 
     def store(self, item: Received) -> None:
+        """Keep what the device shows: a notification whose apns-collapse-id the device already holds replaces
+        that one (APNs collapse semantics), so a repeat of the same notification is not a second delivery."""
         with self.lock:
             box = self.received.pop(item.token, None) or deque(maxlen=PER_TOKEN)
+            same = [i for i, r in enumerate(box) if item.collapse_id and r.collapse_id == item.collapse_id]
+            if same:
+                del box[same[0]]
+                self.collapsed += 1
             box.append(item)
             self.received[item.token] = box
             self.total += 1
@@ -120,10 +140,26 @@ def _err(
 
 
 def _check_token(state: _State, authorization: str | None) -> str | None:
-    """The reason the provider token is refused, or None."""
+    """The reason the provider token is refused, or None. A verified token is remembered until it expires (APNs
+    too checks a provider token once per connection, not per notification)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         return "MissingProviderToken"
     token = authorization[7:].strip()
+    known = state.verified.get(token)
+    if known is not None and known[0] > time.time() and known[1] in state.keys:
+        return None
+    refused = _verify_token(state, token)
+    if refused is None:
+        kid = jwt.get_unverified_header(token)["kid"]
+        iat = jwt.decode(token, options={"verify_signature": False})["iat"]
+        with state.lock:
+            if len(state.verified) > 1000:
+                state.verified.clear()
+            state.verified[token] = (iat + TOKEN_MAX_AGE, kid)
+    return refused
+
+
+def _verify_token(state: _State, token: str) -> str | None:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -240,6 +276,7 @@ def _handlers(state: _State) -> list[object]:
         key = jwt.PyJWK(data.jwk, algorithm="ES256").key
         with state.lock:
             state.keys[data.key_id] = (data.team_id, key)
+            state.verified = {t: v for t, v in state.verified.items() if v[1] != data.key_id}
         return Ok()
 
     @post("/_sim/unregister", status_code=200, include_in_schema=False, sync_to_thread=False)
@@ -255,7 +292,14 @@ def _handlers(state: _State) -> list[object]:
         state.failures.control(data)
         return Ok()
 
-    return [push, received, keys, unregister, fail]
+    @post("/_sim/counts", status_code=200, include_in_schema=False, sync_to_thread=False)
+    def counts(data: JSONBody[CountRequest]) -> Counts:
+        """Control: how many notifications each token's device shows (tests count thousands at once)."""
+        with state.lock:
+            got = {t: len(state.received.get(t, ())) for t in data.tokens}
+            return Counts(counts=got, total=state.total, collapsed=state.collapsed)
+
+    return [push, received, keys, unregister, fail, counts]
 
 
 def _document(app: Litestar) -> None:

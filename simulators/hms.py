@@ -11,7 +11,8 @@ these two).
 
 Control (hidden from OpenAPI): `POST /hms/_sim/keys` registers a service account's public JWK,
 `POST /hms/_sim/unregister` makes a token illegal, `POST /hms/_sim/fail` makes the next sends fail or slow down.
-`GET /hms/_sim/received?token=` lists what a token was sent.
+`GET /hms/_sim/received?token=` lists what a token's device shows (a notification whose `notifyId` the device already
+holds replaces it, as on HarmonyOS); `POST /hms/_sim/counts` counts that for many tokens.
 """
 
 from __future__ import annotations
@@ -87,6 +88,21 @@ class Ok(msgspec.Struct):
     ok: bool = True
 
 
+class CountRequest(msgspec.Struct):
+    tokens: Annotated[list[str], Meta(max_length=20_000)]
+
+
+class Counts(msgspec.Struct):
+    counts: dict[str, int]  # token -> notifications the device shows
+    total: int
+    collapsed: int
+
+
+def _notify_id(payload: dict[str, Any]) -> object:
+    note = payload.get("notification")
+    return note.get("notifyId") if isinstance(note, dict) else None
+
+
 class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -95,14 +111,21 @@ class _State:
         self.failures: FailureQueue[FailRequest] = FailureQueue(self.lock)
         self.received: OrderedDict[str, deque[Received]] = OrderedDict()
         self.total = 0
+        self.collapsed = 0
 
     def take_failure(self) -> FailRequest | None:
         return self.failures.take()
 
     def store(self, items: list[Received]) -> None:
+        """Keep what each device shows: a notification with a `notifyId` the device already holds replaces it."""
         with self.lock:
             for item in items:
                 box = self.received.pop(item.token, None) or deque(maxlen=PER_TOKEN)
+                nid = _notify_id(item.payload)
+                same = [i for i, r in enumerate(box) if nid is not None and _notify_id(r.payload) == nid]
+                if same:
+                    del box[same[0]]
+                    self.collapsed += 1
                 box.append(item)
                 self.received[item.token] = box
             self.total += len(items)
@@ -235,7 +258,14 @@ def _handlers(state: _State) -> list[object]:
         state.failures.control(data)
         return Ok()
 
-    return [send, received, keys, unregister, fail]
+    @post("/_sim/counts", status_code=200, include_in_schema=False, sync_to_thread=False)
+    def counts(data: JSONBody[CountRequest]) -> Counts:
+        """Control: how many notifications each token's device shows."""
+        with state.lock:
+            got = {t: len(state.received.get(t, ())) for t in data.tokens}
+            return Counts(counts=got, total=state.total, collapsed=state.collapsed)
+
+    return [send, received, keys, unregister, fail, counts]
 
 
 def _document(app: Litestar) -> None:

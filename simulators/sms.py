@@ -1,8 +1,10 @@
 """Simulator of the SMS gateway (template messages in the style of the common Chinese cloud SMS APIs).
 
-Sent messages are kept in process memory, the newest 50 per phone, so tests can read the codes they were sent from
-`GET /sms/_sim/outbox?phone=`. `POST /sms/_sim/fail` makes the next sends fail; it is left out of the OpenAPI
-document on purpose: an API fuzzer must not be able to break sending for everybody else.
+`GET /sms/v1/messages?out_id=` finds a message by the caller's reference (like QuerySendDetails), so a caller that
+lost the answer can learn whether it was sent. Sent messages are kept in process memory, the newest 50 per phone,
+so tests can read the codes they were sent from `GET /sms/_sim/outbox?phone=`. `POST /sms/_sim/fail` makes the next
+sends fail; it is left out of the OpenAPI document on purpose: an API fuzzer must not be able to break sending
+for everybody else.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ ParamName = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0
 ParamValue = Annotated[str, Meta(max_length=64)]
 MAX_PARAMS = 10
 PER_PHONE = 50
-MAX_PHONES = 10_000
+MAX_PHONES = 50_000
+MAX_OUT_IDS = 1_000_000
 FailStatus = Literal[429, 500, 503]
 _FAILURES: dict[int, tuple[str, str, str]] = {
     429: ("sms-rate-limited", "SMS sending rate exceeded", "短信发送过于频繁"),
@@ -65,8 +68,23 @@ class Outbox(msgspec.Struct):
     items: list[Message]
 
 
+class SendDetails(msgspec.Struct):
+    """QuerySendDetails-style answer: the messages accepted under the caller's `out_id` (none, or one)."""
+
+    items: list[Message]
+
+
+class CountRequest(msgspec.Struct):
+    phones: Annotated[list[str], Meta(max_length=20_000)]
+
+
+class Counts(msgspec.Struct):
+    counts: dict[str, int]
+    total: int  # messages accepted since the simulator started
+
+
 class FailRequest(msgspec.Struct):
-    count: Annotated[int, Meta(ge=0, le=100)]
+    count: Annotated[int, Meta(ge=0, le=100_000)]
     status: FailStatus = 503
     phone: Phone | None = None  # None: whatever the phone
 
@@ -83,6 +101,8 @@ class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.boxes: OrderedDict[str, deque[Message]] = OrderedDict()
+        self.by_out_id: OrderedDict[str, Message] = OrderedDict()
+        self.total = 0
         self.failures: dict[str | None, tuple[int, int]] = {}  # phone or None -> (remaining, status)
 
     def set_failure(self, req: FailRequest) -> FailState:
@@ -111,9 +131,14 @@ class _State:
         with self.lock:
             box = self.boxes.pop(msg.phone, None) or deque(maxlen=PER_PHONE)
             box.append(msg)
+            self.total += 1
             self.boxes[msg.phone] = box
             while len(self.boxes) > MAX_PHONES:
                 self.boxes.popitem(last=False)
+            if msg.out_id:
+                self.by_out_id[msg.out_id] = msg
+                while len(self.by_out_id) > MAX_OUT_IDS:
+                    self.by_out_id.popitem(last=False)
 
     def outbox(self, phone: str, limit: int) -> list[Message]:
         with self.lock:
@@ -152,7 +177,19 @@ def _handlers(state: _State) -> list[object]:
         """Control: the next `count` sends (to `phone`, or to any phone when null) fail with `status`; 0 clears."""
         return state.set_failure(data)
 
-    return [send, outbox, fail]
+    @get("/v1/messages", summary="Query a sent message by the caller's out_id", tags=["sms"], sync_to_thread=False)
+    def details(out_id: Annotated[str | None, Parameter(max_length=64)] = None) -> SendDetails:
+        with state.lock:
+            found = state.by_out_id.get(out_id) if out_id else None
+        return SendDetails(items=[found] if found else [])
+
+    @post("/_sim/counts", status_code=200, include_in_schema=False, sync_to_thread=False)
+    def counts(data: JSONBody[CountRequest]) -> Counts:
+        """Control: messages each phone received."""
+        with state.lock:
+            return Counts(counts={p: len(state.boxes.get(p, ())) for p in data.phones}, total=state.total)
+
+    return [send, outbox, fail, details, counts]
 
 
 def _document_params(app: Litestar) -> None:

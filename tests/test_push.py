@@ -538,26 +538,64 @@ def test_quiet_hours_move_a_send_to_their_end() -> None:
     assert service.after_quiet_hours(day, lunch) == dt.datetime(2026, 5, 1, 5, 30, tzinfo=dt.UTC)
 
 
-async def test_a_pair_left_sending_by_a_dead_worker_is_closed_not_resent(
+async def test_pairs_left_sending_by_a_dead_worker_are_resent_without_doubling(
     res: Resources, http: httpx.Client, business: httpx.BasicAuth, sim_url: str
 ) -> None:
-    token, pid = apns_token(), uuid.uuid4()
+    """A worker claimed three pairs and died during the provider calls, which did reach APNs and the SMS gateway
+    (the worst case). Taken back, the APNs re-send collapses on the device; the SMS one is answered by a lookup."""
+    from push.models import SmsDevice
+    from push.providers import SmsClient
+
+    pid, live_pid = uuid.uuid4(), uuid.uuid4()
+    token, live_token = apns_token(), apns_token()
+    phone = f"139{secrets.randbelow(10**8):08d}"
     await service.register_device(res, str(pid), ApnsDevice(token=token))
+    await service.register_device(res, str(pid), SmsDevice(phone=phone))
+    await service.register_device(res, str(live_pid), ApnsDevice(token=live_token))
     await drain(res)
-    mid = send(http, business, case_message([pid], channels=["apns"])).json()["id"]
+    mid = uuid.UUID(send(http, business, case_message([pid, live_pid], channels=["apns", "sms"])).json()["id"])
     await delivery.read_batch(res, delivery.FANOUT, "A", block_ms=None)
-    dev = await res.db.fetchval("SELECT id FROM push.devices WHERE token = $1", token)
-    # The worker claimed the pair, then died during the provider call; its stream entry is redelivered.
-    claimed = await repo.claim(res.db, [(uuid.UUID(mid), dev, pid, "apns")])
-    assert len(claimed) == 1
-    await res.db.execute(
-        "UPDATE push.deliveries SET claimed_at = now() - interval '1 hour' WHERE message_id = $1", uuid.UUID(mid)
-    )
+    devs = {
+        r["token"] or "sms": r
+        for r in await res.db.fetch("SELECT * FROM push.devices WHERE person_id = ANY($1)", [pid, live_pid])
+    }
+    # The dead worker's entries were taken over by a live consumer, which skips pairs still 'sending'.
+    for ch in ("apns", "sms"):
+        await res.redis.xreadgroup(delivery.GROUP, "A", {delivery.stream(ch): ">"}, count=10)
+    await repo.claim(res.db, [(mid, devs[token]["id"], pid, "apns"), (mid, devs["sms"]["id"], pid, "sms")], "gone:1")
+    await repo.claim(res.db, [(mid, devs[live_token]["id"], live_pid, "apns")], "alive:2")
+    await res.redis.set("worker:heartbeat:alive:2", "1", ex=60)
+    msg = (await repo.messages_by_id(res.db, [mid]))[0]
+    note = delivery._notification(msg)
+    p = delivery.providers(res)
+    assert (await p.apns.send(token, note, providers_apns_id(mid, devs[token]["id"]))).kind == "delivered"
+    sms = SmsClient(res.settings, res.http)
+    out_id = providers_apns_id(mid, devs["sms"]["id"]).replace("-", "")
+    assert (await sms.send(phone, note, out_id=out_id)).kind == "delivered"
+    for ch in ("apns", "sms"):
+        assert await delivery.claim_stale(res, ch, "B", min_idle_ms=0) >= 1
     await drain(res)
-    assert apns_received(sim_url, token) == []  # never a second call for a pair that may have reached APNs
-    assert await repo.expire_stale_sending(res.db, 600.0) >= 1
-    st = status_of(http, business, mid)
-    assert st["deliveries"][0]["status"] == "failed" and "outcome unknown" in st["deliveries"][0]["error"]
+    assert len(apns_received(sim_url, token)) == 1
+    assert await delivery.recover_stale_sending(res, older_than=60) == 0  # not stale yet
+    await res.db.execute(
+        "UPDATE push.deliveries SET claimed_at = now() - interval '5 minutes' WHERE message_id = $1", mid
+    )
+    assert await delivery.recover_stale_sending(res, older_than=60) == 2  # the live worker's pair stays its own
+    await drain(res)
+    assert len(apns_received(sim_url, token)) == 1  # re-sent with the same apns-collapse-id: the device shows one
+    outbox = httpx.get(f"{sim_url}/sms/_sim/outbox", params={"phone": phone}).json()["items"]
+    assert len(outbox) == 1  # the gateway said it had sent it; not sent again
+    rows = {r["device_id"]: r for r in await res.db.fetch("SELECT * FROM push.deliveries WHERE message_id = $1", mid)}
+    assert rows[devs[token]["id"]]["status"] == "delivered" and rows[devs["sms"]["id"]]["status"] == "delivered"
+    assert rows[devs["sms"]["id"]]["provider_id"] == outbox[0]["message_id"]
+    assert rows[devs[live_token]["id"]]["status"] == "sending"
+    await res.redis.delete("worker:heartbeat:alive:2")
+
+
+def providers_apns_id(m: uuid.UUID, d: uuid.UUID) -> str:
+    from push.providers import apns_id_for
+
+    return apns_id_for(str(m), str(d))
 
 
 async def test_fan_out_resumes_where_a_crashed_consumer_stopped(
@@ -611,3 +649,59 @@ async def test_stopping_a_worker_finishes_the_batch_in_flight(
     st = status_of(http, business, mid)
     assert {(c["channel"], c["status"], c["count"]) for c in st["counts"]} == {("apns", "delivered", 30)}
     assert all(len(apns_received(sim_url, t)) == 1 for t in tokens)
+
+
+async def test_notify_reaches_inbox_and_every_device_once_per_key(res: Resources, sim_url: str) -> None:
+    """The internal entry point of other domains: inbox at once, APNs + HMS after fan-out; a repeat is a no-op."""
+    pid = uuid.uuid4()
+    a, h = apns_token(), hms_token()
+    await service.register_device(res, str(pid), ApnsDevice(token=a))
+    await service.register_device(res, str(pid), HmsDevice(token=h))
+    await drain(res)
+    args: dict[str, Any] = {
+        "template": "appointment_reminder",
+        "params": {"service": "护照办理", "time": "5月6日 09:30", "place": "苏州市出入境大厅"},
+        "source": "affairs",
+        "idempotency_key": f"appt-{pid}",
+    }
+    await service.notify(res, str(pid), **args)
+    assert await service.unread(res, str(pid)) == 1  # in the message centre before any worker ran
+    await service.notify(res, str(pid), **args)  # a retried job
+    await drain(res)
+    assert await service.unread(res, str(pid)) == 1
+    got = apns_received(sim_url, a)
+    assert len(got) == 1 and "护照办理" in got[0]["payload"]["aps"]["alert"]["body"]
+    assert len(hms_received(sim_url, h)) == 1
+    page = await service.inbox(res, str(pid), None, 10)
+    assert [i.template for i in page.items] == ["appointment_reminder"]
+    with pytest.raises(ValueError, match="parameter"):
+        await service.notify(res, str(pid), template="case_status", params={}, source="affairs", idempotency_key="x")
+    with pytest.raises(ValueError, match="unknown"):
+        await service.notify(res, str(pid), template="nope", params={}, source="affairs", idempotency_key="y")
+
+
+async def test_a_failing_sender_leaves_nothing_sending(
+    res: Resources, sim_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception inside a channel's sender (here: the provider key registration times out) makes its pairs
+    uncertain retries, re-sent as recovered pairs, instead of leaving them claimed forever."""
+    pid, token = uuid.uuid4(), hms_token()
+    await service.register_device(res, str(pid), HmsDevice(token=token))
+    await drain(res)
+    real = delivery.SENDERS["hms"]
+
+    async def broken(r: Resources, targets: list[delivery.Target]) -> list[Any]:
+        raise httpx.ConnectTimeout("simulated")
+
+    monkeypatch.setitem(delivery.SENDERS, "hms", broken)
+    await service.notify(
+        res, str(pid), template="alert", params={"title": "t", "body": "b"}, source="tests", idempotency_key="broken"
+    )
+    await drain(res)
+    row = await res.db.fetchrow("SELECT status, recovered FROM push.deliveries WHERE person_id = $1", pid)
+    assert row is not None and row["status"] == "retry" and row["recovered"]
+    monkeypatch.setitem(delivery.SENDERS, "hms", real)
+    await delivery.move_due(res, now=time.time() + 3600)
+    await drain(res)
+    assert len(hms_received(sim_url, token)) == 1
+    assert await res.db.fetchval("SELECT status FROM push.deliveries WHERE person_id = $1", pid) == "delivered"

@@ -1,0 +1,25 @@
+"""OpenAPI security scheme of the admin API and the keyword arguments every guarded route shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.openapi.spec import SecurityScheme
+
+from admin.guards import require, signed_in
+
+SCHEMES = {
+    "admin": SecurityScheme(type="http", scheme="bearer", description="access token from POST /admin/v1/sessions")
+}
+SECURITY: list[dict[str, list[str]]] = [{"admin": []}]
+
+
+def guarded(permission: str | None, action: str | None = None) -> dict[str, Any]:
+    """`guards`, `security` and the operation-log action name for a route."""
+    opts: dict[str, Any] = {
+        "guards": [require(permission) if permission else signed_in()],
+        "security": SECURITY,
+    }
+    if action:
+        opts["opt"] = {"action": action}
+    return opts

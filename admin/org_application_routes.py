@@ -1,0 +1,131 @@
+"""Organisation registration: apply with credentials (multipart), list and review in scope, download documents."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, JSONBody
+
+from admin.auth import guarded
+from admin.guards import admin_of
+from admin.org_routes import Cursor, Limit
+from core.problems import invalid
+from core.ratelimit import rate_limit
+from core.resources import Resources
+from orgs import registration, uploads
+from orgs.models import NewOrgApplication, OrgApplication, OrgApplicationPage, Review
+
+
+@dataclass
+class OrgApplicationForm:
+    code: str
+    name: str
+    parent_code: str
+    kind: str
+    contact_name: str
+    contact_phone: str
+    police_type: str | None = None
+    documents: list[UploadFile] = field(default_factory=list)
+
+
+@post(
+    "/v1/org-applications",
+    summary="Apply to register an organisation under an existing one, with credential documents (PDF/PNG/JPEG)",
+    tags=["orgs"],
+    status_code=201,
+    guards=[rate_limit(30, 3600, name="org-apply")],
+    request_max_body_size=uploads.MAX_FILES * uploads.MAX_BYTES + 64 * 1024,
+    opt={"action": "orgs.org.apply"},
+)
+async def apply(
+    request: Request[Any, Any, Any],
+    res: Resources,
+    data: Annotated[OrgApplicationForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> OrgApplication:
+    try:
+        form = msgspec.convert(
+            {k: getattr(data, k) for k in NewOrgApplication.__struct_fields__ if getattr(data, k) is not None},
+            NewOrgApplication,
+        )
+    except msgspec.ValidationError as exc:
+        raise invalid(str(exc).rsplit("at `$.", 1)[-1].rstrip("`") if "$." in str(exc) else "form", str(exc)) from exc
+    files = data.documents if isinstance(data.documents, list) else [data.documents]
+    contents = [(f.filename or "document", await f.read(uploads.MAX_BYTES + 1)) for f in files[: uploads.MAX_FILES + 1]]
+    return await registration.apply(res, form, contents, actor=f"registrant:{form.contact_phone[-4:]}")
+
+
+@get(
+    "/v1/org-applications",
+    summary="Organisation applications under my scope",
+    tags=["orgs"],
+    **guarded("orgs.org.list"),
+)
+async def list_applications(
+    request: Request[Any, Any, Any],
+    res: Resources,
+    status: Literal["pending", "approved", "rejected"] | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> OrgApplicationPage:
+    return await registration.list_applications(res, admin_of(request), status, cursor, limit)
+
+
+@get(
+    "/v1/org-applications/{app_id:uuid}",
+    summary="One organisation application",
+    tags=["orgs"],
+    **guarded("orgs.org.list"),
+)
+async def get_application(
+    request: Request[Any, Any, Any],
+    res: Resources,
+    app_id: uuid.UUID,
+) -> OrgApplication:
+    return await registration.get(res, admin_of(request), app_id)
+
+
+@post(
+    "/v1/org-applications/{app_id:uuid}/review",
+    summary="Approve (creates the organisation) or reject with a reason; 409 when another reviewer was first",
+    tags=["orgs"],
+    status_code=200,
+    **guarded("orgs.org.review", "orgs.org.review"),
+)
+async def review(
+    request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID, data: JSONBody[Review]
+) -> OrgApplication:
+    return await registration.review(res, admin_of(request), app_id, data)
+
+
+@get(
+    "/v1/org-applications/{app_id:uuid}/documents/{doc_id:uuid}",
+    summary="Download a credential document (as an attachment, with its SM3 digest)",
+    tags=["orgs"],
+    media_type="application/octet-stream",
+    **guarded("orgs.doc.download", "orgs.doc.download"),
+)
+async def download(
+    request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID, doc_id: uuid.UUID
+) -> Response[bytes]:
+    path, media, name, digest = await registration.document(res, admin_of(request), app_id, doc_id)
+    content = await asyncio.to_thread(path.read_bytes)
+    return Response(
+        content,
+        media_type=media,
+        headers={
+            "Content-Disposition": f"attachment; filename=\"document\"; filename*=UTF-8''{quote(name)}",
+            "X-Content-Type-Options": "nosniff",
+            "X-Content-SM3": digest,
+        },
+    )
+
+
+ROUTES: list[Any] = [apply, list_applications, get_application, review, download]

@@ -1,0 +1,352 @@
+"""Operation log and app-integration log: append, search by every field (keyset pages, newest first), stream
+for export, and the periodic report. Other domains call `record_integration` for every app <-> platform call."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from core.ids import new_id
+from core.observe import current_request_id
+from core.pagination import decode_cursor, encode_cursor
+from core.problems import invalid
+from core.resources import Resources
+from orgs.masks import Masker
+from orgs.models import AdminPrincipal
+from orgs.scope import sql_scope
+
+Short = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class OpEntry(msgspec.Struct):
+    id: uuid.UUID
+    at: datetime
+    username: str
+    org_path: str
+    ip: str
+    method: str
+    path: str
+    action: str
+    target: str
+    result: str
+    status: int
+    reason: str
+    request_id: str
+
+
+class OpPage(msgspec.Struct):
+    items: list[OpEntry]
+    next_cursor: str | None
+
+
+class IntegrationEntry(msgspec.Struct):
+    id: uuid.UUID
+    at: datetime
+    app_code: str
+    org_path: str
+    direction: str
+    interface: str
+    method: str
+    status: int
+    result: str
+    latency_ms: float
+    ip: str
+    region_code: str
+    detail: str
+
+
+class IntegrationPage(msgspec.Struct):
+    items: list[IntegrationEntry]
+    next_cursor: str | None
+
+
+class OpQuery(msgspec.Struct, kw_only=True):
+    username: str | None = None
+    action: str | None = None
+    result: Literal["ok", "fail"] | None = None
+    ip: str | None = None
+    target: str | None = None
+    status: int | None = None
+    method: str | None = None
+    reason: str | None = None  # substring
+    org_code: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class IntegrationQuery(msgspec.Struct, kw_only=True):
+    app_code: str | None = None
+    interface: str | None = None
+    direction: Literal["inbound", "outbound"] | None = None
+    result: Literal["ok", "fail"] | None = None
+    status: int | None = None
+    ip: str | None = None
+    region_code: str | None = None
+    detail: str | None = None  # substring
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+OP_COLS = "id, at, username, org_path, ip, method, path, action, target, result, status, reason, request_id"
+INT_COLS = (
+    "id, at, app_code, org_path, direction, interface, method, status, result, latency_ms, ip, region_code, detail"
+)
+_SUBSTRING = {"reason", "detail"}
+
+
+def _uuid7() -> uuid.UUID:
+    """Time-ordered ids keep the log's primary-key index append-only."""
+    return uuid.UUID(int=(int(datetime.now(UTC).timestamp() * 1000) << 80) | (uuid.uuid4().int & ((1 << 80) - 1)))
+
+
+async def record_op(
+    res: Resources,
+    *,
+    principal: AdminPrincipal | None,
+    username: str,
+    ip: str,
+    method: str,
+    path: str,
+    action: str,
+    target: str,
+    status: int,
+    reason: str,
+) -> None:
+    await res.db.execute(
+        """INSERT INTO orgs.op_log (id, admin_id, username, org_path, ip, method, path, action, target, result,
+                                    status, reason, request_id)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)""",
+        _uuid7(),
+        principal.id if principal else None,
+        (principal.username if principal else username)[:64],
+        principal.org_path if principal else "",
+        ip[:64],
+        method,
+        path[:300],
+        action[:100],
+        target[:300],
+        "ok" if status < 400 else "fail",
+        status,
+        reason[:500],
+        current_request_id() or new_id(),
+    )
+
+
+async def record_integration(
+    res: Resources,
+    *,
+    app_code: str,
+    interface: str,
+    direction: Literal["inbound", "outbound"],
+    status: int,
+    latency_ms: float,
+    method: str = "POST",
+    ip: str = "",
+    org_path: str = "",
+    region_code: str = "",
+    detail: str = "",
+) -> None:
+    """Append one call between an app (its code or client id) and the platform. Called by other domains."""
+    await res.db.execute(
+        """INSERT INTO orgs.integration_log (id, app_code, org_path, direction, interface, method, status, result,
+                                             latency_ms, ip, region_code, detail)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)""",
+        _uuid7(),
+        app_code[:64],
+        org_path,
+        direction,
+        interface[:200],
+        method[:10],
+        status,
+        "ok" if status < 400 else "fail",
+        latency_ms,
+        ip[:64],
+        region_code[:6],
+        detail[:1000],
+    )
+
+
+def _where(query: msgspec.Struct, scope: tuple[str, list[object]], org_path: str | None) -> tuple[list[str], list[Any]]:
+    cond, args = scope
+    where, params = [cond], list(args)
+    for name in query.__struct_fields__:
+        value = getattr(query, name)
+        if value is None or name in ("org_code", "since", "until"):
+            continue
+        params.append(f"%{value}%" if name in _SUBSTRING else value)
+        where.append(f"{name} {'ILIKE' if name in _SUBSTRING else '='} ${len(params)}")
+    if org_path is not None:
+        params.extend([org_path, org_path + ".%"])
+        where.append(f"(org_path = ${len(params) - 1} OR org_path LIKE ${len(params)})")
+    since, until = getattr(query, "since", None), getattr(query, "until", None)
+    if since is not None:
+        params.append(since)
+        where.append(f"at >= ${len(params)}")
+    if until is not None:
+        params.append(until)
+        where.append(f"at < ${len(params)}")
+    return where, params
+
+
+async def _org_path(res: Resources, code: str | None) -> str | None:
+    if not code:
+        return None
+    path = await res.db.fetchval("SELECT path FROM orgs.orgs WHERE code = $1", code)
+    if path is None:
+        raise invalid("org_code", "no such organisation")
+    return str(path)
+
+
+async def _page(
+    res: Resources,
+    table: str,
+    cols: str,
+    p: AdminPrincipal,
+    query: msgspec.Struct,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    where, params = _where(query, sql_scope(p, "org_path", 1), await _org_path(res, getattr(query, "org_code", None)))
+    at, rid = decode_cursor(cursor)
+    if at is not None and rid is not None:
+        params.extend([at, rid])
+        where.append(f"(at, id) < (${len(params) - 1}, ${len(params)})")
+    params.append(limit)
+    rows = await res.db.fetch(
+        f"SELECT {cols} FROM orgs.{table} WHERE {' AND '.join(where)} "  # noqa: S608  (columns are our own)
+        f"ORDER BY at DESC, id DESC LIMIT ${len(params)}",
+        *params,
+    )
+    nxt = encode_cursor(rows[-1]["at"], rows[-1]["id"]) if len(rows) == limit else None
+    return list(rows), nxt
+
+
+def _mask_op(m: Masker, r: Any) -> OpEntry:
+    e = OpEntry(**{k: r[k] for k in OpEntry.__struct_fields__})
+    e.ip = m("ip", e.ip)
+    return e
+
+
+def _mask_int(m: Masker, r: Any) -> IntegrationEntry:
+    e = IntegrationEntry(**{k: r[k] for k in IntegrationEntry.__struct_fields__})
+    e.ip = m("ip", e.ip)
+    return e
+
+
+async def search_ops(
+    res: Resources, p: AdminPrincipal, m: Masker, query: OpQuery, cursor: str | None, limit: int
+) -> OpPage:
+    rows, nxt = await _page(res, "op_log", OP_COLS, p, query, cursor, limit)
+    return OpPage(items=[_mask_op(m, r) for r in rows], next_cursor=nxt)
+
+
+async def search_integration(
+    res: Resources, p: AdminPrincipal, m: Masker, query: IntegrationQuery, cursor: str | None, limit: int
+) -> IntegrationPage:
+    rows, nxt = await _page(res, "integration_log", INT_COLS, p, query, cursor, limit)
+    return IntegrationPage(items=[_mask_int(m, r) for r in rows], next_cursor=nxt)
+
+
+EXPORT_MAX = 100_000
+
+
+async def stream_ops(res: Resources, p: AdminPrincipal, m: Masker, query: OpQuery) -> AsyncIterator[OpEntry]:
+    """Every matching entry (up to EXPORT_MAX), fetched a page at a time."""
+    cursor: str | None = None
+    sent = 0
+    while sent < EXPORT_MAX:
+        rows, cursor = await _page(res, "op_log", OP_COLS, p, query, cursor, 1000)
+        for r in rows:
+            yield _mask_op(m, r)
+        sent += len(rows)
+        if cursor is None:
+            return
+
+
+async def stream_integration(
+    res: Resources, p: AdminPrincipal, m: Masker, query: IntegrationQuery
+) -> AsyncIterator[IntegrationEntry]:
+    cursor: str | None = None
+    sent = 0
+    while sent < EXPORT_MAX:
+        rows, cursor = await _page(res, "integration_log", INT_COLS, p, query, cursor, 1000)
+        for r in rows:
+            yield _mask_int(m, r)
+        sent += len(rows)
+        if cursor is None:
+            return
+
+
+# --- reports ---------------------------------------------------------------------------------------------------
+
+Period = Literal["week", "month", "quarter", "year"]
+_STEP = {"week": "1 week", "month": "1 month", "quarter": "3 months", "year": "1 year"}
+
+
+class ReportRow(msgspec.Struct):
+    period_start: datetime
+    operations: int
+    failed_operations: int
+    administrators: int
+    integration_calls: int
+    failed_calls: int
+    apps: int
+    avg_latency_ms: float
+
+
+class Report(msgspec.Struct):
+    period: str
+    rows: list[ReportRow]
+
+
+async def report(res: Resources, p: AdminPrincipal, period: Period, periods: int) -> Report:
+    """The last `periods` weeks / months / quarters / years (Asia/Shanghai calendar) of both logs."""
+    cond, args = sql_scope(p, "org_path", 4)
+    rows = await res.db.fetch(
+        f"""
+        WITH bounds AS (
+            SELECT (date_trunc($1, now() AT TIME ZONE 'Asia/Shanghai')
+                    - ($2 - 1) * $3::text::interval) AT TIME ZONE 'Asia/Shanghai' AS since
+        ),
+        ops AS (
+            SELECT date_trunc($1, at AT TIME ZONE 'Asia/Shanghai') AS k, count(*) AS n,
+                   count(*) FILTER (WHERE result = 'fail') AS failed, count(DISTINCT username) AS admins
+            FROM orgs.op_log, bounds WHERE at >= bounds.since AND {cond} GROUP BY 1
+        ),
+        calls AS (
+            SELECT date_trunc($1, at AT TIME ZONE 'Asia/Shanghai') AS k, count(*) AS n,
+                   count(*) FILTER (WHERE result = 'fail') AS failed, count(DISTINCT app_code) AS apps,
+                   avg(latency_ms) AS latency
+            FROM orgs.integration_log, bounds WHERE at >= bounds.since AND {cond} GROUP BY 1
+        )
+        SELECT coalesce(ops.k, calls.k) AT TIME ZONE 'Asia/Shanghai' AS k, coalesce(ops.n, 0) AS ops,
+               coalesce(ops.failed, 0) AS ops_failed, coalesce(ops.admins, 0) AS admins,
+               coalesce(calls.n, 0) AS calls, coalesce(calls.failed, 0) AS calls_failed,
+               coalesce(calls.apps, 0) AS apps, coalesce(calls.latency, 0) AS latency
+        FROM ops FULL JOIN calls ON ops.k = calls.k ORDER BY 1
+        """,  # noqa: S608  (the scope condition holds only placeholders)
+        period,
+        periods,
+        _STEP[period],
+        *args,
+    )
+    return Report(
+        period=period,
+        rows=[
+            ReportRow(
+                period_start=r["k"],
+                operations=r["ops"],
+                failed_operations=r["ops_failed"],
+                administrators=r["admins"],
+                integration_calls=r["calls"],
+                failed_calls=r["calls_failed"],
+                apps=r["apps"],
+                avg_latency_ms=round(float(r["latency"]), 2),
+            )
+            for r in rows
+        ],
+    )

@@ -1,0 +1,473 @@
+"""SQL of organisations, administrators and roles (nothing else lives here)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from core.db import Executor
+
+Row = asyncpg.Record
+
+ORG_COLS = "id, code, name, level, kind, police_type, region_code, parent_id, path, status, created_at"
+ADMIN_COLS = (
+    "a.id, a.username, a.display_name, a.phone_enc, a.org_id, a.org_path, a.password_hash, a.status, "
+    "a.failed_logins, a.locked_until, a.totp_secret_enc, a.totp_enabled, a.totp_last_step, a.person_sub, "
+    "a.review_reason, a.version, a.created_at"
+)
+ROLE_COLS = "id, code, name, org_id, builtin, data_scope, mask_level, permissions, created_at"
+
+
+async def org_by_code(db: Executor, code: str) -> Row | None:
+    return await db.fetchrow(f"SELECT {ORG_COLS} FROM orgs.orgs WHERE code = $1", code)  # noqa: S608
+
+
+async def org_by_id(db: Executor, org_id: uuid.UUID) -> Row | None:
+    return await db.fetchrow(f"SELECT {ORG_COLS} FROM orgs.orgs WHERE id = $1", org_id)  # noqa: S608
+
+
+async def insert_org(
+    db: Executor,
+    *,
+    code: str,
+    name: str,
+    level: str,
+    kind: str,
+    police_type: str | None,
+    region_code: str,
+    parent_id: uuid.UUID | None,
+    path: str,
+) -> uuid.UUID:
+    row = await db.fetchrow(
+        """INSERT INTO orgs.orgs (id, code, name, level, kind, police_type, region_code, parent_id, path)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+           ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name RETURNING id""",
+        uuid.uuid4(),
+        code,
+        name,
+        level,
+        kind,
+        police_type,
+        region_code,
+        parent_id,
+        path,
+    )
+    assert row is not None
+    found: uuid.UUID = row["id"]
+    return found
+
+
+async def list_orgs(
+    db: Executor,
+    scope: tuple[str, list[object]],
+    *,
+    parent_id: uuid.UUID | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Row]:
+    cond, args = scope
+    where = [cond]
+    params: list[Any] = list(args)
+    if parent_id is not None:
+        params.append(parent_id)
+        where.append(f"parent_id = ${len(params)}")
+    if after is not None:
+        params.extend(after)
+        where.append(f"(created_at, id) > (${len(params) - 1}, ${len(params)})")
+    params.append(limit)
+    return await db.fetch(
+        f"SELECT {ORG_COLS} FROM orgs.orgs WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ${len(params)}",  # noqa: S608
+        *params,
+    )
+
+
+async def count_orgs(db: Executor) -> int:
+    n: int = await db.fetchval("SELECT count(*) FROM orgs.orgs")
+    return n
+
+
+# --- roles -----------------------------------------------------------------------------------------------------
+
+
+async def upsert_builtin_role(
+    db: Executor, *, code: str, name: str, data_scope: str, mask_level: int, permissions: list[str]
+) -> None:
+    updated = await db.execute(
+        """UPDATE orgs.roles SET name = $2, data_scope = $3, mask_level = $4, permissions = $5
+           WHERE org_id IS NULL AND code = $1""",
+        code,
+        name,
+        data_scope,
+        mask_level,
+        permissions,
+    )
+    if updated == "UPDATE 0":
+        await db.execute(
+            """INSERT INTO orgs.roles (id, code, name, org_id, builtin, data_scope, mask_level, permissions)
+               VALUES ($1,$2,$3,NULL,true,$4,$5,$6)""",
+            uuid.uuid4(),
+            code,
+            name,
+            data_scope,
+            mask_level,
+            permissions,
+        )
+
+
+async def insert_role(
+    db: Executor,
+    *,
+    code: str,
+    name: str,
+    org_id: uuid.UUID,
+    data_scope: str,
+    mask_level: int,
+    permissions: list[str],
+) -> Row | None:
+    return await db.fetchrow(
+        f"""INSERT INTO orgs.roles (id, code, name, org_id, builtin, data_scope, mask_level, permissions)
+            VALUES ($1,$2,$3,$4,false,$5,$6,$7) ON CONFLICT DO NOTHING RETURNING {ROLE_COLS}""",  # noqa: S608
+        uuid.uuid4(),
+        code,
+        name,
+        org_id,
+        data_scope,
+        mask_level,
+        permissions,
+    )
+
+
+async def roles_assignable(db: Executor, codes: list[str], org_ids: list[uuid.UUID]) -> list[Row]:
+    """Built-in roles and custom roles of the given organisations (an account's own and its ancestors)."""
+    return await db.fetch(
+        f"""SELECT {ROLE_COLS} FROM orgs.roles
+            WHERE code = ANY($1) AND (org_id IS NULL OR org_id = ANY($2))""",  # noqa: S608
+        codes,
+        org_ids,
+    )
+
+
+async def list_roles(
+    db: Executor, scope: tuple[str, list[object]], after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Row]:
+    cond, args = scope
+    params: list[Any] = list(args)
+    where = [f"(r.org_id IS NULL OR {cond})"]
+    if after is not None:
+        params.extend(after)
+        where.append(f"(r.created_at, r.id) > (${len(params) - 1}, ${len(params)})")
+    params.append(limit)
+    cols = ", ".join(f"r.{c.strip()}" for c in ROLE_COLS.split(","))
+    return await db.fetch(
+        f"""SELECT {cols} FROM orgs.roles r LEFT JOIN orgs.orgs o ON o.id = r.org_id
+            WHERE {" AND ".join(where)} ORDER BY r.created_at, r.id LIMIT ${len(params)}""",  # noqa: S608
+        *params,
+    )
+
+
+async def roles_of(db: Executor, admin_id: uuid.UUID) -> list[Row]:
+    return await db.fetch(
+        f"""SELECT {", ".join(f"r.{c.strip()}" for c in ROLE_COLS.split(","))}
+            FROM orgs.admin_roles ar JOIN orgs.roles r ON r.id = ar.role_id WHERE ar.admin_id = $1
+            ORDER BY r.code""",  # noqa: S608
+        admin_id,
+    )
+
+
+async def role_codes_of(db: Executor, admin_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    rows = await db.fetch(
+        """SELECT ar.admin_id, r.code FROM orgs.admin_roles ar JOIN orgs.roles r ON r.id = ar.role_id
+           WHERE ar.admin_id = ANY($1) ORDER BY r.code""",
+        admin_ids,
+    )
+    out: dict[uuid.UUID, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["admin_id"], []).append(r["code"])
+    return out
+
+
+async def set_roles(db: Executor, admin_id: uuid.UUID, role_ids: list[uuid.UUID]) -> None:
+    await db.execute("DELETE FROM orgs.admin_roles WHERE admin_id = $1", admin_id)
+    await db.executemany(
+        "INSERT INTO orgs.admin_roles (admin_id, role_id) VALUES ($1, $2)", [(admin_id, r) for r in role_ids]
+    )
+
+
+# --- administrators --------------------------------------------------------------------------------------------
+
+
+async def admin_by_username(db: Executor, username: str) -> Row | None:
+    return await db.fetchrow(
+        f"SELECT {ADMIN_COLS}, o.level AS org_level, o.region_code FROM orgs.admins a "  # noqa: S608
+        "JOIN orgs.orgs o ON o.id = a.org_id WHERE a.username = $1",
+        username,
+    )
+
+
+async def admin_by_id(db: Executor, admin_id: uuid.UUID) -> Row | None:
+    return await db.fetchrow(
+        f"SELECT {ADMIN_COLS}, o.level AS org_level, o.region_code FROM orgs.admins a "  # noqa: S608
+        "JOIN orgs.orgs o ON o.id = a.org_id WHERE a.id = $1",
+        admin_id,
+    )
+
+
+async def admin_by_sub(db: Executor, sub: str) -> Row | None:
+    return await db.fetchrow(
+        f"SELECT {ADMIN_COLS}, o.level AS org_level, o.region_code FROM orgs.admins a "  # noqa: S608
+        "JOIN orgs.orgs o ON o.id = a.org_id WHERE a.person_sub = $1",
+        sub,
+    )
+
+
+async def insert_admin(
+    db: Executor,
+    *,
+    username: str,
+    display_name: str,
+    phone_enc: str | None,
+    org_id: uuid.UUID,
+    org_path: str,
+    password_hash: str,
+    status: str,
+) -> uuid.UUID | None:
+    row = await db.fetchrow(
+        """INSERT INTO orgs.admins (id, username, display_name, phone_enc, org_id, org_path, password_hash, status)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (username) DO NOTHING RETURNING id""",
+        uuid.uuid4(),
+        username,
+        display_name,
+        phone_enc,
+        org_id,
+        org_path,
+        password_hash,
+        status,
+    )
+    return None if row is None else row["id"]
+
+
+async def list_admins(
+    db: Executor,
+    scope: tuple[str, list[object]],
+    *,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Row]:
+    cond, args = scope
+    params: list[Any] = list(args)
+    where = [cond]
+    if status is not None:
+        params.append(status)
+        where.append(f"a.status = ${len(params)}")
+    if after is not None:
+        params.extend(after)
+        where.append(f"(a.created_at, a.id) > (${len(params) - 1}, ${len(params)})")
+    params.append(limit)
+    return await db.fetch(
+        f"""SELECT {ADMIN_COLS} FROM orgs.admins a WHERE {" AND ".join(where)}
+            ORDER BY a.created_at, a.id LIMIT ${len(params)}""",  # noqa: S608
+        *params,
+    )
+
+
+async def record_failure(db: Executor, admin_id: uuid.UUID, max_failures: int, lock_seconds: int) -> None:
+    await db.execute(
+        """UPDATE orgs.admins SET failed_logins = failed_logins + 1,
+               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + make_interval(secs => $3)
+                                   ELSE locked_until END
+           WHERE id = $1""",
+        admin_id,
+        max_failures,
+        lock_seconds,
+    )
+
+
+async def record_success(db: Executor, admin_id: uuid.UUID, totp_step: int | None) -> bool:
+    """Reset the failure count; with a TOTP step, only if it is newer than the last one used (one use per code)."""
+    if totp_step is None:
+        await db.execute("UPDATE orgs.admins SET failed_logins = 0, locked_until = NULL WHERE id = $1", admin_id)
+        return True
+    done = await db.execute(
+        """UPDATE orgs.admins SET failed_logins = 0, locked_until = NULL, totp_last_step = $2
+           WHERE id = $1 AND totp_last_step < $2""",
+        admin_id,
+        totp_step,
+    )
+    return bool(done == "UPDATE 1")
+
+
+async def review_admin(
+    db: Executor, admin_id: uuid.UUID, *, status: str, reviewer: uuid.UUID, reason: str, version: int
+) -> bool:
+    done = await db.execute(
+        """UPDATE orgs.admins SET status = $2, reviewed_by = $3, reviewed_at = now(), review_reason = $4,
+               version = version + 1
+           WHERE id = $1 AND status = 'pending' AND version = $5""",
+        admin_id,
+        status,
+        reviewer,
+        reason,
+        version,
+    )
+    return bool(done == "UPDATE 1")
+
+
+async def set_status(db: Executor, admin_id: uuid.UUID, status: str) -> None:
+    await db.execute("UPDATE orgs.admins SET status = $2, version = version + 1 WHERE id = $1", admin_id, status)
+
+
+async def set_totp(db: Executor, admin_id: uuid.UUID, secret_enc: str | None, enabled: bool) -> None:
+    await db.execute(
+        "UPDATE orgs.admins SET totp_secret_enc = $2, totp_enabled = $3 WHERE id = $1", admin_id, secret_enc, enabled
+    )
+
+
+async def bind_sub(db: Executor, admin_id: uuid.UUID, sub: str | None) -> bool:
+    try:
+        await db.execute("UPDATE orgs.admins SET person_sub = $2 WHERE id = $1", admin_id, sub)
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
+# --- organisation applications ---------------------------------------------------------------------------------
+
+APP_COLS = (
+    "a.id, a.code, a.name, a.parent_id, a.parent_path, a.level, a.kind, a.police_type, a.region_code, "
+    "a.contact_name_enc, a.contact_phone_enc, a.status, a.reason, a.version, a.created_at, p.code AS parent_code"
+)
+
+
+async def insert_application(db: Executor, **values: Any) -> uuid.UUID | None:
+    cols = ", ".join(values)
+    marks = ", ".join(f"${i}" for i in range(2, len(values) + 2))
+    app_id = uuid.uuid4()
+    try:
+        await db.execute(
+            f"INSERT INTO orgs.org_applications (id, {cols}) VALUES ($1, {marks})",  # noqa: S608  (our own keys)
+            app_id,
+            *values.values(),
+        )
+    except asyncpg.UniqueViolationError:
+        return None
+    return app_id
+
+
+async def insert_document(
+    db: Executor,
+    *,
+    doc_id: uuid.UUID,
+    application_id: uuid.UUID,
+    filename: str,
+    content_type: str,
+    size: int,
+    sm3: str,
+    stored_name: str,
+) -> None:
+    await db.execute(
+        # clock_timestamp, not now(): the documents of one application are inserted in one transaction and list
+        # in upload order
+        """INSERT INTO orgs.org_documents (id, application_id, filename, content_type, size, sm3, stored_name,
+                                           created_at)
+           VALUES ($1,$2,$3,$4,$5,$6,$7, clock_timestamp())""",
+        doc_id,
+        application_id,
+        filename,
+        content_type,
+        size,
+        sm3,
+        stored_name,
+    )
+
+
+async def application(db: Executor, app_id: uuid.UUID) -> Row | None:
+    return await db.fetchrow(
+        f"SELECT {APP_COLS} FROM orgs.org_applications a JOIN orgs.orgs p ON p.id = a.parent_id WHERE a.id = $1",  # noqa: S608
+        app_id,
+    )
+
+
+async def list_applications(
+    db: Executor,
+    scope: tuple[str, list[object]],
+    *,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Row]:
+    cond, args = scope
+    params: list[Any] = list(args)
+    where = [cond]
+    if status is not None:
+        params.append(status)
+        where.append(f"a.status = ${len(params)}")
+    if after is not None:
+        params.extend(after)
+        where.append(f"(a.created_at, a.id) > (${len(params) - 1}, ${len(params)})")
+    params.append(limit)
+    return await db.fetch(
+        f"""SELECT {APP_COLS} FROM orgs.org_applications a JOIN orgs.orgs p ON p.id = a.parent_id
+            WHERE {" AND ".join(where)} ORDER BY a.created_at, a.id LIMIT ${len(params)}""",  # noqa: S608
+        *params,
+    )
+
+
+async def documents(db: Executor, app_ids: list[uuid.UUID]) -> list[Row]:
+    return await db.fetch(
+        """SELECT id, application_id, filename, content_type, size, sm3, stored_name, created_at
+           FROM orgs.org_documents WHERE application_id = ANY($1) ORDER BY created_at, id""",
+        app_ids,
+    )
+
+
+async def decide_application(
+    db: Executor, app_id: uuid.UUID, *, status: str, reviewer: uuid.UUID, reason: str, version: int
+) -> Row | None:
+    """The one reviewer whose decision lands (pending and at the version they saw); others get None."""
+    return await db.fetchrow(
+        """UPDATE orgs.org_applications SET status = $2, reviewed_by = $3, reviewed_at = now(), reason = $4,
+               version = version + 1
+           WHERE id = $1 AND status = 'pending' AND version = $5 RETURNING id""",
+        app_id,
+        status,
+        reviewer,
+        reason,
+        version,
+    )
+
+
+async def link_application_org(db: Executor, app_id: uuid.UUID, org_id: uuid.UUID) -> None:
+    await db.execute("UPDATE orgs.org_applications SET org_id = $2 WHERE id = $1", app_id, org_id)
+
+
+async def insert_new_org(
+    db: Executor,
+    *,
+    code: str,
+    name: str,
+    level: str,
+    kind: str,
+    police_type: str | None,
+    region_code: str,
+    parent_id: uuid.UUID,
+    path: str,
+) -> uuid.UUID | None:
+    org_id = uuid.uuid4()
+    row = await db.fetchrow(
+        """INSERT INTO orgs.orgs (id, code, name, level, kind, police_type, region_code, parent_id, path)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING RETURNING id""",
+        org_id,
+        code,
+        name,
+        level,
+        kind,
+        police_type,
+        region_code,
+        parent_id,
+        path,
+    )
+    return None if row is None else org_id

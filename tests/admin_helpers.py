@@ -1,0 +1,46 @@
+"""Administrator sign-in for tests: the seeded platform administrator and accounts created through the API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def admin_password(var_dir: Path) -> str:
+    return os.environ.get("SZT_ADMIN_PASSWORD") or (var_dir / "admin-password").read_text().strip()
+
+
+def sign_in(http: httpx.Client, username: str, password: str, **extra: Any) -> dict[str, str]:
+    r = http.post("/admin/v1/sessions", json={"username": username, "password": password, **extra})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def platform_admin(http: httpx.Client, var_dir: Path) -> dict[str, str]:
+    return sign_in(http, "admin", admin_password(var_dir))
+
+
+def make_admin(
+    http: httpx.Client, by: dict[str, str], org_code: str, roles: list[str], prefix: str = "t"
+) -> tuple[str, str, dict[str, str]]:
+    """An active administrator of `org_code` created by `by`; returns (id, username, auth headers)."""
+    username = f"{prefix}{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(12)
+    r = http.post(
+        "/admin/v1/admins",
+        headers=by,
+        json={
+            "username": username,
+            "password": password,
+            "display_name": "测试管理员",
+            "org_code": org_code,
+            "roles": roles,
+            "phone": "13900001111",
+        },
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"], username, sign_in(http, username, password)
