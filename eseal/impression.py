@@ -40,8 +40,7 @@ def _glyph(ch: str, size: int, angle_deg: float, sx: float = 1.0) -> Image.Image
 
 
 def _paste_mask(canvas: Image.Image, mask: Image.Image, cx: float, cy: float) -> None:
-    red = Image.new("RGBA", mask.size, (*RED, 255))
-    canvas.paste(red, (int(cx - mask.width / 2), int(cy - mask.height / 2)), mask)
+    canvas.paste(255, (int(cx - mask.width / 2), int(cy - mask.height / 2)), mask)
 
 
 def _star(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float) -> None:
@@ -50,7 +49,7 @@ def _star(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float) -> None:
         radius = r if i % 2 == 0 else r * 0.382
         a = -math.pi / 2 + i * math.pi / 5
         points.append((cx + radius * math.cos(a), cy + radius * math.sin(a)))
-    draw.polygon(points, fill=(*RED, 255))
+    draw.polygon(points, fill=255)
 
 
 def _arc_text(
@@ -96,7 +95,8 @@ def render(
         raise ValueError(f"shape must be one of {SHAPES}")
     width = size_px * SCALE
     height = int(width * (0.68 if shape == "oval" else 1.0))
-    canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    # Drawn as a one-channel ink mask (a quarter of the pixels of RGBA), coloured once at the end.
+    canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     cx, cy = width / 2, height / 2
     if shape == "square":
@@ -104,7 +104,7 @@ def render(
     else:
         border = width * 0.035
         rx, ry = width / 2 - border / 2 - SCALE, height / 2 - border / 2 - SCALE
-        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=(*RED, 255), width=int(border))
+        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=255, width=int(border))
         n = len(org_name)
         text_size = int(width * (0.14 if n <= 8 else 0.115 if n <= 12 else 0.09))
         span = min(250.0, 28.0 * n + 40.0) if shape == "round" else min(190.0, 14.0 * n + 40.0)
@@ -116,21 +116,25 @@ def render(
         if purpose:
             purpose_size = int(width * (0.08 if shape == "round" else 0.065))
             font = _font(purpose_size)
-            draw.text((cx, cy + star_r * 0.7 + purpose_size * 0.8), purpose, font=font, fill=(*RED, 255), anchor="mm")
+            draw.text((cx, cy + star_r * 0.7 + purpose_size * 0.8), purpose, font=font, fill=255, anchor="mm")
         if code:
             code_size = int(width * 0.045)
             code_span = min(110.0, 5.2 * len(code) + 10) if shape == "round" else min(80.0, 3.6 * len(code) + 6)
             crx, cry = rx - border - code_size * 0.75, ry - border - code_size * 0.75
             _arc_text(canvas, code, cx, cy, crx, cry, code_size, code_span, bottom=True)
-    out = canvas.resize((size_px, int(height / SCALE)), Image.Resampling.LANCZOS)
+    size = (size_px, int(height / SCALE))
+    # An exact 3× box filter when the sizes divide (they do for the templates): several times faster than Lanczos.
+    ink = canvas.reduce(SCALE) if canvas.size == (size[0] * SCALE, size[1] * SCALE) else canvas.resize(size)
+    out = Image.new("RGBA", ink.size, (*RED, 0))
+    out.putalpha(ink)
     buf = io.BytesIO()
-    out.save(buf, "PNG", compress_level=6)
+    out.save(buf, "PNG", compress_level=3)
     return buf.getvalue()
 
 
 def _square(canvas: Image.Image, draw: ImageDraw.ImageDraw, name: str, width: int) -> None:
     border = width * 0.05
-    draw.rectangle((border, border, width - border, width - border), outline=(*RED, 255), width=int(border))
+    draw.rectangle((border, border, width - border, width - border), outline=255, width=int(border))
     chars = list(name[:4]) if len(name) <= 4 else list(name[:9])
     if len(chars) == 3:
         chars.append("印")  # three-character names read 姓名印 in the classic 2×2 layout

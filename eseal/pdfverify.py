@@ -8,8 +8,11 @@ when none failed. The file is read from disk in chunks (never whole) except by p
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -22,10 +25,16 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
-from eseal import pdfsign, ses, x509build
+from eseal import pdffast, pdfsign, ses, x509build
 from eseal.models import Check, SignatureReport, VerifyResult
 
+pdffast.install()
 PADES_SUBFILTERS = {"/adbe.pkcs7.detached", "/ETSI.CAdES.detached"}
+# A verdict is a function of (document bytes, trust material, seal states) and of the clock only through
+# "now"; reuse it for a minute. Bounded, per process.
+RESULT_TTL = 60.0
+RESULT_CACHE_SIZE = 1024
+VC_TTL = 60.0
 
 
 @dataclass
@@ -36,6 +45,78 @@ class Trust:
     intermediates: list[bytes]
     crls: list[bytes]
     seals: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> {status, valid_to, cert_serials, name}
+
+    def anchors_key(self) -> str:
+        """Identifies the roots, intermediates and CRLs (what pyhanko's ValidationContext is built from)."""
+        h = hashlib.sha256()
+        for group in (self.roots, self.intermediates, self.crls):
+            h.update(len(group).to_bytes(4, "big"))
+            for der in group:
+                h.update(hashlib.sha256(der).digest())
+        return h.hexdigest()
+
+    def key(self) -> str:
+        """Identifies everything a verdict depends on besides the document."""
+        seals = sorted(
+            (code, str(v.get("status")), str(v.get("valid_to")), str(v.get("name")), sorted(v.get("cert_serials", ())))
+            for code, v in self.seals.items()
+        )
+        return hashlib.sha256(f"{self.anchors_key()}|{seals!r}".encode()).hexdigest()
+
+
+class _Ttl:
+    """A small LRU whose entries also expire (results and validation contexts)."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self.size, self.ttl = size, ttl
+        self._items: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            self._items.pop(key, None)
+            return None
+        self._items.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        self._items[key] = (time.monotonic() + self.ttl, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+_results = _Ttl(RESULT_CACHE_SIZE, RESULT_TTL)
+_contexts = _Ttl(8, VC_TTL)  # anchors -> parsed roots, intermediates, CRLs
+_paths = _Ttl(4096, 3600.0)  # (cert, anchors) -> certificates up to a trusted root, signatures checked
+_revocations = _Ttl(4096, 3600.0)  # (cert, CRLs) -> revocation reason or None
+_inflight: dict[tuple[str, str], asyncio.Future[VerifyResult]] = {}
+
+
+def clear_caches() -> None:
+    for cache in (_results, _contexts, _paths, _revocations):
+        cache.clear()
+
+
+def _validation_context(trust: Trust) -> ValidationContext:
+    """A fresh context (its validation time is fixed when it is made, so it cannot be kept) built from the
+    roots, intermediates and CRLs parsed once per trust material."""
+    key = trust.anchors_key()
+    parsed = _contexts.get(key)
+    if parsed is None:
+        parsed = (
+            [x509.Certificate.load(r) for r in trust.roots],
+            [x509.Certificate.load(i) for i in trust.intermediates],
+            [acrl.CertificateList.load(c) for c in trust.crls],
+        )
+        _contexts.put(key, parsed)
+    roots, others, crls = parsed
+    return ValidationContext(
+        trust_roots=roots, other_certs=others, crls=crls, allow_fetching=False, revocation_mode="soft-fail"
+    )
 
 
 def _sha256_file(stream: IO[bytes]) -> str:
@@ -53,6 +134,16 @@ def _file_size(stream: IO[bytes]) -> int:
 
 def _revoked(trust: Trust, cert: x509.Certificate) -> str | None:
     """The revocation reason when a CRL of its issuer lists it (after checking the CRL's signature)."""
+    key = (hashlib.sha256(cert.dump()).digest(), trust.anchors_key())
+    hit = _revocations.get(key)
+    if hit is None:
+        hit = (_revoked_uncached(trust, cert),)
+        _revocations.put(key, hit)
+    reason: str | None = hit[0]
+    return reason
+
+
+def _revoked_uncached(trust: Trust, cert: x509.Certificate) -> str | None:
     issuer_spki = None
     for der in trust.intermediates + trust.roots:
         c = x509.Certificate.load(der)
@@ -77,6 +168,27 @@ def _revoked(trust: Trust, cert: x509.Certificate) -> str | None:
 def _chain(trust: Trust, cert_der: bytes, at: dt.datetime) -> tuple[str, str]:
     """(verdict, detail) for chain to a trusted root, validity at `at`, revocation."""
     cert = x509.Certificate.load(cert_der)
+    key = (hashlib.sha256(cert_der).digest(), trust.anchors_key())
+    found = _paths.get(key)
+    if found is None:
+        found = _path(trust, cert)
+        _paths.put(key, found)
+    if isinstance(found, str):
+        return "fail", found
+    for c in found:
+        validity = c["tbs_certificate"]["validity"]
+        if not validity["not_before"].native <= at <= validity["not_after"].native:
+            return "fail", f"{c.subject.human_friendly} not valid at {at.isoformat()}"
+    reason = _revoked(trust, cert)
+    if reason == "certificate_hold":
+        return "fail", "certificate suspended (on hold)"
+    if reason is not None:
+        return "fail", f"certificate revoked ({reason})"
+    return "pass", f"chains to a trusted root, serial {cert.serial_number}, not revoked"
+
+
+def _path(trust: Trust, cert: x509.Certificate) -> list[x509.Certificate] | str:
+    """The certificates from `cert` up to (not including) a trusted root, each signature checked; else why not."""
     current, path = cert, [cert]
     for _ in range(5):
         if any(
@@ -94,21 +206,12 @@ def _chain(trust: Trust, cert_der: bytes, at: dt.datetime) -> tuple[str, str]:
             None,
         )
         if parent is None or not x509build.cert_signed_by(current.dump(), bytes(parent.public_key.dump())):
-            return "fail", f"no trusted chain for {cert.subject.human_friendly}"
+            return f"no trusted chain for {cert.subject.human_friendly}"
         current = parent
         path.append(parent)
     else:
-        return "fail", "chain too long"
-    for c in path:
-        validity = c["tbs_certificate"]["validity"]
-        if not validity["not_before"].native <= at <= validity["not_after"].native:
-            return "fail", f"{c.subject.human_friendly} not valid at {at.isoformat()}"
-    reason = _revoked(trust, cert)
-    if reason == "certificate_hold":
-        return "fail", "certificate suspended (on hold)"
-    if reason is not None:
-        return "fail", f"certificate revoked ({reason})"
-    return "pass", f"chains to a trusted root, serial {cert.serial_number}, not revoked"
+        return "chain too long"
+    return path
 
 
 def _seal_state(trust: Trust, code: str, serial: int, at: dt.datetime) -> tuple[Check, Check]:
@@ -162,13 +265,7 @@ async def _verify_pades(emb: Any, trust: Trust, sig_obj: Any) -> SignatureReport
     reason = str(sig_obj.get("/Reason", ""))
     code = reason.rsplit(" ", 1)[-1] if reason else ""
     checks: list[Check] = [Check("format", "pass", f"PAdES {sig_obj.get('/SubFilter')}, CMS SignedData")]
-    vc = ValidationContext(
-        trust_roots=[x509.Certificate.load(r) for r in trust.roots],
-        other_certs=[x509.Certificate.load(i) for i in trust.intermediates],
-        crls=[acrl.CertificateList.load(c) for c in trust.crls],
-        allow_fetching=False,
-        revocation_mode="soft-fail",
-    )
+    vc = _validation_context(trust)
     try:
         status = await async_validate_pdf_signature(emb, signer_validation_context=vc)
     except Exception as exc:  # a broken CMS or byte range: report, do not crash
@@ -302,7 +399,34 @@ def _ses_integrity(sig_obj: Any, stream: IO[bytes], data_hash: bytes) -> Check:
 
 
 async def verify_stream(stream: IO[bytes], trust: Trust) -> VerifyResult:
+    """Verify a PDF; the same document under the same trust within a minute gets the same (cached) verdict,
+    and simultaneous requests for one document wait for a single verification."""
     digest = _sha256_file(stream)
+    key = (digest, trust.key())
+    hit: VerifyResult | None = _results.get(key)
+    if hit is not None:
+        return hit
+    pending = _inflight.get(key)
+    if pending is not None:
+        await asyncio.wait([pending])
+        if not pending.cancelled() and pending.exception() is None:
+            return pending.result()
+        # the first verification failed or was cancelled: do our own
+    future: asyncio.Future[VerifyResult] = asyncio.get_running_loop().create_future()
+    _inflight[key] = future
+    try:
+        result = await _verify_uncached(stream, trust, digest)
+        _results.put(key, result)
+        future.set_result(result)
+        return result
+    finally:
+        if not future.done():
+            future.cancel()
+        if _inflight.get(key) is future:
+            del _inflight[key]
+
+
+async def _verify_uncached(stream: IO[bytes], trust: Trust, digest: str) -> VerifyResult:
     stream.seek(0)
     try:
         reader = PdfFileReader(stream, strict=False)
