@@ -29,8 +29,10 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
         return ImageFont.truetype(FALLBACK_FONT, size)
 
 
+@functools.lru_cache(maxsize=256)  # ~80 KB a tile; seals of one organisation share their rim glyphs
 def _glyph(ch: str, size: int, angle_deg: float, sx: float = 1.0) -> Image.Image:
-    """One character on its own transparent tile, squeezed horizontally by `sx`, rotated by `angle_deg`."""
+    """One character on its own transparent tile, squeezed horizontally by `sx`, rotated by `angle_deg`.
+    Cached: callers use it only as a paste mask, never change it."""
     font = _font(size)
     tile = Image.new("L", (int(size * 1.4), int(size * 1.4)), 0)
     ImageDraw.Draw(tile).text((tile.width / 2, tile.height / 2), ch, font=font, fill=255, anchor="mm")
