@@ -145,7 +145,8 @@ async def make(res: Resources, seal_id: uuid.UUID, *, actor: str = "maker") -> S
     image = row["image_png"]
     if image is None or row["shape"] != "upload":
         image = _draw(row, code)
-    seal_der = await build_ses_seal(res, row, code, image, certs)
+    maker = await _maker(res)
+    seal_der = await build_ses_seal(res, row, code, image, certs, maker=maker)
     updated = await repo.update_seal(
         res.db,
         seal_id,
@@ -153,7 +154,7 @@ async def make(res: Resources, seal_id: uuid.UUID, *, actor: str = "maker") -> S
         image_png=image,
         ses_seal=seal_der,
         status="made",
-        maker_cert_id=(await _maker(res))["id"],
+        maker_cert_id=maker["id"],
     )
     await logs.append(res.db, "seal", "make", actor=actor, seal_code=code)
     return await to_model(res, updated)
@@ -173,8 +174,10 @@ async def _maker(res: Resources) -> Any:
     return maker
 
 
-async def build_ses_seal(res: Resources, row: Any, code: str, image: bytes, certs: list[Any]) -> bytes:
-    maker = await _maker(res)
+async def build_ses_seal(
+    res: Resources, row: Any, code: str, image: bytes, certs: list[Any], *, maker: Any = None
+) -> bytes:
+    maker = maker if maker is not None else await _maker(res)
     maker_der = bytes(maker["cert_der"])
     size_mm = 20 if row["kind"] == "personal" else 42
     info = ses.seal_info(

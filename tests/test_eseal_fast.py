@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from pyhanko.pdf_utils.images import pil_image
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfStreamError
 
-from eseal import impression, pdffast, pdfsign
+from eseal import impression, pdffast, pdfsign, pdfverify
 from tests.eseal_helpers import make_pdf
 
 
@@ -67,3 +68,24 @@ def test_cached_impression_writes_the_same_image_as_pyhanko(tmp_path: Path) -> N
         assert ours.data == theirs.data
         assert ours["/SMask"].get_object().data == theirs["/SMask"].get_object().data
         assert ours["/SMask"].get_object()["/ColorSpace"] == "/DeviceGray"
+
+
+async def test_verdict_cache_is_keyed_by_document_and_trust() -> None:
+    pdfverify.clear_caches()
+    trust = pdfverify.Trust(roots=[b"root"], intermediates=[], crls=[b"crl-1"])
+    doc = b"%PDF-1.7 not really a PDF"
+    first, second = await asyncio.gather(
+        pdfverify.verify_stream(io.BytesIO(doc), trust), pdfverify.verify_stream(io.BytesIO(doc), trust)
+    )
+    assert first is second and not first.valid  # simultaneous requests share one verification
+    assert await pdfverify.verify_stream(io.BytesIO(doc), trust) is first
+    assert await pdfverify.verify_stream(io.BytesIO(doc + b" "), trust) is not first  # other bytes
+    key = trust.key()
+    trust.seals["X1"] = {"status": "published", "valid_to": None, "name": "n", "cert_serials": {"1"}}
+    assert trust.key() != key
+    suspended = trust.key()
+    trust.seals["X1"]["status"] = "suspended"
+    assert trust.key() != suspended
+    renewed = pdfverify.Trust(roots=[b"root"], intermediates=[], crls=[b"crl-2"], seals=trust.seals)
+    assert renewed.key() != trust.key() and renewed.anchors_key() != trust.anchors_key()
+    assert await pdfverify.verify_stream(io.BytesIO(doc), renewed) is not first
