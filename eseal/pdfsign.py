@@ -89,8 +89,8 @@ class RemoteRSASigner(signers.Signer):
 def _parsed_certs(cert: bytes, chain: tuple[bytes, ...]) -> tuple[x509.Certificate, SimpleCertificateStore]:
     """The signer's certificate and a registry of it and its chain, parsed and indexed once per certificate
     (building the registry was a sixth of a seal's CPU). Only read while signing."""
-    leaf = x509.Certificate.load(cert)
-    return leaf, SimpleCertificateStore.from_certs([leaf, *(x509.Certificate.load(c) for c in chain)])
+    # The chain only: pyhanko adds the signer's own certificate itself (it was embedded twice).
+    return x509.Certificate.load(cert), SimpleCertificateStore.from_certs([x509.Certificate.load(c) for c in chain])
 
 
 @functools.lru_cache(maxsize=256)
