@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Request, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, Parameter
+from litestar.response.base import ASGIResponse
 
 from catalog import home, icons
 from catalog.models import CITIES, COUNTIES, PROVINCE
@@ -128,9 +129,23 @@ TOP = [Shortcut("show_code", "亮码", "szt://identity-code"), Shortcut("scan_co
 # ------------------------------------------------------------------------------------------------ client, region
 
 
+_CLIENTS: dict[str, tuple[str, str, Shape]] = {}
+
+
 def parse_client(header: str | None) -> tuple[str, str, Shape]:
     if not header:
         return "android", "", "full"
+    hit = _CLIENTS.get(header)
+    if hit is not None:
+        return hit
+    parsed = _parse_client(header)
+    if len(_CLIENTS) > 4096:
+        _CLIENTS.clear()
+    _CLIENTS[header] = parsed
+    return parsed
+
+
+def _parse_client(header: str) -> tuple[str, str, Shape]:
     m = CLIENT_HEADER.match(header.strip())
     if m is None:
         raise invalid("X-SZT-Client", "platform/version, e.g. ios/3.2.0 (platform ios, android or harmony)")
@@ -339,13 +354,15 @@ _CLIENT_PARAM = HeaderParameter(
 )
 async def home_screen(
     request: Request[Any, Any, Any],
-    res: Resources,
     client: Annotated[str | None, _CLIENT_PARAM] = None,
     city: Annotated[str | None, Parameter(pattern=r"^32[0-9]{4}$", max_length=6)] = None,
     county: Annotated[str | None, Parameter(pattern=r"^32[0-9]{4}$", max_length=6)] = None,
     lat: Annotated[float | None, Parameter(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Parameter(ge=-180, le=180)] = None,
-) -> Response[bytes]:
+) -> ASGIResponse:
+    # The hot path of the app: resources from the app state rather than a resolved dependency, and a finished
+    # ASGI response (Litestar's Response would re-encode the headers on every call).
+    res: Resources = request.app.state.resources
     platform, version, shape = parse_client(client)
     region = resolve_region(city, county, lat, lon)
     auth = request.headers.get("authorization")
@@ -356,11 +373,14 @@ async def home_screen(
     else:
         body = assemble(res, layout, region, platform, version, shape, _ENC.encode(await personal(res, me, shape)))
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization, X-SZT-Client"}
+    headers = {"etag": etag, **_FIXED_HEADERS}
     inm = request.headers.get("if-none-match")
     if inm and etag in (t.strip().removeprefix("W/") for t in inm.split(",")):
-        return Response(b"", status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+        return ASGIResponse(body=b"", status_code=304, headers=headers)
+    return ASGIResponse(body=body, status_code=200, media_type="application/json", headers=headers)
+
+
+_FIXED_HEADERS = {"cache-control": "private, no-cache", "vary": "Authorization, X-SZT-Client"}
 
 
 def assemble(

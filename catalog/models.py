@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -75,23 +75,6 @@ Module = Annotated[str, Meta(pattern=r"^[a-z]+(\.[a-z0-9_]+)?$", max_length=40)]
 
 # Icon sizes every client may ask for, in pixels (square).
 ICON_SIZES: tuple[int, ...] = (48, 96, 144, 192)
-
-
-class Actor(Protocol):
-    """What catalog rules need of an administrator (orgs.models.AdminPrincipal has it all)."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def org_id(self) -> uuid.UUID: ...
-    @property
-    def org_path(self) -> str: ...
-    @property
-    def org_level(self) -> str: ...
-    @property
-    def region_code(self) -> str: ...
-    @property
-    def data_scope(self) -> str: ...
 
 
 class Application(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

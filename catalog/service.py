@@ -14,7 +14,6 @@ from catalog import icons, repo
 from catalog.models import (
     CITIES,
     PROVINCE,
-    Actor,
     Application,
     AppView,
     IconRef,
@@ -34,6 +33,8 @@ from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
 from identity import clients
 from identity.scopes import SCOPE_ENTITLEMENT
+from orgs.models import AdminPrincipal as Actor
+from orgs.scope import can_see, sql_scope
 
 LAYOUT_KEY = "catalog:layout_version"
 SEARCH_PAGE_MAX = 50
@@ -52,20 +53,8 @@ def pinyin_of(name: str) -> tuple[str, str]:
 
 
 def covers(actor: Actor, org_path: str) -> bool:
-    """Whether the actor's data scope includes an organisation (orgs.scope.can_see's rule)."""
-    if actor.data_scope == "all":
-        return True
-    if actor.data_scope == "own":
-        return org_path == actor.org_path
-    return org_path == actor.org_path or org_path.startswith(actor.org_path + ".")
-
-
-def scope_sql(actor: Actor, column: str, arg_index: int) -> tuple[str, list[object]]:
-    if actor.data_scope == "all":
-        return "true", []
-    if actor.data_scope == "own":
-        return f"{column} = ${arg_index}", [actor.org_path]
-    return f"({column} = ${arg_index} OR {column} LIKE ${arg_index + 1})", [actor.org_path, actor.org_path + ".%"]
+    """Whether the administrator's data scope includes an organisation."""
+    return can_see(actor, org_path)
 
 
 def _conflict(detail: str) -> ProblemError:
@@ -379,7 +368,7 @@ async def get_app(res: Resources, actor: Actor, code: str) -> AppView:
 
 
 async def versions(res: Resources, actor: Actor, *, status: str | None, cursor: str | None, limit: int) -> VersionPage:
-    sql, args = scope_sql(actor, "a.org_path", 5)
+    sql, args = sql_scope(actor, "a.org_path", 5)
     rows = await repo.versions(
         res.db, status=status, scope_sql=sql, scope_args=args, after=decode_cursor(cursor), limit=limit
     )

@@ -26,8 +26,8 @@ from core.problems import ProblemError, invalid
 from core.ratelimit import rate_limit
 from core.resources import Resources
 from core.settings import Settings
-from eseal import appauth, ca, repo, signing
-from eseal.models import BatchRequest, BatchResult, SignRequest, SignResult, VerifyResult
+from eseal import appauth, ca, pdf_templates, repo, signing
+from eseal.models import BatchRequest, BatchResult, FillRequest, SignPosition, SignRequest, SignResult, VerifyResult
 
 MOUNT = "eseal"
 MAX_PDF = 30 * 1024 * 1024
@@ -131,6 +131,26 @@ async def batch_sign(request: Request[Any, Any, Any], res: Resources, app_code: 
     return BatchResult(results=results, errors=errors)
 
 
+@post(
+    "/v1/documents:fill-and-sign",
+    summary="Fill a template (证明 certificate or 电子证照 licence) with data and seal it at （盖章）",
+    tags=["signing"],
+    status_code=200,
+    **APP_AUTH,
+)
+async def fill_and_sign(
+    request: Request[Any, Any, Any], res: Resources, app_code: str, data: FillRequest
+) -> SignResult:
+    pdf = pdf_templates.render(data.template, data.fields)
+    req = SignRequest(
+        document=base64.b64encode(pdf).decode(),
+        seals=[SignPosition(seal_code=data.seal_code, keyword=pdf_templates.SEAL_KEYWORD)],
+        algorithm=data.algorithm,
+        name=data.name,
+    )
+    return await _sign_one(res, req, app_code, request.client.host if request.client else "")
+
+
 async def _verify_upload(res: Resources, raw: bytes, name: str, ip: str) -> VerifyResult:
     if len(raw) > MAX_PDF:
         raise invalid("file", "larger than 30 MB")
@@ -230,7 +250,16 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         settings=settings,
         title="苏证通 Electronic seals",
         description="Certificates, seals, PDF signing and verification for business systems.",
-        route_handlers=[sign_document, batch_sign, verify_api, verify_page, verify_page_post, crl, ca_cert],
+        route_handlers=[
+            sign_document,
+            batch_sign,
+            fill_and_sign,
+            verify_api,
+            verify_page,
+            verify_page_post,
+            crl,
+            ca_cert,
+        ],
         externals={"signer": f"{settings.signing_server_url}/healthz"},
         resources=resources,
         security_schemes={

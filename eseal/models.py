@@ -145,3 +145,13 @@ class Stats(msgspec.Struct, kw_only=True):
     certificates_by_status: dict[str, int]
     signatures_by_day: dict[str, int]
     verifications: int
+
+
+class FillRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    template: Literal["certificate", "licence"]
+    fields: Annotated[
+        dict[Annotated[str, Meta(max_length=32)], Annotated[str, Meta(max_length=400)]], Meta(max_length=20)
+    ]
+    seal_code: Annotated[str, Meta(min_length=1, max_length=40)]
+    algorithm: Literal["pades", "sm2"] = "pades"
+    name: Annotated[str, Meta(max_length=200)] = "certificate.pdf"

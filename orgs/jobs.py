@@ -6,7 +6,7 @@ import logging
 
 from core.resources import Resources
 from core.worker import scheduled
-from orgs import backup
+from orgs import backup, monitoring, stats
 
 log = logging.getLogger("szt.orgs.jobs")
 
@@ -17,3 +17,19 @@ async def integration_backup(res: Resources) -> None:
     made = await backup.backup_missing(res)
     if made:
         log.info("integration log backed up", extra={"days": [d.isoformat() for d in made]})
+
+
+@scheduled("orgs.monitor_sample", seconds=60)
+async def monitor_sample(res: Resources) -> None:
+    await monitoring.sample(res)
+    await monitoring.evaluate(res)
+
+
+@scheduled("orgs.monitor_trim", cron="30 0 * * *", timezone="UTC")
+async def monitor_trim(res: Resources) -> None:
+    await monitoring.trim(res)
+
+
+@scheduled("orgs.stats_sync", seconds=300)
+async def stats_sync(res: Resources) -> None:
+    await stats.sync(res)

@@ -2,7 +2,7 @@
 
 Streams (consumer group `push`):
 - `push:stream:fanout` — one entry per message due; the fan-out consumer pages through the audience's devices
-  (1000 at a time, never all in memory), fills the inbox, queues a send-log row per device and XADDs one entry
+  (1000 at a time, never all in memory), fills the inbox and XADDs one entry
   per device to `push:stream:<channel>`.
 - `push:stream:apns|hms|sms` — one entry per (message, device). A consumer reads a batch, claims the pairs in the
   send log (insert-if-absent, or take back from queued/retry: a pair already sending, delivered or failed is
@@ -59,6 +59,7 @@ BACKOFF_CAP = 300.0
 # by a worker whose heartbeat is gone is taken back after SENDING_TIMEOUT seconds (longer than any provider call).
 CLAIM_IDLE_MS = int(os.environ.get("SZT_PUSH_CLAIM_IDLE_MS", "60000"))
 SENDING_TIMEOUT = float(os.environ.get("SZT_PUSH_SENDING_TIMEOUT", "120"))
+STUCK_FACTOR = 10
 FANOUT_PAGE = 1000
 BATCH: dict[str, int] = {"apns": 200, "hms": HMS_BATCH, "sms": 100, FANOUT: 10}
 STREAM_MAXLEN = 10_000_000
@@ -203,7 +204,7 @@ async def fan_out(
             await announce(res, message_id, added)
         targets = [r for r in page if r["platform"] in channels]
         if targets:
-            await repo.queue_deliveries(res.db, message_id, targets)
+            # No send-log row yet: the consumer's claim inserts it (one write per pair saved on a broadcast).
             async with res.redis.pipeline(transaction=False) as pipe:
                 for r in targets:
                     fields = {"m": str(message_id), "d": str(r["id"]), "p": str(r["person_id"])}
@@ -415,7 +416,11 @@ async def _send(
         return dict.fromkeys(pairs, Outcome("failed", f"unknown channel {channel}"))
     notes = {m: _notification(messages[m]) for m in {m for m, _ in pairs}}
     targets = [Target(m, d, devices[d], notes[m], (m, d) in recovered) for m, d in pairs]
-    results = await sender(res, targets)
+    try:
+        results = await sender(res, targets)
+    except Exception as exc:  # a sender's bug or an unexpected failure must not leave its pairs 'sending'
+        log.exception("push sender failed", extra={"channel": channel})
+        return dict.fromkeys(pairs, Outcome("retry", f"sender: {type(exc).__name__}", uncertain=True))
     return dict(zip(pairs, results, strict=True))
 
 
@@ -476,7 +481,8 @@ async def _record(
     if invalid_devices:
         await repo.deactivate_devices(res.db, invalid_devices, f"{channel}: reported invalid by the provider")
     if retry:
-        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry])
+        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry if not o.uncertain])
+        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry if o.uncertain], uncertain=True)
         for m, d, o in retry:
             wait = max(backoff(attempts[(m, d)]), o.retry_after or 0.0)
             await _delay(res, channel, {"m": str(m), "d": str(d), "p": str(persons[(m, d)])}, now + wait)
@@ -599,14 +605,21 @@ async def recover_stale_sending(res: Resources, older_than: float | None = None,
     claiming worker) go back into their stream, marked recovered. Their re-send cannot double what the user sees:
     APNs and HarmonyOS get the same apns-id/apns-collapse-id or notifyId, so a device that already has the
     notification replaces it; SMS asks the gateway by out_id first. A pair of a live worker is never touched."""
-    rows = await repo.stale_sending(res.db, SENDING_TIMEOUT if older_than is None else older_than, limit)
+    timeout = SENDING_TIMEOUT if older_than is None else older_than
+    rows = await repo.stale_sending(res.db, timeout, limit)
     if not rows:
         return 0
     workers = sorted({r["claimed_by"] for r in rows})
     alive_flags = await res.redis.mget([heartbeat_key(w) for w in workers]) if workers else []
     alive = {w for w, flag in zip(workers, alive_flags, strict=True) if w and flag is not None}
+    # A live worker's pair is left alone, unless stuck far beyond any call (a bug there): the re-send is safe anyway.
     taken = await repo.take_back(
-        res.db, [(r["message_id"], r["device_id"], r["claimed_by"]) for r in rows if r["claimed_by"] not in alive]
+        res.db,
+        [
+            (r["message_id"], r["device_id"], r["claimed_by"])
+            for r in rows
+            if r["claimed_by"] not in alive or r["age"] > STUCK_FACTOR * timeout
+        ],
     )
     async with res.redis.pipeline(transaction=False) as pipe:
         for r in taken:

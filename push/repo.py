@@ -198,18 +198,6 @@ async def add_to_inbox(
     return [r["person_id"] for r in rows]
 
 
-async def queue_deliveries(db: Pool, message_id: uuid.UUID, rows: Sequence[Row]) -> None:
-    await db.execute(
-        """INSERT INTO push.deliveries (message_id, device_id, person_id, channel, status, attempts)
-           SELECT $1::uuid, dv, p, c, 'queued', 0 FROM unnest($2::uuid[], $3::uuid[], $4::text[]) AS t (dv, p, c)
-           ON CONFLICT DO NOTHING""",
-        message_id,
-        [r["id"] for r in rows],
-        [r["person_id"] for r in rows],
-        [r["platform"] for r in rows],
-    )
-
-
 async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]], worker: str = "") -> list[Row]:
     if not items:
         return []
@@ -217,13 +205,17 @@ async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID,
     return await db.fetch(_CLAIM, m, d, p, c, worker)
 
 
-async def finish(db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UUID, str, str]]) -> None:
-    """Set the outcome of claimed pairs: items are (message_id, device_id, error, provider_id)."""
+async def finish(
+    db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UUID, str, str]], *, uncertain: bool = False
+) -> None:
+    """Set the outcome of claimed pairs: items are (message_id, device_id, error, provider_id). `uncertain`: the
+    call may have reached the provider, so the pair's next send is a recovered one (asks or collapses first)."""
     if not items:
         return
     m, d, e, pid = (list(col) for col in zip(*items, strict=True))
     await db.execute(
-        """UPDATE push.deliveries AS d SET status = $1, error = t.e, provider_id = t.pid, updated_at = now()
+        """UPDATE push.deliveries AS d SET status = $1, error = t.e, provider_id = t.pid, updated_at = now(),
+                  recovered = d.recovered OR $6
            FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS t (m, dv, e, pid)
            WHERE d.message_id = t.m AND d.device_id = t.dv AND d.status = 'sending'""",
         status,
@@ -231,6 +223,7 @@ async def finish(db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UU
         d,
         e,
         pid,
+        uncertain,
     )
 
 
@@ -296,7 +289,8 @@ async def due_unfanned(db: Pool, older_than: float) -> list[Row]:
 async def stale_sending(db: Pool, older_than: float, limit: int) -> list[Row]:
     """Pairs claimed for a provider call longer ago than `older_than` seconds, with the worker that claimed them."""
     return await db.fetch(
-        """SELECT message_id, device_id, person_id, channel, claimed_by FROM push.deliveries
+        """SELECT message_id, device_id, person_id, channel, claimed_by,
+                  extract(epoch FROM now() - claimed_at)::float8 AS age FROM push.deliveries
            WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
            ORDER BY claimed_at LIMIT $2""",
         older_than,

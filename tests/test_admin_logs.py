@@ -135,7 +135,7 @@ def test_exports_and_masking(http: httpx.Client, var_dir: Path) -> None:
     assert http.put("/admin/v1/masking/fields/nope", headers=boss, json={"level": 1}).status_code == 400
 
 
-async def test_integration_log_report_and_backup(res: Resources, var_dir: Path) -> None:
+async def test_integration_log_report_and_backup(res: Resources, var_dir: Path, base_url: str) -> None:
     app = "app-" + secrets.token_hex(3)
     yesterday = datetime.now(UTC) - timedelta(days=1)
     for i in range(5):
@@ -151,7 +151,7 @@ async def test_integration_log_report_and_backup(res: Resources, var_dir: Path) 
             region_code="320500",
         )
     await res.db.execute("UPDATE orgs.integration_log SET at = $2 WHERE app_code = $1", app, yesterday)
-    async with httpx.AsyncClient(base_url=res.settings.base_url, timeout=15) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=15) as http:
         r = await http.post(
             "/admin/v1/sessions",
             json={"username": "admin", "password": (var_dir / "admin-password").read_text().strip()},

@@ -7,7 +7,6 @@ import io
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -19,20 +18,23 @@ from catalog import jobs, repo, service
 from catalog.models import Application, Review
 from core.problems import ProblemError
 from core.resources import Resources
+from orgs.models import AdminPrincipal
 from tests.catalog_helpers import codes_in, home, home_once
 from tests.harness import free_port
 
 
-@dataclass(frozen=True)
-class Admin:
-    """What catalog rules read of orgs.models.AdminPrincipal."""
-
-    org_path: str
-    org_level: str
-    region_code: str
-    data_scope: str = "subtree"
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
-    org_id: uuid.UUID = field(default_factory=uuid.uuid4)
+def Admin(org_path: str, org_level: str, region_code: str, data_scope: str = "subtree") -> AdminPrincipal:
+    return AdminPrincipal(
+        id=uuid.uuid4(),
+        username="t",
+        org_id=uuid.uuid4(),
+        org_path=org_path,
+        org_level=org_level,
+        region_code=region_code,
+        data_scope=data_scope,
+        permissions=frozenset({"*"}),
+        roles=("system",),
+    )
 
 
 PLATFORM = Admin("320000", "province", "320000", "all")

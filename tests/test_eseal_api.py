@@ -3,8 +3,10 @@ public page, CRL publication, logs and statistics."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ from asn1crypto import crl as acrl
 from core.reqsig import sign_headers
 from core.resources import Resources
 from eseal import logs, seals, service
+from tests.eseal_helpers import OUT as OUT_DIR
 from tests.eseal_helpers import Bureau, bureau, flip_byte, make_pdf
 from tests.harness import Stack
 
@@ -60,6 +63,8 @@ async def test_sign_over_http_then_verify_by_api_and_page(
     flip_byte(tmp_path / "s.pdf", tampered)
     page = http.post("/eseal/verify", files={"file": ("t.pdf", tampered.read_bytes(), "application/pdf")})
     assert page.status_code == 200 and "文档签章无效" in page.text and "文档完整性" in page.text
+    OUT_DIR.mkdir(exist_ok=True)
+    (OUT_DIR / "eseal-verify-page.html").write_text(page.text, encoding="utf-8")  # for a look in a browser
     assert "电子印章验证" in http.get("/eseal/verify").text
 
     found = await service.search_logs(res, {"kind": "sign", "seal_code": b.seal.code})
@@ -104,3 +109,40 @@ async def test_crl_is_published_der_and_lists_revoked(res: Resources, http: http
     }
     assert http.get("/eseal/v1/crl/nope.crl").status_code == 404
     assert http.get("/eseal/v1/cas/sm2-root.cer").status_code == 200
+
+
+async def test_template_filled_then_sealed_at_the_keyword(
+    res: Resources, http: httpx.Client, stack: Stack, tmp_path: Path
+) -> None:
+    b = await bureau(res, "苏州市公安局人口管理支队")
+    fields = {
+        "title": "户籍证明",
+        "to": "苏州市某某学校",
+        "body": "兹证明王小明，住苏州市姑苏区，户籍在本辖区。特此证明。",
+        "issuer": "苏州市公安局人口管理支队",
+        "number": "HJ-2026-0001",
+    }
+    resp = signed_post(
+        http,
+        b,
+        "/eseal/v1/documents:fill-and-sign",
+        {"template": "certificate", "fields": fields, "seal_code": b.seal.code, "algorithm": "sm2"},
+    )
+    assert resp.status_code == 200, resp.text
+    signed = base64.b64decode(resp.json()["document"])
+    out = tmp_path / "cert.pdf"
+    out.write_bytes(signed)
+    from pypdf import PdfReader
+
+    text = PdfReader(out).pages[0].extract_text()
+    assert "户籍证明" in text and "HJ-2026-0001" in text
+    verified = await service.signing.verify_file(res, out)
+    assert verified.valid and verified.signatures[0].kind == "sm2-ses"
+    OUT_DIR.mkdir(exist_ok=True)
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        ["pdftoppm", "-r", "60", "-png", "-singlefile", str(out), str(OUT_DIR / "eseal-certificate")],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and (OUT_DIR / "eseal-certificate.png").stat().st_size > 10_000

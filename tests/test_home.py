@@ -14,19 +14,24 @@ from catalog import service
 from catalog.home import merge
 from catalog.models import ListedApp
 from core.resources import Resources
+from orgs.models import AdminPrincipal
 from tests.catalog_helpers import IOS, codes_in, home, home_once
 from tests.identity_helpers import bearer, enrol, pick_citizen
 
 
-class Platform:
-    """The platform administrator, as catalog rules see an AdminPrincipal."""
-
-    id = uuid.UUID(int=1)
-    org_id = uuid.UUID(int=2)
-    org_path = "320000"
-    org_level = "province"
-    region_code = "320000"
-    data_scope = "all"
+def Platform() -> AdminPrincipal:
+    """The platform administrator."""
+    return AdminPrincipal(
+        id=uuid.UUID(int=1),
+        username="admin",
+        org_id=uuid.UUID(int=2),
+        org_path="320000",
+        org_level="province",
+        region_code="320000",
+        data_scope="all",
+        permissions=frozenset({"*"}),
+        roles=("platform",),
+    )
 
 
 def module(body: dict[str, Any], key: str) -> list[str]:
