@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Litestar, Router
 
-from admin import log_routes, monitor_routes, org_application_routes, org_routes, session_routes
+from admin import console, log_routes, monitor_routes, org_application_routes, org_routes, session_routes
 from admin.auth import SCHEMES
 from admin.oplog import OpLogMiddleware
 from core.app import build_app
@@ -23,6 +23,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         *org_application_routes.ROUTES,
         *log_routes.ROUTES,
         *monitor_routes.ROUTES,
+        *console.ROUTES,
     ]
     # App onboarding routes (admin/catalog_routes.py, engineer catalog/home) register here once on main.
     return build_app(
