@@ -6,7 +6,15 @@ from typing import Any
 
 from litestar import Litestar, Router
 
-from admin import console, log_routes, monitor_routes, org_application_routes, org_routes, session_routes
+from admin import (
+    catalog_routes,
+    console,
+    log_routes,
+    monitor_routes,
+    org_application_routes,
+    org_routes,
+    session_routes,
+)
 from admin.auth import SCHEMES
 from admin.oplog import OpLogMiddleware
 from core.app import build_app
@@ -25,7 +33,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         *monitor_routes.ROUTES,
         *console.ROUTES,
     ]
-    # App onboarding routes (admin/catalog_routes.py, engineer catalog/home) register here once on main.
+    routes += catalog_routes.ROUTES  # app onboarding, review, listing and home layout (catalog)
     return build_app(
         MOUNT,
         settings=settings,

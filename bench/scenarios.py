@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import crypto_sm2, http_healthz, identity_codes, oidc
+from bench import (
+    affairs,
+    crypto_sm2,
+    eseal_bench,
+    home,
+    http_healthz,
+    identity_codes,
+    mini_alipay,
+    oidc,
+    push_broadcast,
+)
 from bench.context import Context
 from bench.report import Row
 
@@ -26,7 +36,12 @@ SCENARIOS: list[Scenario] = [
     Scenario("http", "GET healthz: mounted server vs bare Litestar", http_healthz.run),
     Scenario("crypto", "SM2 sign / verify: core.crypto vs tongsuopy", crypto_sm2.run),
     Scenario("identity", "identity codes: issue / verify vs raw SM2", identity_codes.run),
+    Scenario("home", "GET /bff/v1/home warm vs a bare endpoint with the same cached body", home.run),
+    Scenario("affairs", "affairs: 1 MB attachment, case submission, my cases, nearby offices", affairs.run),
+    Scenario("mini", "Alipay gateway RSA2: request signing and answer verification vs cryptography", mini_alipay.run),
     Scenario("oidc", "OIDC token endpoint and introspection: mounted (2 workers) vs oidc-provider", oidc.run),
+    Scenario("push", "push: a broadcast end to end to the simulators vs raw Redis streams", push_broadcast.run),
+    Scenario("eseal", "electronic seals: making, sealing, verification, big PDF, log search, import", eseal_bench.run),
 ]
 
 

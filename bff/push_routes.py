@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from litestar import delete, get, post
+from litestar import delete, get, post, put
 from litestar.params import JSONBody, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -41,6 +41,30 @@ async def my_devices(res: Resources, me: Principal) -> DeviceList:
 @delete("/v1/push/devices/{device_id:uuid}", summary="Unregister a push address", tags=["push"], **AUTH)
 async def unregister_device(res: Resources, me: Principal, device_id: uuid.UUID) -> None:
     await service.unregister_device(res, me.person_id, device_id)
+
+
+TopicPath = Annotated[str, Parameter(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]{1,64}$")]
+
+
+@put(
+    "/v1/push/devices/{device_id:uuid}/topics/{topic:str}",
+    summary="Subscribe one of my devices to a topic (idempotent)",
+    tags=["push"],
+    status_code=204,
+    **AUTH,
+)
+async def subscribe_topic(res: Resources, me: Principal, device_id: uuid.UUID, topic: TopicPath) -> None:
+    await service.subscribe_topic(res, me.person_id, device_id, topic)
+
+
+@delete(
+    "/v1/push/devices/{device_id:uuid}/topics/{topic:str}",
+    summary="Unsubscribe one of my devices from a topic",
+    tags=["push"],
+    **AUTH,
+)
+async def unsubscribe_topic(res: Resources, me: Principal, device_id: uuid.UUID, topic: TopicPath) -> None:
+    await service.unsubscribe_topic(res, me.person_id, device_id, topic)
 
 
 @get("/v1/messages", summary="My message centre, newest first", tags=["messages"], **AUTH)
@@ -88,4 +112,14 @@ async def mark_read(res: Resources, me: Principal, message_id: uuid.UUID) -> Non
     await service.mark_read(res, me.person_id, message_id)
 
 
-ROUTES = [register_device, my_devices, unregister_device, my_messages, unread_count, message_events, mark_read]
+ROUTES = [
+    register_device,
+    my_devices,
+    unregister_device,
+    subscribe_topic,
+    unsubscribe_topic,
+    my_messages,
+    unread_count,
+    message_events,
+    mark_read,
+]

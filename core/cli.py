@@ -273,6 +273,12 @@ def cmd_keys(args: argparse.Namespace) -> None:
     asyncio.run(go())
 
 
+def cmd_eseal(args: argparse.Namespace) -> None:
+    from eseal.cli import main as eseal_main
+
+    eseal_main(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="szt", description="苏证通 backends")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -312,6 +318,10 @@ def main(argv: list[str] | None = None) -> None:
         help="age_band over_18 gender name_masked name id_number_masked id_number phone",
     )
     p.set_defaults(fn=cmd_clients)
+    p = sub.add_parser("eseal", help="electronic seals: legacy import")
+    p.add_argument("action", choices=["import"])
+    p.add_argument("directory", help="folder with seals.csv and the images it names")
+    p.set_defaults(fn=cmd_eseal)
     p = sub.add_parser("keys", help="issuer signing keys")
     p.add_argument("action", choices=["rotate", "retire"])
     p.add_argument("kid", nargs="?", default="")

@@ -147,6 +147,9 @@ def _load_jobs() -> None:
         except ModuleNotFoundError as exc:
             if exc.name not in (package, f"{package}.jobs"):
                 raise
+    # More job modules by name (comma-separated), e.g. a deployment's own, or the tests' probe jobs.
+    for module in filter(None, os.environ.get("SZT_WORKER_EXTRA_JOBS", "").split(",")):
+        importlib.import_module(module.strip())
 
 
 def _serve_metrics(port: int) -> None:

@@ -1,14 +1,247 @@
-"""苏证通 Electronic seals: `create_app` builds the Litestar app mounted at `/eseal`."""
+"""苏证通 Electronic seals: `create_app` builds the Litestar app mounted at `/eseal`.
+
+Business systems (APPCode + HMAC-SM3 signed requests, see eseal/appauth.py) seal PDFs; anyone verifies a sealed
+PDF through the API or the public page `/eseal/verify`; CRLs and CA certificates are published.
+"""
 
 from __future__ import annotations
 
-from litestar import Litestar
+import base64
+import binascii
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import Provide
+from litestar.enums import RequestEncodingType
+from litestar.openapi.spec import SecurityScheme
+from litestar.params import Body, Parameter
 
 from core.app import build_app
+from core.problems import ProblemError, invalid
+from core.ratelimit import rate_limit
 from core.resources import Resources
 from core.settings import Settings
+from eseal import appauth, ca, pdf_templates, repo, signing
+from eseal.models import BatchRequest, BatchResult, FillRequest, SignPosition, SignRequest, SignResult, VerifyResult
 
 MOUNT = "eseal"
+MAX_PDF = 30 * 1024 * 1024
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True, enable_async=False
+)
+CHECK_NAMES = {
+    "format": "格式 Format",
+    "signature": "签名值 Signature value",
+    "cert_seal_match": "证书与印章匹配 Cert–seal match",
+    "seal_validity": "印章有效性 Seal validity",
+    "certificate": "证书链/有效期/吊销 Certificate",
+    "signing_time": "签章时间 Signing time",
+    "integrity": "文档完整性 Integrity",
+    "timestamp": "时间戳 Timestamp",
+}
+VERDICTS = {"pass": "通过 pass", "fail": "不通过 fail", "warn": "注意 warning", "absent": "无 none"}
+KINDS = {"pades": "PAdES (RSA)", "sm2-ses": "SM2 / GB/T 38540", "unknown": "未知"}
+SECURITY: list[dict[str, list[str]]] = [{"HMAC-SM3": []}]
+
+
+async def _app_code(request: Request[Any, Any, Any], res: Resources) -> str:
+    return await appauth.authenticate(request, res)
+
+
+APP_AUTH: dict[str, Any] = {"dependencies": {"app_code": Provide(_app_code)}, "security": SECURITY}
+
+
+def _work_dir(res: Resources) -> Path:
+    path = res.settings.var_path / "eseal" / "work"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _decode_pdf(text: str, field: str = "document") -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise invalid(field, "not base64") from exc
+    if not raw.startswith(b"%PDF-"):
+        raise invalid(field, "not a PDF")
+    if len(raw) > MAX_PDF:
+        raise invalid(field, "larger than 30 MB")
+    return raw
+
+
+async def _sign_one(res: Resources, req: SignRequest, app_code: str, ip: str) -> SignResult:
+    raw = _decode_pdf(req.document)
+    with tempfile.TemporaryDirectory(dir=_work_dir(res)) as tmp:
+        src, out = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf"
+        src.write_bytes(raw)
+        count = await signing.sign_file(
+            res,
+            src,
+            out,
+            req.seals,
+            app_code=app_code,
+            algorithm=req.algorithm,
+            user_id=req.user_id,
+            password=req.seal_password,
+            doc_name=req.name,
+            ip=ip,
+        )
+        signed = out.read_bytes()
+    return SignResult(document=base64.b64encode(signed).decode(), sha256=signing.sha256_hex(signed), signatures=count)
+
+
+@post(
+    "/v1/documents:sign",
+    summary="Seal a PDF: seals by coordinates or keyword, cross-page seal, PAdES or SM2 (business apps)",
+    tags=["signing"],
+    status_code=200,
+    request_max_body_size=45 * 1024 * 1024,
+    **APP_AUTH,
+)
+async def sign_document(
+    request: Request[Any, Any, Any], res: Resources, app_code: str, data: SignRequest
+) -> SignResult:
+    return await _sign_one(res, data, app_code, request.client.host if request.client else "")
+
+
+@post(
+    "/v1/documents:batch-sign",
+    summary="Seal up to 50 PDFs in one call; each result or error in order",
+    tags=["signing"],
+    status_code=200,
+    request_max_body_size=45 * 1024 * 1024,
+    **APP_AUTH,
+)
+async def batch_sign(request: Request[Any, Any, Any], res: Resources, app_code: str, data: BatchRequest) -> BatchResult:
+    ip = request.client.host if request.client else ""
+    results: list[SignResult | None] = []
+    errors: list[str | None] = []
+    for item in data.items:
+        try:
+            results.append(await _sign_one(res, item, app_code, ip))
+            errors.append(None)
+        except ProblemError as exc:
+            results.append(None)
+            errors.append(f"{exc.status} {exc.slug}: {exc.detail or exc.title}")
+    return BatchResult(results=results, errors=errors)
+
+
+@post(
+    "/v1/documents:fill-and-sign",
+    summary="Fill a template (证明 certificate or 电子证照 licence) with data and seal it at （盖章）",
+    tags=["signing"],
+    status_code=200,
+    **APP_AUTH,
+)
+async def fill_and_sign(
+    request: Request[Any, Any, Any], res: Resources, app_code: str, data: FillRequest
+) -> SignResult:
+    pdf = pdf_templates.render(data.template, data.fields)
+    req = SignRequest(
+        document=base64.b64encode(pdf).decode(),
+        seals=[SignPosition(seal_code=data.seal_code, keyword=pdf_templates.SEAL_KEYWORD)],
+        algorithm=data.algorithm,
+        name=data.name,
+    )
+    return await _sign_one(res, req, app_code, request.client.host if request.client else "")
+
+
+async def _verify_upload(res: Resources, raw: bytes, name: str, ip: str) -> VerifyResult:
+    if len(raw) > MAX_PDF:
+        raise invalid("file", "larger than 30 MB")
+    if not raw:
+        raise invalid("file", "empty upload")
+    with tempfile.TemporaryDirectory(dir=_work_dir(res)) as tmp:
+        path = Path(tmp) / "upload.pdf"
+        path.write_bytes(raw)
+        return await signing.verify_file(res, path, ip=ip, doc_name=name[:200])
+
+
+@post(
+    "/v1/verifications",
+    summary="Verify a sealed PDF (multipart field `file`): the eight checks per signature",
+    tags=["verification"],
+    status_code=200,
+    request_max_body_size=MAX_PDF + 65536,
+    guards=[rate_limit(120, 60, name="eseal-verify")],
+)
+async def verify_api(
+    request: Request[Any, Any, Any],
+    res: Resources,
+    data: Annotated[PdfUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> VerifyResult:
+    raw = await data.file.read()
+    return await _verify_upload(res, raw, data.file.filename or "", request.client.host if request.client else "")
+
+
+@dataclass
+class PdfUpload:
+    file: UploadFile
+
+
+def _page(action: str, result: VerifyResult | None = None, filename: str = "") -> Response[str]:
+    html = _TEMPLATES.get_template("verify.html").render(
+        action=action, result=result, filename=filename, names=CHECK_NAMES, verdicts=VERDICTS, kinds=KINDS
+    )
+    return Response(html, media_type=MediaType.HTML)
+
+
+@get("/verify", summary="Public verification page", tags=["verification"], include_in_schema=False)
+async def verify_page() -> Response[str]:
+    return _page("/eseal/verify")
+
+
+@post(
+    "/verify",
+    summary="Public verification page: upload and see the result",
+    tags=["verification"],
+    include_in_schema=False,
+    status_code=200,
+    request_max_body_size=MAX_PDF + 65536,
+    guards=[rate_limit(60, 60, name="eseal-verify-page")],
+)
+async def verify_page_post(
+    request: Request[Any, Any, Any],
+    res: Resources,
+    data: Annotated[PdfUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> Response[str]:
+    raw = await data.file.read()
+    name = data.file.filename or ""
+    result = await _verify_upload(res, raw, name, request.client.host if request.client else "")
+    return _page("/eseal/verify", result, name)
+
+
+@get(
+    "/v1/crl/{name:str}",
+    summary="The current CRL of one of our issuing CAs (DER)",
+    tags=["pki"],
+    media_type="application/pkix-crl",
+)
+async def crl(
+    res: Resources, name: Annotated[str, Parameter(max_length=40, description="e.g. sm2-issuing.crl")]
+) -> Response[bytes]:
+    ca_id = name.removesuffix(".crl")
+    if not name.endswith(".crl") or ca_id not in ca.ISSUING.values():
+        raise ProblemError(404, "not-found", "Not found", "未找到", f"no CA {ca_id}")
+    return Response(await ca.crl(res, ca_id), media_type="application/pkix-crl")
+
+
+@get(
+    "/v1/cas/{name:str}",
+    summary="A CA certificate (DER), e.g. sm2-root.cer",
+    tags=["pki"],
+    media_type="application/pkix-cert",
+)
+async def ca_cert(res: Resources, name: Annotated[str, Parameter(max_length=40)]) -> Response[bytes]:
+    row = await repo.ca(res.db, name.removesuffix(".cer")) if name.endswith(".cer") else None
+    if row is None:
+        raise ProblemError(404, "not-found", "Not found", "未找到", f"no CA {name}")
+    return Response(bytes(row["cert_der"]), media_type="application/pkix-cert")
 
 
 def create_app(settings: Settings, resources: Resources | None = None) -> Litestar:
@@ -17,7 +250,25 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         settings=settings,
         title="苏证通 Electronic seals",
         description="Certificates, seals, PDF signing and verification for business systems.",
-        route_handlers=[],
+        route_handlers=[
+            sign_document,
+            batch_sign,
+            fill_and_sign,
+            verify_api,
+            verify_page,
+            verify_page_post,
+            crl,
+            ca_cert,
+        ],
         externals={"signer": f"{settings.signing_server_url}/healthz"},
         resources=resources,
+        security_schemes={
+            "HMAC-SM3": SecurityScheme(
+                type="apiKey",
+                name="Authorization",
+                security_scheme_in="header",
+                description="HMAC-SM3 <hex> over METHOD\\npath\\nX-Timestamp\\nX-Nonce\\nhex(SHA-256(body)), "
+                "with X-App-Code, X-Timestamp and a one-time X-Nonce",
+            )
+        },
     )

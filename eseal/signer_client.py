@@ -12,10 +12,7 @@ device's problem document.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
-import secrets
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -23,10 +20,12 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
-from core.crypto import hmac_sm3
+from core.reqsig import canonical, sign_headers
 from core.settings import Settings
 
 KeyAlgorithm = Literal["SM2", "RSA2048", "RSA3072", "SM4", "AES128", "AES256"]
+__all__ = ["Envelope", "SignerClient", "SignerError", "SignerKey", "canonical", "read_credentials"]
+
 SignAlgorithm = Literal["SM2-SM3", "RSA-SHA256", "RSA-PSS-SHA256"]
 
 
@@ -61,10 +60,6 @@ class Envelope(msgspec.Struct):
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
-
-
-def canonical(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    return f"{method.upper()}\n{path}\n{timestamp}\n{nonce}\n{hashlib.sha256(body).hexdigest()}".encode()
 
 
 def read_credentials(settings: Settings) -> tuple[str, str]:
@@ -116,16 +111,9 @@ class SignerClient:
         if self._credentials is None:
             self._credentials = read_credentials(self._settings)
         app_id, secret = self._credentials
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        nonce = secrets.token_hex(16)
-        mac = hmac_sm3(str(secret).encode(), canonical(method, path, ts, nonce, body))
-        return {
-            "X-App-Id": str(app_id),
-            "X-Timestamp": ts,
-            "X-Nonce": nonce,
-            "Authorization": f"HMAC-SM3 {mac.hex()}",
-            "Content-Type": "application/json",
-        }
+        headers = sign_headers("X-App-Id", str(app_id), str(secret).encode(), method, path, body, timestamp=timestamp)
+        headers["Content-Type"] = "application/json"
+        return headers
 
     async def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         body = msgspec.json.encode(payload) if payload is not None else b""

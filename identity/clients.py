@@ -171,3 +171,19 @@ async def authenticate_secret(res: Resources, client_id: str, secret: str) -> Cl
     if not hmac.compare_digest(client.secret_hash, hash_secret(secret)):
         raise _invalid_client()
     return client
+
+
+async def update_grants(
+    res: Resources, client_id: str, *, entitlements: list[str], redirect_uris: list[str], zone: str
+) -> None:
+    """A new approved version of an onboarded app changes what its client may receive and where it redirects."""
+    if zone not in ZONES:
+        raise ValueError("unknown zone")
+    await res.db.execute(
+        "UPDATE identity.clients SET entitlements = $2, redirect_uris = $3, zone = $4 WHERE client_id = $1",
+        client_id,
+        entitlements,
+        redirect_uris,
+        zone,
+    )
+    _cache.pop(client_id, None)

@@ -369,8 +369,11 @@ async def insert_document(
     stored_name: str,
 ) -> None:
     await db.execute(
-        """INSERT INTO orgs.org_documents (id, application_id, filename, content_type, size, sm3, stored_name)
-           VALUES ($1,$2,$3,$4,$5,$6,$7)""",
+        # clock_timestamp, not now(): the documents of one application are inserted in one transaction and list
+        # in upload order
+        """INSERT INTO orgs.org_documents (id, application_id, filename, content_type, size, sm3, stored_name,
+                                           created_at)
+           VALUES ($1,$2,$3,$4,$5,$6,$7, clock_timestamp())""",
         doc_id,
         application_id,
         filename,

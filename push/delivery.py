@@ -2,7 +2,7 @@
 
 Streams (consumer group `push`):
 - `push:stream:fanout` — one entry per message due; the fan-out consumer pages through the audience's devices
-  (1000 at a time, never all in memory), fills the inbox, queues a send-log row per device and XADDs one entry
+  (1000 at a time, never all in memory), fills the inbox and XADDs one entry
   per device to `push:stream:<channel>`.
 - `push:stream:apns|hms|sms` — one entry per (message, device). A consumer reads a batch, claims the pairs in the
   send log (insert-if-absent, or take back from queued/retry: a pair already sending, delivered or failed is
@@ -26,7 +26,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,7 @@ BACKOFF_CAP = 300.0
 # by a worker whose heartbeat is gone is taken back after SENDING_TIMEOUT seconds (longer than any provider call).
 CLAIM_IDLE_MS = int(os.environ.get("SZT_PUSH_CLAIM_IDLE_MS", "60000"))
 SENDING_TIMEOUT = float(os.environ.get("SZT_PUSH_SENDING_TIMEOUT", "120"))
+STUCK_FACTOR = 10
 FANOUT_PAGE = 1000
 BATCH: dict[str, int] = {"apns": 200, "hms": HMS_BATCH, "sms": 100, FANOUT: 10}
 STREAM_MAXLEN = 10_000_000
@@ -142,13 +143,50 @@ async def move_due(res: Resources, now: float | None = None, limit: int = 5000) 
     return int(moved)
 
 
+def person_segment(m: Any) -> bool:
+    """Whether a message's audience needs identity's data (sex, age band, user type)."""
+    return bool(m["segment_sex"] or m["segment_age_bands"] or m["segment_user_type"])
+
+
+Page = tuple[uuid.UUID, list[uuid.UUID], list[Any]]  # (resume point, people for the inbox, their devices)
+
+
+async def _pages(res: Resources, m: Any, after: uuid.UUID) -> AsyncIterator[Page]:
+    """The audience of a message a page at a time, from `after` (a device id, or a person id for a person
+    segment, whose ids identity streams through a server-side cursor)."""
+    if person_segment(m):
+        from identity import segments
+
+        async for ids in segments.person_ids(
+            res,
+            sex=m["segment_sex"],
+            age_bands=m["segment_age_bands"] or (),
+            user_type=m["segment_user_type"],
+            after=after,
+            page=FANOUT_PAGE,
+        ):
+            devs = await repo.devices_of_persons(res.db, ids, m["segment_region"], m["segment_tags"] or [])
+            by_device = m["segment_region"] is not None or bool(m["segment_tags"])
+            yield ids[-1], (list({r["person_id"] for r in devs}) if by_device else ids), devs
+        return
+    while True:
+        page = await repo.target_devices_page(res.db, m, after, FANOUT_PAGE)
+        if not page:
+            return
+        after = page[-1]["id"]
+        persons = [] if m["recipients"] is not None else list({r["person_id"] for r in page})
+        yield after, persons, page
+        if len(page) < FANOUT_PAGE:
+            return
+
+
 async def fan_out(
     res: Resources, message_id: uuid.UUID, keepalive: Callable[[], Awaitable[object]] | None = None
 ) -> int:
     """Expand one message to its devices, a page at a time, never the whole audience in memory.
 
-    Safe to repeat and to resume: the inbox and the send log ignore duplicates, and the last device id queued is
-    saved after each page, so a consumer taking over after a crash continues where the first one stopped.
+    Safe to repeat and to resume: the inbox and the send log ignore duplicates, and the resume point is saved
+    after each page, so a consumer taking over after a crash continues where the first one stopped.
     `keepalive` runs after each page (the consumer refreshes its stream entry, so a long fan-out is not claimed
     by another consumer as abandoned)."""
     m = await repo.get_message(res.db, message_id)
@@ -159,31 +197,23 @@ async def fan_out(
     if "inbox" in channels and m["recipients"] is not None and after is None:
         added = await repo.add_to_inbox(res.db, message_id, m["recipients"], m["send_at"])
         await announce(res, message_id, added)
-    after = after or uuid.UUID(int=0)
     queued = 0
-    while True:
-        page = await repo.target_devices_page(res.db, m, after, FANOUT_PAGE)
-        if not page:
-            break
-        after = page[-1]["id"]
-        if "inbox" in channels and m["recipients"] is None:
-            persons = list({r["person_id"] for r in page})
+    async for resume, persons, page in _pages(res, m, after or uuid.UUID(int=0)):
+        if "inbox" in channels and persons:
             added = await repo.add_to_inbox(res.db, message_id, persons, m["send_at"])
             await announce(res, message_id, added)
         targets = [r for r in page if r["platform"] in channels]
         if targets:
-            await repo.queue_deliveries(res.db, message_id, targets)
+            # No send-log row yet: the consumer's claim inserts it (one write per pair saved on a broadcast).
             async with res.redis.pipeline(transaction=False) as pipe:
                 for r in targets:
                     fields = {"m": str(message_id), "d": str(r["id"]), "p": str(r["person_id"])}
                     pipe.xadd(stream(r["platform"]), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
                 await pipe.execute()
             queued += len(targets)
-        await repo.save_fanout_cursor(res.db, message_id, after)
+        await repo.save_fanout_cursor(res.db, message_id, resume)
         if keepalive is not None:
             await keepalive()
-        if len(page) < FANOUT_PAGE:
-            break
     await repo.mark_fanned_out(res.db, message_id)
     return queued
 
@@ -386,7 +416,11 @@ async def _send(
         return dict.fromkeys(pairs, Outcome("failed", f"unknown channel {channel}"))
     notes = {m: _notification(messages[m]) for m in {m for m, _ in pairs}}
     targets = [Target(m, d, devices[d], notes[m], (m, d) in recovered) for m, d in pairs]
-    results = await sender(res, targets)
+    try:
+        results = await sender(res, targets)
+    except Exception as exc:  # a sender's bug or an unexpected failure must not leave its pairs 'sending'
+        log.exception("push sender failed", extra={"channel": channel})
+        return dict.fromkeys(pairs, Outcome("retry", f"sender: {type(exc).__name__}", uncertain=True))
     return dict(zip(pairs, results, strict=True))
 
 
@@ -447,7 +481,8 @@ async def _record(
     if invalid_devices:
         await repo.deactivate_devices(res.db, invalid_devices, f"{channel}: reported invalid by the provider")
     if retry:
-        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry])
+        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry if not o.uncertain])
+        await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry if o.uncertain], uncertain=True)
         for m, d, o in retry:
             wait = max(backoff(attempts[(m, d)]), o.retry_after or 0.0)
             await _delay(res, channel, {"m": str(m), "d": str(d), "p": str(persons[(m, d)])}, now + wait)
@@ -570,14 +605,21 @@ async def recover_stale_sending(res: Resources, older_than: float | None = None,
     claiming worker) go back into their stream, marked recovered. Their re-send cannot double what the user sees:
     APNs and HarmonyOS get the same apns-id/apns-collapse-id or notifyId, so a device that already has the
     notification replaces it; SMS asks the gateway by out_id first. A pair of a live worker is never touched."""
-    rows = await repo.stale_sending(res.db, SENDING_TIMEOUT if older_than is None else older_than, limit)
+    timeout = SENDING_TIMEOUT if older_than is None else older_than
+    rows = await repo.stale_sending(res.db, timeout, limit)
     if not rows:
         return 0
     workers = sorted({r["claimed_by"] for r in rows})
     alive_flags = await res.redis.mget([heartbeat_key(w) for w in workers]) if workers else []
     alive = {w for w, flag in zip(workers, alive_flags, strict=True) if w and flag is not None}
+    # A live worker's pair is left alone, unless stuck far beyond any call (a bug there): the re-send is safe anyway.
     taken = await repo.take_back(
-        res.db, [(r["message_id"], r["device_id"], r["claimed_by"]) for r in rows if r["claimed_by"] not in alive]
+        res.db,
+        [
+            (r["message_id"], r["device_id"], r["claimed_by"])
+            for r in rows
+            if r["claimed_by"] not in alive or r["age"] > STUCK_FACTOR * timeout
+        ],
     )
     async with res.redis.pipeline(transaction=False) as pipe:
         for r in taken:
@@ -616,3 +658,13 @@ async def watch_queues(res: Resources, every: float = 5.0) -> None:
         except Exception:
             log.exception("push queue depth")
         await asyncio.sleep(every)
+
+
+def _register_mini_program_channels() -> None:
+    from push import mini_providers  # imports no part of this module, so no cycle
+
+    for channel in mini_providers.CHANNELS:
+        register_channel(channel, mini_providers.sender(channel), batch=100)
+
+
+_register_mini_program_channels()

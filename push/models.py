@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-Platform = Literal["apns", "hms", "sms"]
-Channel = Literal["apns", "hms", "sms", "inbox"]
-CHANNELS: tuple[Channel, ...] = ("apns", "hms", "sms", "inbox")
+Platform = Literal["apns", "hms", "sms", "wechat", "alipay"]
+Channel = Literal["apns", "hms", "sms", "wechat", "alipay", "inbox"]
+CHANNELS: tuple[Channel, ...] = ("apns", "hms", "sms", "wechat", "alipay", "inbox")
 Priority = Literal["high", "normal"]
 DeliveryStatus = Literal["queued", "sending", "retry", "delivered", "failed"]
 
@@ -80,9 +80,27 @@ class UsersAudience(msgspec.Struct, tag_field="type", tag="users"):
     user_ids: Annotated[list[uuid.UUID], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
 
 
+AgeBand = Literal["0-13", "14-17", "18-29", "30-44", "45-59", "60+"]
+TopicName = Annotated[
+    str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]{1,64}$", description="e.g. traffic.320500")
+]
+
+
 class SegmentAudience(msgspec.Struct, tag_field="type", tag="segment", kw_only=True):
+    """Every criterion given must hold. Region and tags are the device's; sex, age band and user type the
+    person's (from identity)."""
+
     region: Region | None = None
     tags: Annotated[list[Tag], Meta(max_length=10, description="all of these tags")] = []
+    sex: Literal["male", "female"] | None = None
+    age_bands: Annotated[list[AgeBand], Meta(max_length=6, description="any of these age bands")] = []
+    user_type: Literal["natural", "legal"] | None = None
+
+
+class TopicAudience(msgspec.Struct, tag_field="type", tag="topic"):
+    """Every device subscribed to the topic."""
+
+    topic: TopicName
 
 
 class CaseStatusParams(msgspec.Struct):
@@ -127,14 +145,14 @@ class QuietHours(msgspec.Struct):
 
 
 class SendRequest(msgspec.Struct, kw_only=True):
-    audience: UsersAudience | SegmentAudience
+    audience: UsersAudience | SegmentAudience | TopicAudience
     content: Content
     priority: Priority = "normal"
     ttl: Annotated[int, Meta(ge=0, le=2_419_200, description="seconds the message stays deliverable")] = 86_400
     collapse_key: CollapseKey | None = None
     send_at: Annotated[dt.datetime, Meta(tz=True, description="not more than 30 days ahead")] | None = None
     quiet_hours: QuietHours | None = None
-    channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)] = msgspec.field(
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=6)] = msgspec.field(
         default_factory=lambda: list(CHANNELS)
     )
 
@@ -191,3 +209,22 @@ class InboxPage(msgspec.Struct):
 
 class UnreadCount(msgspec.Struct):
     unread: int
+
+
+# Delivery metrics (the administrators' view)
+class ChannelMetrics(msgspec.Struct):
+    channel: str
+    delivered: int
+    failed: int
+    invalid: int
+    retried: int
+    dead_lettered: int
+    queued: int  # entries waiting in the channel's stream
+    dead_letters: int  # entries in its dead-letter stream
+    latency_mean_seconds: float | None
+
+
+class PushMetrics(msgspec.Struct):
+    channels: list[ChannelMetrics]
+    fanout_queued: int
+    delayed: int  # retries and scheduled sends waiting for their time

@@ -41,6 +41,8 @@ class Outcome:
     reason: str = ""
     retry_after: float | None = None
     provider_id: str = ""
+    # A retry whose first try may have reached the provider (the answer was lost): re-sent as a recovered pair.
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,12 @@ class Notification:
     def notify_id(self) -> int:
         """HarmonyOS `notifyId` (int32): the same for every send of this message or collapse key."""
         return uuid.uuid5(uuid.NAMESPACE_URL, f"szt-push:{self.collapse_id}").int % 2**31
+
+
+def transport_failure(exc: Exception) -> Outcome:
+    """A failed call: certainly not sent when the connection was never made, otherwise perhaps sent."""
+    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return Outcome("retry", f"transport: {type(exc).__name__}", uncertain=not never_sent)
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -159,7 +167,7 @@ class ApnsClient:
             try:
                 resp = await self.http.post(f"{self.base}/3/device/{token}", json=payload, headers=headers)
             except httpx.HTTPError as exc:
-                return Outcome("retry", f"transport: {type(exc).__name__}")
+                return transport_failure(exc)
             self.http_version = resp.http_version
             if resp.status_code == 200:
                 return Outcome("delivered", provider_id=resp.headers.get("apns-id", apns_id))
@@ -239,7 +247,7 @@ class HmsClient:
             try:
                 resp = await self.http.post(url, json=body, headers=headers)
             except httpx.HTTPError as exc:
-                return dict.fromkeys(tokens, Outcome("retry", f"transport: {type(exc).__name__}"))
+                return dict.fromkeys(tokens, transport_failure(exc))
             try:
                 answer = resp.json()
                 code, msg, request_id = str(answer["code"]), str(answer["msg"]), str(answer.get("requestId", ""))
@@ -283,7 +291,7 @@ class SmsClient:
         try:
             resp = await self.http.post(self.url, json=body)
         except httpx.HTTPError as exc:
-            return Outcome("retry", f"transport: {type(exc).__name__}")
+            return transport_failure(exc)
         if resp.status_code == 200:
             return Outcome("delivered", provider_id=str(resp.json().get("message_id", "")))
         if resp.status_code in RETRY_STATUSES:

@@ -101,8 +101,8 @@ async def insert_message(db: Pool, **m: Any) -> Row | None:
     return await db.fetchrow(
         """INSERT INTO push.messages (id, client_id, idempotency_key, template, params, title, body, priority, ttl,
                                       collapse_key, send_at, channels, recipients, segment_region, segment_tags,
-                                      topic, segment_sex, segment_age_min, segment_age_max, segment_user_type)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+                                      topic, segment_sex, segment_age_bands, segment_user_type)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
            ON CONFLICT (client_id, idempotency_key) DO NOTHING
            RETURNING id, send_at""",
         m["id"],
@@ -122,8 +122,7 @@ async def insert_message(db: Pool, **m: Any) -> Row | None:
         m["segment_tags"],
         m.get("topic"),
         m.get("segment_sex"),
-        m.get("segment_age_min"),
-        m.get("segment_age_max"),
+        m.get("segment_age_bands"),
         m.get("segment_user_type"),
     )
 
@@ -164,6 +163,15 @@ async def target_devices_page(db: Pool, message: Row, after: uuid.UUID, limit: i
             after,
             limit,
         )
+    if message["topic"] is not None:
+        return await db.fetch(
+            """SELECT d.id, d.person_id, d.platform
+               FROM push.topic_subscriptions s JOIN push.devices d ON d.id = s.device_id
+               WHERE s.topic = $1 AND s.device_id > $2 AND d.active ORDER BY s.device_id LIMIT $3""",
+            message["topic"],
+            after,
+            limit,
+        )
     return await db.fetch(
         """SELECT id, person_id, platform FROM push.devices
            WHERE active AND id > $1 AND ($3::text IS NULL OR region = $3) AND tags @> $4::text[]
@@ -190,18 +198,6 @@ async def add_to_inbox(
     return [r["person_id"] for r in rows]
 
 
-async def queue_deliveries(db: Pool, message_id: uuid.UUID, rows: Sequence[Row]) -> None:
-    await db.execute(
-        """INSERT INTO push.deliveries (message_id, device_id, person_id, channel, status, attempts)
-           SELECT $1::uuid, dv, p, c, 'queued', 0 FROM unnest($2::uuid[], $3::uuid[], $4::text[]) AS t (dv, p, c)
-           ON CONFLICT DO NOTHING""",
-        message_id,
-        [r["id"] for r in rows],
-        [r["person_id"] for r in rows],
-        [r["platform"] for r in rows],
-    )
-
-
 async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]], worker: str = "") -> list[Row]:
     if not items:
         return []
@@ -209,13 +205,17 @@ async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID,
     return await db.fetch(_CLAIM, m, d, p, c, worker)
 
 
-async def finish(db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UUID, str, str]]) -> None:
-    """Set the outcome of claimed pairs: items are (message_id, device_id, error, provider_id)."""
+async def finish(
+    db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UUID, str, str]], *, uncertain: bool = False
+) -> None:
+    """Set the outcome of claimed pairs: items are (message_id, device_id, error, provider_id). `uncertain`: the
+    call may have reached the provider, so the pair's next send is a recovered one (asks or collapses first)."""
     if not items:
         return
     m, d, e, pid = (list(col) for col in zip(*items, strict=True))
     await db.execute(
-        """UPDATE push.deliveries AS d SET status = $1, error = t.e, provider_id = t.pid, updated_at = now()
+        """UPDATE push.deliveries AS d SET status = $1, error = t.e, provider_id = t.pid, updated_at = now(),
+                  recovered = d.recovered OR $6
            FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS t (m, dv, e, pid)
            WHERE d.message_id = t.m AND d.device_id = t.dv AND d.status = 'sending'""",
         status,
@@ -223,6 +223,7 @@ async def finish(db: Pool, status: str, items: Sequence[tuple[uuid.UUID, uuid.UU
         d,
         e,
         pid,
+        uncertain,
     )
 
 
@@ -288,7 +289,8 @@ async def due_unfanned(db: Pool, older_than: float) -> list[Row]:
 async def stale_sending(db: Pool, older_than: float, limit: int) -> list[Row]:
     """Pairs claimed for a provider call longer ago than `older_than` seconds, with the worker that claimed them."""
     return await db.fetch(
-        """SELECT message_id, device_id, person_id, channel, claimed_by FROM push.deliveries
+        """SELECT message_id, device_id, person_id, channel, claimed_by,
+                  extract(epoch FROM now() - claimed_at)::float8 AS age FROM push.deliveries
            WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
            ORDER BY claimed_at LIMIT $2""",
         older_than,
@@ -311,3 +313,50 @@ async def take_back(db: Pool, pairs: Sequence[tuple[uuid.UUID, uuid.UUID, str]])
         d,
         w,
     )
+
+
+async def devices_of_persons(
+    db: Pool, person_ids: Sequence[uuid.UUID], region: str | None, tags: Sequence[str]
+) -> list[Row]:
+    """The active devices of these people (a page of a person segment), filtered by device region and tags."""
+    return await db.fetch(
+        """SELECT id, person_id, platform FROM push.devices
+           WHERE person_id = ANY($1::uuid[]) AND active AND ($2::text IS NULL OR region = $2) AND tags @> $3::text[]
+           ORDER BY id""",
+        list(person_ids),
+        region,
+        list(tags),
+    )
+
+
+async def subscribe(db: Pool, person_id: uuid.UUID, device_id: uuid.UUID, topic: str) -> bool:
+    """Subscribe one of the person's active devices; False when the device is not theirs."""
+    row = await db.fetchrow(
+        """WITH d AS (SELECT id FROM push.devices WHERE id = $1 AND person_id = $2 AND active)
+           INSERT INTO push.topic_subscriptions (topic, device_id) SELECT $3, id FROM d
+           ON CONFLICT DO NOTHING RETURNING 1""",
+        device_id,
+        person_id,
+        topic,
+    )
+    if row is not None:
+        return True
+    owned = await db.fetchval(
+        "SELECT 1 FROM push.devices WHERE id = $1 AND person_id = $2 AND active", device_id, person_id
+    )
+    return owned is not None
+
+
+async def unsubscribe(db: Pool, person_id: uuid.UUID, device_id: uuid.UUID, topic: str) -> bool:
+    owned = await db.fetchval("SELECT 1 FROM push.devices WHERE id = $1 AND person_id = $2", device_id, person_id)
+    if owned is None:
+        return False
+    await db.execute("DELETE FROM push.topic_subscriptions WHERE topic = $1 AND device_id = $2", topic, device_id)
+    return True
+
+
+async def device_topics(db: Pool, device_id: uuid.UUID) -> list[str]:
+    rows = await db.fetch(
+        "SELECT topic FROM push.topic_subscriptions WHERE device_id = $1 ORDER BY topic LIMIT 100", device_id
+    )
+    return [r["topic"] for r in rows]

@@ -22,6 +22,7 @@ from push.models import (
     MAX_SEND_AHEAD,
     ApnsDevice,
     ChannelCount,
+    ChannelMetrics,
     DeliveryView,
     DeviceRegistration,
     DeviceView,
@@ -30,6 +31,7 @@ from push.models import (
     InboxPage,
     MessageAccepted,
     MessageStatus,
+    PushMetrics,
     QuietHours,
     SendRequest,
 )
@@ -174,6 +176,16 @@ async def unregister_device(res: Resources, person_id: str, device_id: uuid.UUID
         raise not_found("device")
 
 
+async def subscribe_topic(res: Resources, person_id: str, device_id: uuid.UUID, topic: str) -> None:
+    if not await repo.subscribe(res.db, uuid.UUID(person_id), device_id, topic):
+        raise not_found("device")
+
+
+async def unsubscribe_topic(res: Resources, person_id: str, device_id: uuid.UUID, topic: str) -> None:
+    if not await repo.unsubscribe(res.db, uuid.UUID(person_id), device_id, topic):
+        raise not_found("device")
+
+
 async def send(res: Resources, client_id: str, req: SendRequest, idempotency_key: str | None) -> MessageAccepted:
     """Persist the message (once per client and key) and queue its fan-out for its send time."""
     from push import delivery
@@ -204,6 +216,10 @@ async def send(res: Resources, client_id: str, req: SendRequest, idempotency_key
         recipients=sorted(set(users)) if users is not None else None,
         segment_region=getattr(req.audience, "region", None),
         segment_tags=sorted(set(getattr(req.audience, "tags", []))) if users is None else None,
+        topic=getattr(req.audience, "topic", None),
+        segment_sex=getattr(req.audience, "sex", None),
+        segment_age_bands=sorted(set(getattr(req.audience, "age_bands", []))) or None,
+        segment_user_type=getattr(req.audience, "user_type", None),
     )
     if row is None:
         assert idempotency_key is not None
@@ -334,3 +350,30 @@ async def inbox_events(res: Resources, person_id: str) -> AsyncIterator[tuple[st
     finally:
         await pubsub.unsubscribe()
         await pubsub.aclose()
+
+
+async def metrics(res: Resources) -> PushMetrics:
+    """Per channel: delivered, failed, invalid, retried and dead-lettered since the counters began (shared by all
+    workers in Redis), queue depths now, and the mean latency from send time to provider acceptance."""
+    from push import delivery
+
+    raw = await res.redis.hgetall(delivery.METRICS_KEY)
+    counts = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+    depths = await delivery.queue_depths(res)
+    out = []
+    for ch in delivery.PROVIDER_CHANNELS:
+        n = counts.get(f"{ch}:latency_count", 0.0)
+        out.append(
+            ChannelMetrics(
+                channel=ch,
+                delivered=int(counts.get(f"{ch}:delivered", 0)),
+                failed=int(counts.get(f"{ch}:failed", 0)),
+                invalid=int(counts.get(f"{ch}:invalid", 0)),
+                retried=int(counts.get(f"{ch}:retried", 0)),
+                dead_lettered=int(counts.get(f"{ch}:dead_lettered", 0)),
+                queued=depths.get(ch, 0),
+                dead_letters=depths.get(f"dead:{ch}", 0),
+                latency_mean_seconds=round(counts[f"{ch}:latency_sum"] / n, 3) if n else None,
+            )
+        )
+    return PushMetrics(channels=out, fanout_queued=depths.get(delivery.FANOUT, 0), delayed=depths.get("delayed", 0))

@@ -102,6 +102,7 @@ class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.keys: dict[str, tuple[str, Any]] = {}  # key id -> (team id, public key)
+        self.verified: dict[str, tuple[float, str]] = {}  # provider token -> (valid until, key id)
         self.unregistered: dict[str, int] = {}
         self.failures: FailureQueue[FailRequest] = FailureQueue(self.lock)
         self.received: OrderedDict[str, deque[Received]] = OrderedDict()
@@ -139,10 +140,26 @@ def _err(
 
 
 def _check_token(state: _State, authorization: str | None) -> str | None:
-    """The reason the provider token is refused, or None."""
+    """The reason the provider token is refused, or None. A verified token is remembered until it expires (APNs
+    too checks a provider token once per connection, not per notification)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         return "MissingProviderToken"
     token = authorization[7:].strip()
+    known = state.verified.get(token)
+    if known is not None and known[0] > time.time() and known[1] in state.keys:
+        return None
+    refused = _verify_token(state, token)
+    if refused is None:
+        kid = jwt.get_unverified_header(token)["kid"]
+        iat = jwt.decode(token, options={"verify_signature": False})["iat"]
+        with state.lock:
+            if len(state.verified) > 1000:
+                state.verified.clear()
+            state.verified[token] = (iat + TOKEN_MAX_AGE, kid)
+    return refused
+
+
+def _verify_token(state: _State, token: str) -> str | None:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -259,6 +276,7 @@ def _handlers(state: _State) -> list[object]:
         key = jwt.PyJWK(data.jwk, algorithm="ES256").key
         with state.lock:
             state.keys[data.key_id] = (data.team_id, key)
+            state.verified = {t: v for t, v in state.verified.items() if v[1] != data.key_id}
         return Ok()
 
     @post("/_sim/unregister", status_code=200, include_in_schema=False, sync_to_thread=False)

@@ -26,6 +26,7 @@ SIMULATORS: dict[str, tuple[str, str]] = {
     "sms": ("simulators.sms:create_app", "SMS gateway"),
     "mps": ("simulators.mps:create_app", "Ministry of Public Security platform"),
     "biz": ("simulators.biz:create_app", "Police business systems"),
+    "pay": ("simulators.pay:create_app", "Payment channels: WeChat Pay API v3 (JSAPI) and Alipay open API"),
 }
 
 

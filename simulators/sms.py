@@ -80,6 +80,7 @@ class CountRequest(msgspec.Struct):
 
 class Counts(msgspec.Struct):
     counts: dict[str, int]
+    total: int  # messages accepted since the simulator started
 
 
 class FailRequest(msgspec.Struct):
@@ -101,6 +102,7 @@ class _State:
         self.lock = threading.Lock()
         self.boxes: OrderedDict[str, deque[Message]] = OrderedDict()
         self.by_out_id: OrderedDict[str, Message] = OrderedDict()
+        self.total = 0
         self.failures: dict[str | None, tuple[int, int]] = {}  # phone or None -> (remaining, status)
 
     def set_failure(self, req: FailRequest) -> FailState:
@@ -129,6 +131,7 @@ class _State:
         with self.lock:
             box = self.boxes.pop(msg.phone, None) or deque(maxlen=PER_PHONE)
             box.append(msg)
+            self.total += 1
             self.boxes[msg.phone] = box
             while len(self.boxes) > MAX_PHONES:
                 self.boxes.popitem(last=False)
@@ -175,16 +178,16 @@ def _handlers(state: _State) -> list[object]:
         return state.set_failure(data)
 
     @get("/v1/messages", summary="Query a sent message by the caller's out_id", tags=["sms"], sync_to_thread=False)
-    def details(out_id: Annotated[str, Parameter(min_length=1, max_length=64)]) -> SendDetails:
+    def details(out_id: Annotated[str | None, Parameter(max_length=64)] = None) -> SendDetails:
         with state.lock:
-            found = state.by_out_id.get(out_id)
+            found = state.by_out_id.get(out_id) if out_id else None
         return SendDetails(items=[found] if found else [])
 
     @post("/_sim/counts", status_code=200, include_in_schema=False, sync_to_thread=False)
     def counts(data: JSONBody[CountRequest]) -> Counts:
         """Control: messages each phone received."""
         with state.lock:
-            return Counts(counts={p: len(state.boxes.get(p, ())) for p in data.phones})
+            return Counts(counts={p: len(state.boxes.get(p, ())) for p in data.phones}, total=state.total)
 
     return [send, outbox, fail, details, counts]
 

@@ -577,7 +577,9 @@ async def test_pairs_left_sending_by_a_dead_worker_are_resent_without_doubling(
     await drain(res)
     assert len(apns_received(sim_url, token)) == 1
     assert await delivery.recover_stale_sending(res, older_than=60) == 0  # not stale yet
-    await res.db.execute("UPDATE push.deliveries SET claimed_at = now() - interval '1 hour' WHERE message_id = $1", mid)
+    await res.db.execute(
+        "UPDATE push.deliveries SET claimed_at = now() - interval '5 minutes' WHERE message_id = $1", mid
+    )
     assert await delivery.recover_stale_sending(res, older_than=60) == 2  # the live worker's pair stays its own
     await drain(res)
     assert len(apns_received(sim_url, token)) == 1  # re-sent with the same apns-collapse-id: the device shows one
@@ -676,3 +678,30 @@ async def test_notify_reaches_inbox_and_every_device_once_per_key(res: Resources
         await service.notify(res, str(pid), template="case_status", params={}, source="affairs", idempotency_key="x")
     with pytest.raises(ValueError, match="unknown"):
         await service.notify(res, str(pid), template="nope", params={}, source="affairs", idempotency_key="y")
+
+
+async def test_a_failing_sender_leaves_nothing_sending(
+    res: Resources, sim_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception inside a channel's sender (here: the provider key registration times out) makes its pairs
+    uncertain retries, re-sent as recovered pairs, instead of leaving them claimed forever."""
+    pid, token = uuid.uuid4(), hms_token()
+    await service.register_device(res, str(pid), HmsDevice(token=token))
+    await drain(res)
+    real = delivery.SENDERS["hms"]
+
+    async def broken(r: Resources, targets: list[delivery.Target]) -> list[Any]:
+        raise httpx.ConnectTimeout("simulated")
+
+    monkeypatch.setitem(delivery.SENDERS, "hms", broken)
+    await service.notify(
+        res, str(pid), template="alert", params={"title": "t", "body": "b"}, source="tests", idempotency_key="broken"
+    )
+    await drain(res)
+    row = await res.db.fetchrow("SELECT status, recovered FROM push.deliveries WHERE person_id = $1", pid)
+    assert row is not None and row["status"] == "retry" and row["recovered"]
+    monkeypatch.setitem(delivery.SENDERS, "hms", real)
+    await delivery.move_due(res, now=time.time() + 3600)
+    await drain(res)
+    assert len(hms_received(sim_url, token)) == 1
+    assert await res.db.fetchval("SELECT status FROM push.deliveries WHERE person_id = $1", pid) == "delivered"

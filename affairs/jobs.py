@@ -1,0 +1,51 @@
+"""Scheduled jobs of the handling engine (szt worker; each runs on one replica at a time)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from affairs import bookings, payments, service
+from core.problems import ProblemError
+from core.resources import Resources
+from core.worker import scheduled
+from push.service import SHANGHAI
+
+log = logging.getLogger("szt.affairs.jobs")
+
+
+@scheduled("affairs.redeliver", seconds=60)
+async def redeliver(res: Resources) -> None:
+    """Cases their business system did not take at submission time."""
+    n = await service.redeliver(res)
+    if n:
+        log.info("cases redelivered", extra={"count": n})
+
+
+@scheduled("affairs.reminders", seconds=900)
+async def reminders(res: Resources) -> None:
+    await bookings.remind(res)
+
+
+@scheduled("affairs.no_shows", seconds=600)
+async def no_shows(res: Resources) -> None:
+    await bookings.sweep_no_shows(res)
+
+
+@scheduled("affairs.auto_rate", seconds=3600)
+async def auto_rate(res: Resources) -> None:
+    await service.auto_rate(res)
+
+
+@scheduled("affairs.reconcile", seconds=6 * 3600)
+async def reconcile(res: Resources) -> None:
+    """Yesterday's bills (Beijing day) of both channels; rerunning replaces the day's report."""
+    day = (datetime.now(UTC).astimezone(SHANGHAI) - timedelta(days=1)).date()
+    for channel in ("wechat", "alipay"):
+        try:
+            report = await payments.reconcile(res, day, channel)
+        except ProblemError:
+            log.warning("reconciliation failed", extra={"channel": channel})
+            continue
+        if report.abnormal:
+            log.warning("abnormal orders", extra={"channel": channel, "count": report.abnormal})

@@ -1,0 +1,277 @@
+"""A broadcast to N synthetic users end to end to the simulators, beside Redis's own stream rate in the same run.
+
+Set-up (not measured): embedded PostgreSQL and Redis in a temporary var dir, migrations, the simulators as a
+process of their own, N synthetic devices (one per person) written with COPY in the stated channel mix. Measured:
+from accepting the message (service.send) until every device's delivery is recorded, with two `szt worker`
+processes doing fan-out and delivery. The peer row is Redis's raw XADD + XREADGROUP + XACK rate for as many entries,
+from the same Python client (redis.asyncio), pipelined in batches of 1,000: the ceiling of a design that moves each
+delivery through one stream.
+
+`SZT_BENCH_PUSH_N` sets N (default 1,000,000; --quick 100,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.context import Context
+from bench.report import Row
+from bench.servers import ROOT, free_port
+
+MIX = {"hms": 0.70, "apns": 0.20, "sms": 0.10}  # of devices, per channel
+WORKERS = 2
+COPY_CHUNK = 50_000
+
+
+def _rss_peak_kb(pid: int) -> int:
+    """VmHWM: the process's peak resident set size."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=out)
+
+
+def _wait_up(url: str) -> None:
+    for _ in range(300):
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not up")
+
+
+def _sim_totals(sim_port: int) -> dict[str, int]:
+    base = f"http://127.0.0.1:{sim_port}"
+    return {
+        "apns": httpx.post(f"{base}/apns/_sim/counts", json={"tokens": []}).json()["total"],
+        "hms": httpx.post(f"{base}/hms/_sim/counts", json={"tokens": []}).json()["total"],
+        "sms": httpx.post(f"{base}/sms/_sim/counts", json={"phones": []}).json()["total"],
+    }
+
+
+async def _raw_stream_rate(redis_url: str, n: int) -> float:
+    """Entries per second through XADD, XREADGROUP and XACK+XDEL, the same three fields as a delivery entry."""
+    from core.redis_client import create_redis
+
+    r = create_redis(redis_url)
+    key = f"bench:raw:{uuid.uuid4().hex[:6]}"
+    fields = {"m": str(uuid.uuid4()), "d": str(uuid.uuid4()), "p": str(uuid.uuid4())}
+    try:
+        await r.xgroup_create(key, "g", id="0", mkstream=True)
+        t0 = time.perf_counter()
+        for i in range(0, n, 1000):
+            async with r.pipeline(transaction=False) as pipe:
+                for _ in range(min(1000, n - i)):
+                    pipe.xadd(key, fields)  # type: ignore[arg-type]
+                await pipe.execute()
+        done = 0
+        while done < n:
+            reply: Any = await r.xreadgroup("g", "c", {key: ">"}, count=1000)
+            ids = [e[0] for e in reply[0][1]] if reply else []
+            if not ids:
+                break
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.xack(key, "g", *ids)
+                pipe.xdel(key, *ids)
+                await pipe.execute()
+            done += len(ids)
+        return done / (time.perf_counter() - t0)
+    finally:
+        await r.delete(key)
+        await r.aclose()
+
+
+async def _populate(res: Any, n: int, tag: str) -> dict[str, int]:
+    from push.service import phone_context
+
+    counts = {ch: int(n * share) for ch, share in MIX.items()}
+    counts["hms"] += n - sum(counts.values())
+    plan = [ch for ch, k in counts.items() for _ in range(k)]
+    async with res.db.acquire() as conn:
+        for start in range(0, n, COPY_CHUNK):
+            rows: list[tuple[Any, ...]] = []
+            for i in range(start, min(n, start + COPY_CHUNK)):
+                ch, pid = plan[i], uuid.uuid4()
+                if ch == "apns":
+                    rows.append((uuid.uuid4(), pid, ch, secrets.token_hex(32), None, [tag]))
+                elif ch == "hms":
+                    rows.append((uuid.uuid4(), pid, ch, f"IQAAAACy0{i:040d}", None, [tag]))
+                else:
+                    phone = f"1{3 + i % 7}{i:09d}"
+                    rows.append(
+                        (uuid.uuid4(), pid, ch, None, res.fields.encrypt(phone, context=phone_context(pid)), [tag])
+                    )
+            await conn.copy_records_to_table(
+                "devices",
+                schema_name="push",
+                columns=["id", "person_id", "platform", "token", "phone_enc", "tags"],
+                records=rows,
+            )
+        await conn.execute("ANALYZE push.devices")
+    return counts
+
+
+def _delivered(raw: dict[Any, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k, v in raw.items():
+        key = k.decode() if isinstance(k, bytes) else str(k)
+        ch, _, outcome = key.partition(":")
+        if outcome in ("delivered", "failed", "invalid", "dead_lettered"):
+            out[ch] = out.get(ch, 0) + int(v)
+    return out
+
+
+async def _broadcast(ctx: Context, n: int) -> list[Row]:
+    from core.cli import _prepare
+    from core.embedded import EmbeddedServices
+    from core.resources import Resources
+    from core.settings import load_settings
+    from push import delivery, service
+    from push.models import Broadcast, BroadcastParams, SegmentAudience, SendRequest
+
+    var_dir = Path(tempfile.mkdtemp(prefix="szt-bpush-"))
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "SZT_VAR_DIR")}
+    embedded = EmbeddedServices(var_dir)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        os.environ["SZT_VAR_DIR"] = str(var_dir)
+        db_url, redis_url = embedded.start("", "")
+        sim_port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SZT_")},
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "SZT_VAR_DIR": str(var_dir),
+            "SZT_SIM_PORT": str(sim_port),
+            "SZT_LOG_LEVEL": "WARNING",
+            "SZT_WORKERS": "1",
+            "SZT_DB_POOL_MAX": "16",
+            "SZT_WORKER_METRICS_PORT": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+        settings = load_settings(env)
+        ctx.progress("push: migrating")
+        await _prepare(settings)
+        procs.append(_spawn(["sim-only", "simulators"], env, var_dir / "simulators.log"))
+        res = await Resources.open(settings)
+        try:
+            tag = "bench"
+            ctx.progress(f"push: {n:,} synthetic devices by COPY")
+            t0 = time.monotonic()
+            counts = await _populate(res, n, tag)
+            ctx.progress(f"push: populated in {time.monotonic() - t0:.1f} s: {counts}")
+            await asyncio.to_thread(_wait_up, f"http://127.0.0.1:{sim_port}/healthz")
+            await delivery.ensure_groups(res)
+            for i in range(WORKERS):
+                procs.append(_spawn(["worker"], env, var_dir / f"worker-{i}.log"))
+            workers = procs[-WORKERS:]
+            await asyncio.sleep(4)  # the workers import and connect
+            req = SendRequest(
+                audience=SegmentAudience(tags=[tag]),
+                content=Broadcast(BroadcastParams(title="全省通知", body="基准测试广播")),
+                channels=["apns", "hms", "sms", "inbox"],
+            )
+            ctx.progress("push: broadcast sent")
+            start = time.monotonic()
+            await service.send(res, "bench", req, f"bench-{uuid.uuid4().hex}")
+            finished: dict[str, float] = {}
+            last_report = start
+            limit = 900.0
+            while time.monotonic() - start < limit:
+                got = _delivered(await res.redis.hgetall(delivery.METRICS_KEY))
+                now = time.monotonic()
+                for ch, k in counts.items():
+                    if ch not in finished and got.get(ch, 0) >= k:
+                        finished[ch] = now - start
+                if len(finished) == len(counts):
+                    break
+                if now - last_report > 15:
+                    last_report = now
+                    ctx.progress(f"push: {sum(got.values()):,} of {n:,} after {now - start:.0f} s")
+                for w in workers:
+                    if w.poll() is not None:
+                        raise RuntimeError(f"worker died: {(var_dir / 'worker-0.log').read_text()[-3000:]}")
+                await asyncio.sleep(0.2)
+            elapsed = time.monotonic() - start
+            if len(finished) < len(counts):
+                raise RuntimeError(f"broadcast not finished in {limit:.0f} s: {got}")
+            rss = max(_rss_peak_kb(w.pid) for w in workers)
+            sims = _sim_totals(sim_port)
+            delivered_db = await res.db.fetchval("SELECT count(*) FROM push.deliveries WHERE status = 'delivered'")
+            ctx.progress(f"push: {delivered_db:,} delivered in {elapsed:.1f} s; simulators {sims}; worker RSS {rss} kB")
+            if delivered_db != n:
+                raise RuntimeError(f"{delivered_db} of {n} delivered")
+            for ch, k in counts.items():
+                if sims[ch] < k:
+                    raise RuntimeError(f"{ch}: the simulator saw {sims[ch]} of {k}")
+            ctx.progress("push: raw Redis stream rate")
+            raw = await _raw_stream_rate(redis_url, n)
+        finally:
+            await res.close()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(15)
+        embedded.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(var_dir, ignore_errors=True)
+    overall = n / elapsed
+    mix = ", ".join(f"{ch} {share:.0%}" for ch, share in MIX.items())
+    rows = [
+        Row(
+            "push broadcast",
+            f"end to end to the simulators, {n:,} recipients ({mix}), {WORKERS} workers",
+            overall,
+            "deliveries/s",
+            vs_peer=overall / raw,
+            notes=[f"peak worker RSS {rss / 1024:.0f} MB; {elapsed:.0f} s in all"],
+        )
+    ]
+    labels = {"apns": "APNs, per token over HTTP/2", "hms": "HarmonyOS, batches of 1,000", "sms": "SMS gateway"}
+    for ch, k in counts.items():
+        rows.append(
+            Row(
+                "push broadcast",
+                f"  {labels[ch]}: {k:,}",
+                k / finished[ch],
+                "deliveries/s",
+                notes=[f"done after {finished[ch]:.0f} s"],
+            )
+        )
+    rows.append(Row("push broadcast", "Redis XADD + XREADGROUP + XACK (redis.asyncio)", raw, "entries/s", peer=True))
+    ctx.note(
+        f"push broadcast: one segment message to {n:,} synthetic devices (COPY), fanned out and delivered by {WORKERS} "
+        "`szt worker` processes; per-channel rates are that channel's count over the time it took within the mix"
+    )
+    return rows
+
+
+def run(ctx: Context) -> list[Row]:
+    n = int(os.environ.get("SZT_BENCH_PUSH_N", "100000" if ctx.options.quick else "1000000"))
+    return asyncio.run(_broadcast(ctx, n))

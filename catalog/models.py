@@ -1,0 +1,218 @@
+"""Catalog shapes: onboarding applications, app versions, the listed-app read model, layout slots, icons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+PROVINCE = "320000"
+# GB/T 2260 codes of the 13 cities of Jiangsu (CONTRACTS.md) and their centres (lon, lat) for GPS → city.
+CITIES: dict[str, tuple[str, float, float]] = {
+    "320100": ("南京", 118.7969, 32.0603),
+    "320200": ("无锡", 120.3119, 31.4912),
+    "320300": ("徐州", 117.2841, 34.2058),
+    "320400": ("常州", 119.9741, 31.8112),
+    "320500": ("苏州", 120.5853, 31.2989),
+    "320600": ("南通", 120.8943, 31.9802),
+    "320700": ("连云港", 119.2216, 34.5967),
+    "320800": ("淮安", 119.0153, 33.6104),
+    "320900": ("盐城", 120.1633, 33.3477),
+    "321000": ("扬州", 119.4129, 32.3942),
+    "321100": ("镇江", 119.4250, 32.1875),
+    "321200": ("泰州", 119.9229, 32.4558),
+    "321300": ("宿迁", 118.2752, 33.9631),
+}
+# A few counties per city (enough for the region picker and the seeds).
+COUNTIES: dict[str, str] = {
+    "320102": "玄武区",
+    "320104": "秦淮区",
+    "320106": "鼓楼区",
+    "320214": "新吴区",
+    "320302": "鼓楼区",
+    "320402": "天宁区",
+    "320505": "虎丘区(苏州高新区)",
+    "320506": "吴中区",
+    "320508": "姑苏区",
+    "320583": "昆山市",
+    "320602": "崇川区",
+    "320706": "海州区",
+    "320803": "淮安区",
+    "320902": "亭湖区",
+    "321002": "广陵区",
+    "321102": "京口区",
+    "321202": "海陵区",
+    "321302": "宿城区",
+}
+
+Category = Literal["内保", "出入境", "交管", "治安", "监管", "其它"]
+CATEGORIES: tuple[str, ...] = ("内保", "出入境", "交管", "治安", "监管", "其它")
+Kind = Literal["h5", "mini_program", "native", "backend"]
+Channel = Literal["ios", "android", "harmony", "wechat", "alipay"]
+CHANNELS: tuple[str, ...] = ("ios", "android", "harmony", "wechat", "alipay")
+Audience = Literal["natural", "legal"]
+Zone = Literal["internet", "government", "police"]
+Scope = Literal["openid", "profile", "realname", "idcard", "phone", "age", "gender", "enterprise", "offline_access"]
+RegionCode = Annotated[str, Meta(pattern=r"^32[0-9]{4}$", min_length=6, max_length=6, description="GB/T 2260 code")]
+Name = Annotated[str, Meta(min_length=2, max_length=64)]
+EntryPath = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=512,
+        pattern=r"^(https?://[^\s]+|/[^\s]*|[a-z][a-z0-9+.-]*://[^\s]+)$",
+        description="H5 URL, site-relative path, mini-program path or native scheme",
+    ),
+]
+RedirectUri = Annotated[str, Meta(min_length=8, max_length=512, pattern=r"^https?://[^\s#]+$")]
+Digest = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", min_length=64, max_length=64, description="SHA-256 of the PNG")]
+Reason = Annotated[str, Meta(max_length=500)]
+AppCode = Annotated[str, Meta(pattern=r"^app-[0-9]{2,6}$", max_length=10)]
+Module = Annotated[str, Meta(pattern=r"^[a-z]+(\.[a-z0-9_]+)?$", max_length=40)]
+
+# Icon sizes every client may ask for, in pixels (square).
+ICON_SIZES: tuple[int, ...] = (48, 96, 144, 192)
+
+
+class Application(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An onboarding application (or a change of a live app: a new version)."""
+
+    name: Name
+    category: Category
+    kind: Kind
+    entry_path: EntryPath
+    icon_digest: Digest
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=5)]
+    regions: Annotated[list[RegionCode], Meta(min_length=1, max_length=13, description="['320000'] or city codes")]
+    scopes: Annotated[list[Scope], Meta(max_length=9)] = []
+    redirect_uris: Annotated[list[RedirectUri], Meta(max_length=10)] = []
+    audience: Audience = "natural"
+    zone: Zone = "internet"
+
+
+class Review(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    decision: Literal["approve", "reject"]
+    reason: Reason = ""
+
+
+class Listing(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    listed: bool
+    reason: Reason = ""
+
+
+class Visibility(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    hidden_cities: Annotated[list[RegionCode], Meta(max_length=13)]
+
+
+class Slot(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    module: Module
+    position: Annotated[int, Meta(ge=0, le=63)]
+    app_code: AppCode
+
+
+class LayoutUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Replace the slots of one module for one region (the province or a city)."""
+
+    region_code: RegionCode
+    module: Module
+    app_codes: Annotated[list[AppCode], Meta(max_length=64, description="in slot order")]
+
+
+class IconRef(msgspec.Struct, kw_only=True):
+    digest: str
+    urls: dict[str, str]  # "48" -> URL
+
+
+class VersionView(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    app_code: str
+    version: int
+    status: str
+    name: str
+    category: str
+    kind: str
+    audience: str
+    zone: str
+    entry_path: str
+    icon_digest: str
+    channels: list[str]
+    regions: list[str]
+    scopes: list[str]
+    redirect_uris: list[str]
+    submitted_at: dt.datetime
+    reviewed_at: dt.datetime | None
+    reason: str
+
+
+class AppView(msgspec.Struct, kw_only=True):
+    code: str
+    org_path: str
+    name: str
+    category: str
+    kind: str
+    audience: str
+    entry_path: str
+    icon_digest: str
+    channels: list[str]
+    regions: list[str]
+    hidden_cities: list[str]
+    scopes: list[str]
+    client_id: str | None
+    live_version: int
+    listed: bool
+    delisted_reason: str
+    health_failures: int
+
+
+class ReviewOutcome(msgspec.Struct, kw_only=True):
+    """The decided version; when approved, the app's OIDC client and, the first time only, its secret (shown once)."""
+
+    version: VersionView
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+class VersionPage(msgspec.Struct, kw_only=True):
+    items: list[VersionView]
+    next_cursor: str | None
+
+
+class ListedApp(msgspec.Struct, frozen=True, kw_only=True):
+    """The read model of the home screen (CONTRACTS.md: catalog.service.listed_apps)."""
+
+    code: str
+    name: str
+    category: str
+    kind: str
+    audience: str
+    entry_path: str
+    icon_digest: str
+    channels: tuple[str, ...]
+    regions: tuple[str, ...]
+    hidden_cities: tuple[str, ...]
+    version: int
+
+
+class SearchHit(msgspec.Struct, kw_only=True):
+    code: str
+    name: str
+    category: str
+    kind: str
+    entry_path: str
+    icon: str
+
+
+class SearchPage(msgspec.Struct, kw_only=True):
+    items: list[SearchHit]
+    next_cursor: str | None
+
+
+class Notification(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    app_code: str
+    kind: str
+    message: str
+    created_at: dt.datetime

@@ -1,0 +1,157 @@
+"""Models of the electronic-seal domain (msgspec Structs): what the service returns and the API speaks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+CertStatus = Literal["applied", "approved", "rejected", "issued", "suspended", "revoked"]
+SealStatus = Literal[
+    "applied", "approved", "rejected", "made", "registered", "published", "suspended", "revoked", "destroyed"
+]
+SealKind = Literal["official", "contract", "finance", "personal"]
+Shape = Literal["round", "oval", "square", "upload"]
+Verdict = Literal["pass", "fail", "warn", "absent"]
+
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class Certificate(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    serial: str | None
+    subject_kind: Literal["org", "person"]
+    subject_name: str
+    subject_org: str
+    usage: Literal["sign", "encrypt"]
+    form: Literal["cloud", "ukey"]
+    term: Literal["fixed", "event"]
+    algorithm: Literal["SM2", "RSA"]
+    status: CertStatus
+    ca_id: str | None
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    revoked_at: dt.datetime | None
+    revoke_reason: str
+    created_at: dt.datetime
+
+
+class Seal(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    code: str | None
+    kind: SealKind
+    name: str
+    org_name: str
+    shape: Shape
+    status: SealStatus
+    valid_from: dt.datetime | None
+    valid_to: dt.datetime | None
+    cert_serials: list[str] = msgspec.field(default_factory=list)
+    created_at: dt.datetime
+
+
+class Check(msgspec.Struct):
+    name: Literal[
+        "format",
+        "signature",
+        "cert_seal_match",
+        "seal_validity",
+        "certificate",
+        "signing_time",
+        "integrity",
+        "timestamp",
+    ]
+    verdict: Verdict
+    detail: str
+
+
+class SignatureReport(msgspec.Struct, kw_only=True):
+    field: str
+    kind: Literal["pades", "sm2-ses", "unknown"]
+    signer: str
+    seal_code: str
+    seal_name: str
+    signed_at: str
+    valid: bool
+    checks: list[Check]
+
+
+class VerifyResult(msgspec.Struct, kw_only=True):
+    document_sha256: str
+    signatures: list[SignatureReport]
+    valid: bool
+
+
+class SignPosition(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    seal_code: Annotated[str, Meta(min_length=1, max_length=40)]
+    page: Annotated[int, Meta(ge=0, le=9999)] = 0
+    x: Annotated[float, Meta(ge=0, le=14400)] | None = None
+    y: Annotated[float, Meta(ge=0, le=14400)] | None = None
+    keyword: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    cross_page: bool = False
+    size: Annotated[float, Meta(ge=20, le=300)] = 119.0
+
+
+class SignRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    document: Annotated[str, Meta(min_length=8, max_length=40_000_000, description="the PDF, base64")]
+    seals: Annotated[list[SignPosition], Meta(min_length=1, max_length=20)]
+    algorithm: Literal["pades", "sm2"] = "pades"
+    user_id: Annotated[str, Meta(max_length=64)] | None = None
+    seal_password: Annotated[str, Meta(max_length=128)] | None = None
+    name: Annotated[str, Meta(max_length=200)] = "document.pdf"
+
+
+class SignResult(msgspec.Struct, kw_only=True):
+    document: str  # base64
+    sha256: str
+    signatures: int
+
+
+class BatchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    items: Annotated[list[SignRequest], Meta(min_length=1, max_length=50)]
+
+
+class BatchResult(msgspec.Struct, kw_only=True):
+    results: list[SignResult | None]
+    errors: list[str | None]
+
+
+class LogEntry(msgspec.Struct, kw_only=True):
+    seq: int
+    at: dt.datetime
+    kind: str
+    actor: str
+    action: str
+    seal_code: str
+    cert_serial: str
+    doc_name: str
+    doc_hash: str
+    result: str
+    ip: str
+
+
+class LogPage(msgspec.Struct):
+    items: list[LogEntry]
+    next_cursor: str | None
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    seals_by_kind: dict[str, int]
+    seals_by_status: dict[str, int]
+    certificates_by_form: dict[str, int]
+    certificates_by_status: dict[str, int]
+    signatures_by_day: dict[str, int]
+    verifications: int
+
+
+class FillRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    template: Literal["certificate", "licence"]
+    fields: Annotated[
+        dict[Annotated[str, Meta(max_length=32)], Annotated[str, Meta(max_length=400)]], Meta(max_length=20)
+    ]
+    seal_code: Annotated[str, Meta(min_length=1, max_length=40)]
+    algorithm: Literal["pades", "sm2"] = "pades"
+    name: Annotated[str, Meta(max_length=200)] = "certificate.pdf"

@@ -1,0 +1,208 @@
+"""Sealing a document for a business app (and, optionally, on behalf of one of its users), and verifying one.
+
+Files on disk in and out: each seal is one incremental revision written to a temporary file next to the output,
+so memory stays flat whatever the PDF's size. PAdES uses the seal's RSA certificate, SM2 its SM2 certificate;
+the private keys are key indexes in the signing server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from core.problems import invalid
+from core.resources import Resources
+from eseal import ca, keys, logs, pdfsign, pdftext, pdfverify, repo, seals
+from eseal.models import SignPosition, VerifyResult
+
+
+async def _cert_for(res: Resources, seal_row: Any, algorithm: str) -> Any:
+    wanted = "RSA" if algorithm == "pades" else "SM2"
+    for cert in await repo.seal_cert_rows(res.db, seal_row["id"]):
+        if cert["status"] == "issued" and cert["algorithm"] == wanted and cert["key_index"] is not None:
+            return cert
+    raise invalid("seal_code", f"seal {seal_row['code']} has no issued {wanted} cloud certificate")
+
+
+def _placement(src: Path, pos: SignPosition) -> pdfsign.Placement:
+    half = pos.size / 2
+    if pos.keyword:
+        with src.open("rb") as f:
+            hits = pdftext.find_keyword(f, pos.keyword)
+        if not hits:
+            raise invalid("keyword", f"'{pos.keyword}' not found in the document")
+        hit = next((h for h in hits if h.page == pos.page), hits[0])
+        # Centre the seal on the keyword (its first character, lifted to the middle of the line).
+        cx, cy = hit.x + hit.font_size * len(pos.keyword) / 2, hit.y + hit.font_size / 3
+        return pdfsign.Placement(hit.page, max(0.0, cx - half), max(0.0, cy - half), pos.size, pos.size)
+    if pos.x is None or pos.y is None:
+        raise invalid("x", "give x and y, or a keyword")
+    return pdfsign.Placement(pos.page, pos.x, pos.y, pos.size, pos.size)
+
+
+async def sign_file(
+    res: Resources,
+    src: Path,
+    out: Path,
+    positions: list[SignPosition],
+    *,
+    app_code: str,
+    algorithm: str = "pades",
+    user_id: str | None = None,
+    password: str | None = None,
+    doc_name: str = "document.pdf",
+    ip: str = "",
+) -> int:
+    """Apply every seal in order, each an incremental signature; returns the number of signatures."""
+    if sum(p.cross_page for p in positions) > 1:
+        raise invalid("cross_page", "one cross-page seal per document")
+    # The cross-page strips change every page, which is only allowed before the first signature: sign it first.
+    positions = sorted(positions, key=lambda p: not p.cross_page)
+    client = keys.signer(res)
+    current = src
+    temps: list[Path] = []
+    try:
+        for n, pos in enumerate(positions, start=1):
+            seal_row = await seals.usable(res, pos.seal_code, app_code=app_code, user_id=user_id, password=password)
+            cert = await _cert_for(res, seal_row, algorithm)
+            placement = _placement(current, pos)
+            fd, tmp_name = tempfile.mkstemp(prefix=".seal-", suffix=".pdf", dir=out.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            temps.append(tmp)
+            field = f"Seal{n}-{pos.seal_code}-{os.urandom(3).hex()}"
+            key_index = cert["key_index"]
+            with current.open("rb") as fin, tmp.open("w+b") as fout:  # noqa: ASYNC230 - pyhanko does sync I/O
+                if algorithm == "pades":
+
+                    async def sign_digest(digest: bytes, key_index: int = key_index) -> bytes:
+                        return await client.sign(key_index, digest=digest, algorithm="RSA-SHA256")
+
+                    await pdfsign.sign_pades(
+                        fin,
+                        fout,
+                        field_name=field,
+                        placement=placement,
+                        seal_png=bytes(seal_row["image_png"]),
+                        cert=bytes(cert["cert_der"]),
+                        chain=await ca.chain_of(res, cert["ca_id"]),
+                        sign_digest=sign_digest,
+                        reason=f"电子印章 {pos.seal_code}",
+                        cross_page=pos.cross_page,
+                    )
+                else:
+
+                    async def sign_sm2(data: bytes, key_index: int = key_index) -> bytes:
+                        return await client.sign(key_index, data)
+
+                    await pdfsign.sign_sm2(
+                        fin,
+                        fout,
+                        field_name=field,
+                        placement=placement,
+                        seal_png=bytes(seal_row["image_png"]),
+                        seal_der=bytes(seal_row["ses_seal"]),
+                        seal_code=pos.seal_code,
+                        cert=bytes(cert["cert_der"]),
+                        sign_sm2=sign_sm2,
+                        cross_page=pos.cross_page,
+                    )
+            current = tmp
+            await logs.append(
+                res.db,
+                "sign",
+                "sign",
+                actor=app_code,
+                seal_code=pos.seal_code,
+                cert_serial=str(cert["serial"]),
+                doc_name=doc_name,
+                doc_hash=pdfsign.digest_file(str(tmp)),
+                ip=ip,
+                detail={
+                    "user": user_id or "",
+                    "algorithm": algorithm,
+                    "page": placement.page,
+                    "cross_page": pos.cross_page,
+                },
+            )
+        os.replace(current, out)
+        return len(positions)
+    finally:
+        for t in temps:
+            t.unlink(missing_ok=True)
+
+
+async def trust(res: Resources) -> pdfverify.Trust:
+    """Roots by priority, our issuing CAs, fresh CRLs and the state of every seal the document may name."""
+    await ca.ensure_cas(res)
+    rows = await repo.cas(res.db)
+    roots = [bytes(r["cert_der"]) for r in rows if r["parent_id"] is None and r["trusted"]]
+    intermediates = [bytes(r["cert_der"]) for r in rows if r["parent_id"] is not None]
+    crls = [await ca.crl(res, r["id"]) for r in rows if r["parent_id"] is not None and r["key_index"] is not None]
+    return pdfverify.Trust(roots=roots, intermediates=intermediates, crls=crls)
+
+
+async def _seal_states(res: Resources, trust_: pdfverify.Trust, path: Path) -> None:
+    """Fill in the seals the document's signatures name (codes read from the signature dictionaries)."""
+    codes = _codes_in(path)
+    for code in codes:
+        row = await repo.seal_by_code(res.db, code)
+        if row is None:
+            continue
+        certs = await repo.seal_cert_rows(res.db, row["id"])
+        trust_.seals[code] = {
+            "status": row["status"],
+            "valid_to": row["valid_to"],
+            "name": row["name"],
+            "cert_serials": {str(c["serial"]) for c in certs if c["serial"] is not None},
+        }
+
+
+def _codes_in(path: Path) -> set[str]:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    codes: set[str] = set()
+    try:
+        with path.open("rb") as f:
+            reader = PdfFileReader(f, strict=False)
+            for _name, value, _ref in enumerate_sig_fields(reader, filled_status=True):
+                sig = value.get_object()
+                if "/ESealCode" in sig:
+                    codes.add(str(sig["/ESealCode"]))
+                reason = str(sig.get("/Reason", ""))
+                if reason:
+                    codes.add(reason.rsplit(" ", 1)[-1])
+    except Exception:  # an unreadable file is reported by the verifier itself
+        return codes
+    return codes
+
+
+async def verify_file(
+    res: Resources, path: Path, *, actor: str = "public", ip: str = "", doc_name: str = ""
+) -> VerifyResult:
+    trust_ = await trust(res)
+    await _seal_states(res, trust_, path)
+    with path.open("rb") as f:
+        result = await pdfverify.verify_stream(f, trust_)
+    for sig in result.signatures:
+        await logs.append(
+            res.db,
+            "verify",
+            "verify",
+            actor=actor,
+            seal_code=sig.seal_code,
+            doc_name=doc_name,
+            doc_hash=result.document_sha256,
+            result="valid" if sig.valid else "invalid",
+            ip=ip,
+            detail={"failed": [c.name for c in sig.checks if c.verdict == "fail"], "kind": sig.kind},
+        )
+    return result
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
