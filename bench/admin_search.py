@@ -159,7 +159,7 @@ async def _scenario(ctx: Context) -> list[Row]:
             """INSERT INTO orgs.user_counts (region_code, birth_year, gender, n)
                SELECT CASE WHEN g % 97 = 0 THEN '' ELSE (320100 + (g % 13) * 100 + 2 + g % 5)::text END,
                       1930 + (g * 7919) % 90, CASE WHEN g % 2 = 0 THEN 'male' ELSE 'female' END, count(*)
-               FROM generate_series(1, $1) AS g GROUP BY 1, 2, 3
+               FROM generate_series(1::bigint, $1::bigint) AS g GROUP BY 1, 2, 3
                ON CONFLICT (region_code, birth_year, gender) DO UPDATE SET n = orgs.user_counts.n + EXCLUDED.n""",
             N,
             timeout=600,
