@@ -780,3 +780,32 @@ async def set_ncr(db: Executor, apply_no: str, status: str, result: str | None, 
         result,
         certificate_ref,
     )
+
+
+# ---------------------------------------------------------------- home reminders
+
+
+async def bookings_between(db: Executor, person: uuid.UUID, start: datetime, end: datetime) -> list[Record]:
+    return list(
+        await db.fetch(
+            """SELECT b.id, b.code, s.starts_at, o.name AS office
+               FROM affairs.bookings b JOIN affairs.slots s ON s.id = b.slot_id
+               JOIN affairs.offices o ON o.id = s.office_id
+               WHERE b.person_id = $1 AND b.status = 'booked' AND s.starts_at >= $2 AND s.starts_at < $3
+               ORDER BY s.starts_at LIMIT 20""",
+            person,
+            start,
+            end,
+        )
+    )
+
+
+async def cases_in_status(db: Executor, person: uuid.UUID, status: str) -> list[Record]:
+    return list(
+        await db.fetch(
+            """SELECT id, case_no, code, materials_requested, deadline_at FROM affairs.cases
+               WHERE person_id = $1 AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 20""",
+            person,
+            status,
+        )
+    )

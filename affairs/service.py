@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 import msgspec
@@ -551,6 +552,58 @@ async def auto_rate(res: Resources, now: datetime | None = None) -> int:
         except ProblemError:
             continue
     return n
+
+
+# ---------------------------------------------------------------- home reminders (bff/home_routes.py asks these)
+
+
+class Reminder(msgspec.Struct, omit_defaults=True):
+    """The shape the home screen converts from: what, when it is due, where the app opens it."""
+
+    kind: str
+    title: str
+    due: str | None = None
+    link: str | None = None
+
+
+async def appointments_tomorrow(res: Resources, person_id: str) -> list[Reminder]:
+    """The person's held bookings whose time is tomorrow, Beijing time."""
+    from affairs.bookings import SHANGHAI
+
+    tomorrow = datetime.now(UTC).astimezone(SHANGHAI).date() + timedelta(days=1)
+    start = datetime.combine(tomorrow, dtime(0), tzinfo=SHANGHAI)
+    rows = await repo.bookings_between(res.db, uuid.UUID(person_id), start, start + timedelta(days=1))
+    ms = await manifests(res)
+    out = []
+    for r in rows:
+        name = ms[r["code"]].name if r["code"] in ms else r["code"]
+        at = r["starts_at"].astimezone(SHANGHAI)
+        out.append(
+            Reminder(
+                kind="appointment",
+                title=f"明天 {at:%H:%M} 在{r['office']}办理{name}",
+                due=r["starts_at"].astimezone(UTC).isoformat(),
+                link=f"szt://affairs/bookings/{r['id']}",
+            )
+        )
+    return out
+
+
+async def cases_needing_supplement(res: Resources, person_id: str) -> list[Reminder]:
+    """The person's cases waiting for more materials."""
+    rows = await repo.cases_in_status(res.db, uuid.UUID(person_id), "supplement_requested")
+    out = []
+    for r in rows:
+        materials = "、".join(r["materials_requested"] or [])
+        out.append(
+            Reminder(
+                kind="supplement",
+                title=f"办件 {r['case_no']} 需补正材料" + (f"：{materials}" if materials else ""),
+                due=r["deadline_at"].astimezone(UTC).isoformat(),
+                link=f"szt://affairs/cases/{r['id']}",
+            )
+        )
+    return out
 
 
 def spawn(coro: Any) -> None:
