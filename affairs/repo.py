@@ -384,28 +384,8 @@ async def office_count(db: Executor) -> int:
     return n
 
 
-async def offices_in_cells(
-    db: Executor,
-    cells: list[int],
-    box: tuple[float, float, float, float],
-    centre: tuple[float, float, float],
-    kind: str | None,
-    limit: int,
-) -> list[Record]:
-    """Offices of the grid cells inside the box, nearest first by the equirectangular distance (`centre` is
-    lat, lon, cos(lat)), `limit` of them: only the rows the page shows leave the database."""
-    return list(
-        await db.fetch(
-            """SELECT * FROM affairs.offices WHERE cell = ANY($1::int[]) AND lat BETWEEN $2 AND $3
-               AND lon BETWEEN $4 AND $5 AND ($6::text IS NULL OR kind = $6)
-               ORDER BY (lat - $7) ^ 2 + ((lon - $8) * $9) ^ 2 LIMIT $10""",
-            cells,
-            *box,
-            kind,
-            *centre,
-            limit,
-        )
-    )
+async def offices_of_cells(db: Executor, cells: list[int]) -> list[Record]:
+    return list(await db.fetch("SELECT * FROM affairs.offices WHERE cell = ANY($1::int[])", cells))
 
 
 async def offices_of_kind(db: Executor, kind: str, city_prefix: str | None, limit: int) -> list[Record]:

@@ -649,7 +649,7 @@ def spawn(coro: Any) -> asyncio.Task[None]:
     return task
 
 
-_ELSEWHERE = ("affairs.bookings", "affairs.payments", "affairs.extras")
+_ELSEWHERE = ("affairs.bookings", "affairs.payments", "affairs.extras", "affairs.officemap")
 
 
 def __getattr__(name: str) -> Any:
@@ -660,5 +660,6 @@ def __getattr__(name: str) -> Any:
     for module in _ELSEWHERE:
         found = getattr(importlib.import_module(module), name, None)
         if found is not None and not name.startswith("_"):
+            globals()[name] = found  # found once: later lookups are plain module attributes
             return found
     raise AttributeError(name)

@@ -682,3 +682,22 @@ async def test_scheduled_jobs_run_and_seeding_is_idempotent(res: Resources) -> N
     } and affairs.jobs.redeliver in [j.job for j in jobs]  # fmt: skip
     for job in jobs:
         await job.job(res)
+
+
+async def test_nearby_agrees_with_every_office_in_the_table(http: httpx.Client, res: Resources) -> None:
+    from affairs.geo import distance_m
+
+    lat, lon, radius = 32.0603, 118.7969, 20000  # Nanjing
+    rows = await res.db.fetch("SELECT id, lat, lon, kind FROM affairs.offices")
+    for kind in (None, "station"):
+        near = sorted(
+            (d, str(r["id"]))
+            for r in rows
+            if (kind is None or r["kind"] == kind) and (d := distance_m(lat, lon, r["lat"], r["lon"])) <= radius
+        )[:10]
+        want = [(round(d), i) for d, i in near]
+        params: dict[str, Any] = {"lat": lat, "lon": lon, "radius_m": radius, "limit": 10}
+        if kind:
+            params["kind"] = kind
+        got = http.get("/bff/v1/affairs/offices/nearby", params=params).json()["items"]
+        assert want and [(o["distance_m"], o["id"]) for o in got] == want
