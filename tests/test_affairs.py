@@ -606,22 +606,36 @@ def test_name_count_rate_limited(http: httpx.Client, me: Person) -> None:
 async def test_no_criminal_record_with_the_ministry(http: httpx.Client, sim_url: str, res: Resources) -> None:
     clean, recorded = pick_citizen(sim_url), pick_citizen(sim_url)
     httpx.post(f"{sim_url}/biz/_sim/records", json={"id_number": recorded.id_number})
-    results = {}
+    results, refs = {}, {}
     for c in (clean, recorded):
         pushed = httpx.post(f"{sim_url}/mps/_sim/applications", json={"name": c.name, "id_number": c.id_number}).json()
         assert pushed["status_code"] == 202, pushed
-        for _ in range(100):
+        for _ in range(600):  # the first certificate also makes the platform's seal
             fb = httpx.get(f"{sim_url}/mps/_sim/feedback", params={"apply_no": pushed["apply_no"]})
             if fb.status_code == 200:
                 break
             await asyncio.sleep(0.05)
         assert fb.status_code == 200, fb.text
         results[c.id_number] = fb.json()["result"]
+        refs[c.id_number] = fb.json()["certificate_ref"]
         row = await res.db.fetchrow(
-            "SELECT status, id_number_enc FROM affairs.ncr_applications WHERE mps_apply_no = $1", pushed["apply_no"]
+            "SELECT status, id_number_enc, certificate_ref FROM affairs.ncr_applications WHERE mps_apply_no = $1",
+            pushed["apply_no"],
         )
         assert row is not None and row["status"] == "fed_back" and c.id_number not in row["id_number_enc"]
+        assert (row["certificate_ref"] or "") == refs[c.id_number]
     assert results == {clean.id_number: "no_record", recorded.id_number: "has_record"}
+    # The clean one's feedback carries the sealed certificate eseal issued; the other none.
+    assert refs[recorded.id_number] == "" and refs[clean.id_number].startswith("eseal:")
+    from eseal import service as eseal_service
+
+    path = eseal_service.issued_path(res, refs[clean.id_number])
+    assert path is not None
+    verified = await eseal_service.signing.verify_file(res, path)
+    assert verified.valid and verified.signatures[0].kind == "pades"
+    proc = await asyncio.create_subprocess_exec("pdftotext", str(path), "-", stdout=asyncio.subprocess.PIPE)
+    text = (await proc.communicate())[0].decode()
+    assert "无犯罪记录证明" in text and clean.name in text and clean.id_number not in text  # the number masked
     # An unsigned push is refused.
     r = http.post(
         "/affairs/v1/mps/applications",
