@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 
 import qrcode
 import qrcode.constants
@@ -13,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 WIDTH, HEIGHT = 1000, 620
+ANGLE = 28  # degrees of the watermark's diagonal
 _HEADER = {"id_card": (0, 94, 166), "driving_licence": (20, 120, 80), "residence_permit": (170, 70, 20)}
 
 
@@ -22,18 +24,22 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
 
 
 def _watermark(text: str) -> Image.Image:
-    # Drawn large then rotated, so the tiled text crosses the whole card diagonally.
-    side = int((WIDTH**2 + HEIGHT**2) ** 0.5) + 40
-    layer = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
+    # One rotated tile of the text, pasted along parallel diagonals: drawing a card-sized layer and rotating it
+    # cost ~10x more.
     font = _font(30)
-    step_x = int(draw.textlength(text, font=font)) + 80
-    for row, y in enumerate(range(0, side, 110)):
-        for x in range(-step_x + (row % 2) * step_x // 2, side, step_x):
-            draw.text((x, y), text, font=font, fill=(200, 30, 30, 70))
-    rotated = layer.rotate(28, resample=Image.Resampling.BICUBIC)
-    left, top = (side - WIDTH) // 2, (side - HEIGHT) // 2
-    return rotated.crop((left, top, left + WIDTH, top + HEIGHT))
+    width = int(font.getlength(text)) + 80
+    tile = Image.new("RGBA", (width, 44), (0, 0, 0, 0))
+    ImageDraw.Draw(tile).text((0, 4), text, font=font, fill=(200, 30, 30, 70))
+    tile = tile.rotate(ANGLE, resample=Image.Resampling.BICUBIC, expand=True)
+    layer = Image.new("RGBA", (WIDTH, HEIGHT), (0, 0, 0, 0))
+    along = (math.cos(math.radians(ANGLE)) * width, -math.sin(math.radians(ANGLE)) * width)
+    for row in range(-12, 12):
+        x0, y0 = row * 40, row * 150  # start of one diagonal line of text
+        for j in range(-6, 8):
+            x, y = int(x0 + j * along[0]), int(y0 + j * along[1])
+            if -tile.width < x < WIDTH and -tile.height < y < HEIGHT:
+                layer.alpha_composite(tile, (max(x, 0), max(y, 0)), (max(-x, 0), max(-y, 0)))
+    return layer
 
 
 def _qr(text: str, size: int) -> Image.Image:
@@ -64,5 +70,5 @@ def render(*, kind: str, title: str, rows: list[tuple[str, str]], watermark: str
         (qr_box[0] + 40, qr_box[1] + qr_size + 12), "扫码核验 · 有效期3分钟", font=_font(22), fill=(60, 60, 60)
     )
     out = io.BytesIO()
-    card.convert("RGB").save(out, format="PNG", optimize=True)
+    card.convert("RGB").save(out, format="PNG")  # optimize=True costs 0.3 s for 1 % smaller
     return out.getvalue()

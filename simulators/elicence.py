@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Litestar, post, put
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
 from core.crypto import sm3
@@ -126,7 +126,7 @@ def _handlers() -> list[object]:
         return items
 
     @post("/v1/licences/query", status_code=200, summary="The licences held for one ID number", tags=["elicence"])
-    async def query(data: LicenceQuery) -> LicenceList:
+    async def query(data: JSONBody[LicenceQuery]) -> LicenceList:
         # POST, so ID numbers never land in URLs or access logs.
         return LicenceList(current(data.id_number))
 
@@ -134,7 +134,7 @@ def _handlers() -> list[object]:
     async def set_expiry(
         id_number: Annotated[str, Parameter(pattern=r"^\d{17}[\dX]$")],
         kind: Annotated[Kind, Parameter()],
-        data: ExpiryChange,
+        data: JSONBody[ExpiryChange],
     ) -> LicenceRecord:
         record = next((r for r in current(id_number) if r.kind == kind), None)
         if record is None:
