@@ -46,6 +46,16 @@ def _prepare(server: Server, bearer: str) -> dict[str, Any]:
     return {"code": APP, "form": form}
 
 
+def _cases(server: Server, bearer: str, body: str, n: int) -> None:
+    """A few cases first, so "my cases" pages a full page. The submission runs go last: each case they make is
+    moved on by the business-system simulator's own schedule, and its callbacks would load the later runs."""
+    h = {"Authorization": bearer.split(": ", 1)[1], "Content-Type": "application/json"}
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        for _ in range(n):
+            r = http.post("/bff/v1/affairs/cases", content=body.encode(), headers=h)
+            assert r.status_code == 201, r.text
+
+
 def _offices(server: Server) -> int:
     proc = subprocess.run(
         [sys.executable, "-m", "bench.affairs_offices", str(OFFICES)],
@@ -76,6 +86,7 @@ def run(ctx: Context) -> list[Row]:
     bearer = setup.citizen.bearer
     ctx.progress("affairs: authorising, one photo, 10,000 offices")
     body = json.dumps(_prepare(server, bearer), ensure_ascii=False)
+    _cases(server, bearer, body, 40)
     n_offices = _offices(server)
     rows: list[Row] = []
     octet, js = "application/octet-stream", "application/json"
@@ -93,14 +104,6 @@ def run(ctx: Context) -> list[Row]:
         )
     )
     notes = [_verdict("attachment", at, FORM_RATE, TARGET_FORM_P99)]
-
-    ctx.progress("affairs: case submission (delivered to the business-system simulator over HTTP)")
-    peak, at = _measure(ctx, server, "/bff/v1/affairs/cases", FORM_RATE, body=body, content_type=js,
-                        headers=(bearer,), expect_status=201)  # fmt: skip
-    rows.append(
-        load_row("Affairs form: submit case", "mounted, 2 workers `POST /bff/v1/affairs/cases`", peak, at, FORM_RATE)
-    )
-    notes.append(_verdict("submit", at, FORM_RATE, TARGET_FORM_P99))
 
     ctx.progress("affairs: my cases")
     peak, at = _measure(ctx, server, "/bff/v1/affairs/cases?limit=20", FORM_RATE, headers=(bearer,))
@@ -121,6 +124,14 @@ def run(ctx: Context) -> list[Row]:
         )
     )
     notes.append(_verdict("nearby", at, MAP_RATE, TARGET_MAP_P99))
+    ctx.progress("affairs: case submission (delivered to the business-system simulator over HTTP)")
+    peak, at = _measure(ctx, server, "/bff/v1/affairs/cases", FORM_RATE, body=body, content_type=js,
+                        headers=(bearer,), expect_status=201)  # fmt: skip
+    rows.append(
+        load_row("Affairs form: submit case", "mounted, 2 workers `POST /bff/v1/affairs/cases`", peak, at, FORM_RATE)
+    )
+    notes.append(_verdict("submit", at, FORM_RATE, TARGET_FORM_P99))
+
     ctx.note(
         "Affairs (issue #6) targets — " + "; ".join(notes) + ". One enrolled citizen (acr wz+face); "
         f"submissions of {APP} reference one photo uploaded before; nearby: 3 km around Suzhou centre, 20 nearest."

@@ -193,8 +193,8 @@ async def _verify_pades(emb: Any, trust: Trust, sig_obj: Any) -> SignatureReport
     match, validity = _seal_state(trust, code, cert.serial_number, at or dt.datetime.now(dt.UTC))
     checks += [match, validity]
     verdict, detail = _chain(trust, cert.dump(), at or dt.datetime.now(dt.UTC))
-    if verdict == "pass" and not status.trusted:
-        verdict, detail = "fail", f"pyhanko: {status.trust_problem_indic}"
+    if verdict == "pass" and status.intact and not status.trusted:  # a bad digest is "integrity", not trust
+        verdict, detail = "fail", f"pyhanko path validation: {status.trust_problem_indic}"
     checks.append(Check("certificate", verdict, detail))  # type: ignore[arg-type]
     checks.append(_time_check(cert.dump(), at))
     coverage = status.coverage.name if status.coverage else "?"

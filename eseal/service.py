@@ -3,7 +3,8 @@
 Certificates: `ca.apply / review / issue / renew / suspend / resume / revoke / crl / trusted_roots /
 add_trusted_root / set_trust`. Seals: `seals.apply / review / make / register / publish / suspend / resume /
 revoke / destroy / change_impression / bind_certificate / grant / ungrant / set_password`. Apps:
-`appauth.create_app`. Documents: `signing.sign_file / verify_file`. Logs and statistics below.
+`appauth.create_app`. Documents: `signing.sign_file / verify_file`; `issue_certificate` (platform-sealed
+documents such as 无犯罪记录证明, used by affairs) and `issued_path`. Logs and statistics below.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from typing import Any
 from core.pagination import MAX_PAGE, decode_cursor, encode_cursor
 from core.resources import Resources
 from eseal import appauth, ca, logs, repo, seals, signing
+from eseal.issuing import issue_certificate, issued_path
 from eseal.models import Certificate, LogPage, Seal, Stats
 
 __all__ = [
     "appauth",
     "ca",
     "export_logs",
+    "issue_certificate",
+    "issued_path",
     "list_certificates",
     "seals",
     "search_logs",

@@ -146,3 +146,15 @@ async def test_template_filled_then_sealed_at_the_keyword(
         timeout=60,
     )
     assert proc.returncode == 0 and (OUT_DIR / "eseal-certificate.png").stat().st_size > 10_000
+
+
+async def test_platform_issues_a_sealed_no_criminal_record_certificate(res: Resources, stack: Stack) -> None:
+    params = {"name": "王小明", "id_number": "320502199001011234", "apply_no": "NCR-2026-42"}
+    ref = await service.issue_certificate(res, template="no_criminal_record", params=params)
+    path = service.issued_path(res, ref)
+    assert ref.startswith("eseal:") and path is not None
+    result = await service.signing.verify_file(res, path)
+    assert result.valid and result.signatures[0].kind == "pades"
+    again = await service.issue_certificate(res, template="no_criminal_record", params=params)
+    assert service.issued_path(res, again) is not None  # the platform seal is made once and reused
+    assert service.issued_path(res, "eseal:../../etc") is None
