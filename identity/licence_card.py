@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 WIDTH, HEIGHT = 1000, 620
+VALUE_WIDTH = 440  # pixels between the value column and the QR
 ANGLE = 28  # degrees of the watermark's diagonal
 _HEADER = {"id_card": (0, 94, 166), "driving_licence": (20, 120, 80), "residence_permit": (170, 70, 20)}
 
@@ -59,7 +60,10 @@ def render(*, kind: str, title: str, rows: list[tuple[str, str]], watermark: str
     y = 130
     for label, value in rows:
         draw.text((40, y), label, font=_font(26), fill=(110, 110, 110))
-        draw.text((200, y), value, font=_font(30), fill=(20, 20, 20))
+        size = 30
+        while size > 16 and draw.textlength(value, font=_font(size)) > VALUE_WIDTH:
+            size -= 2  # a long issuing authority shrinks rather than running under the QR
+        draw.text((200, y + (30 - size) // 2), value, font=_font(size), fill=(20, 20, 20))
         y += 56
     draw.text((40, HEIGHT - 50), footer, font=_font(20), fill=(110, 110, 110))
     card = Image.alpha_composite(card, _watermark(watermark))
