@@ -14,7 +14,7 @@ from core.auth import BASIC, BASIC_REQUIRED, BEARER
 from core.problems import invalid
 from core.resources import Resources
 from core.settings import Settings
-from identity import clients, oidc_api
+from identity import clients, licence_api, oidc_api
 from identity.keys import issuer_keys
 from identity.models import CredentialStatus, PublishedKey, PublishedKeys, StatusList, VerifyCodeRequest, Voucher
 from identity.signed import b64u
@@ -99,7 +99,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         settings=settings,
         title="苏证通 Identity",
         description="Real-name identity, 网号/网证, identity codes and the OpenID Connect provider.",
-        route_handlers=[published_keys, status_list, verify, *oidc_api.ROUTES],
+        route_handlers=[published_keys, status_list, verify, *licence_api.ROUTES, *oidc_api.ROUTES],
         externals={"ctid": f"{settings.simulators_url}/ctid/healthz", "sms": f"{settings.simulators_url}/sms/healthz"},
         resources=resources,
         security_schemes={**BASIC, **BEARER},
