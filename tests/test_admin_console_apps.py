@@ -100,24 +100,24 @@ def console(browser: Browser, base_url: str, username: str, password: str) -> Pa
     return page
 
 
-def apply_for_app(http: httpx.Client, applicant: dict[str, str], base_url: str) -> dict[str, Any]:
+def application(http: httpx.Client, applicant: dict[str, str], base_url: str) -> dict[str, Any]:
     up = http.post("/admin/v1/catalog/icons", content=icon_png(), headers={**applicant, "Content-Type": "image/png"})
     assert up.status_code == 201, up.text
-    r = http.post(
-        "/admin/v1/catalog/applications",
-        json={
-            "name": "高新区犬只登记",
-            "category": "治安",
-            "kind": "h5",
-            "entry_path": f"{base_url}/bff/healthz",
-            "icon_digest": up.json()["digest"],
-            "channels": ["ios", "android", "wechat"],
-            "regions": ["320500"],
-            "scopes": ["openid", "realname"],
-            "redirect_uris": ["https://dog.example.invalid/callback"],
-        },
-        headers={**applicant, "Idempotency-Key": secrets.token_hex(8)},
-    )
+    return {
+        "name": "高新区犬只登记",
+        "category": "治安",
+        "kind": "h5",
+        "entry_path": f"{base_url}/bff/healthz",
+        "icon_digest": up.json()["digest"],
+        "channels": ["ios", "android", "wechat"],
+        "regions": ["320500"],
+        "scopes": ["openid", "realname"],
+        "redirect_uris": ["https://dog.example.invalid/callback"],
+    }
+
+
+def submit(http: httpx.Client, applicant: dict[str, str], path: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = http.post(path, json=body, headers={**applicant, "Idempotency-Key": secrets.token_hex(8)})
     assert r.status_code == 201, r.text
     version: dict[str, Any] = r.json()
     return version
@@ -129,7 +129,8 @@ def test_review_approve_delist_and_chart(browser: Browser, http: httpx.Client, v
     _, _, applicant = make_admin(http, platform, "320505", ["org_admin"], prefix="gx")
     user, password, reviewer = reviewer_of(http, platform, "320500")
     _, _, nanjing = make_admin(http, platform, "320100", ["system"], prefix="nj")
-    version = apply_for_app(http, applicant, base_url)
+    body = application(http, applicant, base_url)
+    version = submit(http, applicant, "/admin/v1/catalog/applications", body)
     code, review_page = version["app_code"], f"/admin/console/app-versions/{version['id']}"
 
     # Another city's reviewer: not in its queue, the page is "not found", and its form post decides nothing.
@@ -175,6 +176,19 @@ def test_review_approve_delist_and_chart(browser: Browser, http: httpx.Client, v
     assert "已下架" in page.locator(f"#app-{code} .state").inner_text()
     page.screenshot(path=str(OUT / "admin-apps.png"), full_page=True)
     home_once(http, "320500", lambda b: code not in codes_in(b))
+
+    # A changed version: the review page marks what differs from the live version; approval keeps the client.
+    v2 = submit(http, applicant, f"/admin/v1/catalog/apps/{code}/versions", {**body, "scopes": ["openid", "phone"]})
+    page.goto(f"/admin/console/app-versions/{v2['id']}")
+    assert page.locator("#diff tr.changed td:first-child").all_text_contents() == ["身份权限"]
+    page.click("button[value=approve]")
+    assert page.locator("#client-id").inner_text() == code and page.locator("#client-secret").count() == 0
+
+    # Relisted from the apps page: back on 苏州's home.
+    page.goto("/admin/console/apps")
+    page.locator(f"#app-{code} button", has_text="上架").click()
+    assert "已上架" in page.locator(f"#app-{code} .state").inner_text()
+    home_once(http, "320500", lambda b: code in codes_in(b))
 
     # Each console decision is in the operation log under the reviewer's name.
     ops = http.get("/admin/v1/logs/operations", params={"username": user}, headers=platform).json()["items"]
