@@ -153,6 +153,8 @@ async def app_version_review(request: Req, res: Resources, version_id: uuid.UUID
         p = await _me(request, "catalog.app.review")
     except _Login:
         return Redirect("/admin/login", status_code=302)
+    except ProblemError as exc:  # no such permission: say so on the page rather than with a bare 403
+        return _back(target, error=exc.title_zh)
     decision = data.get("decision", "")
     if decision not in ("approve", "reject"):
         return _back(target, error="请选择通过或驳回")
@@ -194,6 +196,8 @@ async def app_listing(request: Req, res: Resources, code: str, data: Form) -> Re
         p = await _me(request, "catalog.app.delist")
     except _Login:
         return Redirect("/admin/login", status_code=302)
+    except ProblemError as exc:  # no such permission: say so on the page rather than with a bare 403
+        return _back(ACTIVE, error=exc.title_zh)
     listed = data.get("listed") == "1"
     reason = data.get("reason", "").strip()[:500]
     if not listed and not reason:

@@ -140,6 +140,13 @@ def test_review_approve_delist_and_chart(browser: Browser, http: httpx.Client, v
         assert nj.get(review_page).status_code == 404
         refused = nj.post(review_page + "/review", data={"decision": "approve"})
         assert refused.status_code == 303 and "error=" in refused.headers["location"]
+    # The applicant sees its application but has no review button, and its own decision is refused.
+    gx_cookie = {"szt_admin": applicant["Authorization"].removeprefix("Bearer ")}
+    with httpx.Client(base_url=base_url, cookies=gx_cookie, timeout=15) as gx:
+        own = gx.get(review_page)
+        assert own.status_code == 200 and "待审核" in own.text and 'value="approve"' not in own.text
+        refused = gx.post(review_page + "/review", data={"decision": "approve"})
+        assert refused.status_code == 303 and "error=" in refused.headers["location"]
     assert http.get(f"/admin/v1/catalog/apps/{code}", headers=applicant).json()["live_version"] == 0
 
     page = console(browser, base_url, user, password)
