@@ -188,6 +188,7 @@ def test_review_approve_delist_and_chart(browser: Browser, http: httpx.Client, v
     v2 = submit(http, applicant, f"/admin/v1/catalog/apps/{code}/versions", {**body, "scopes": ["openid", "phone"]})
     page.goto(f"/admin/console/app-versions/{v2['id']}")
     assert page.locator("#diff tr.changed td:first-child").all_text_contents() == ["身份权限"]
+    page.screenshot(path=str(OUT / "admin-app-review-diff.png"), full_page=True)
     page.click("button[value=approve]")
     assert page.locator("#client-id").inner_text() == code and page.locator("#client-secret").count() == 0
 
