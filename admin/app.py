@@ -9,6 +9,7 @@ from litestar import Litestar, Router
 from admin import (
     catalog_routes,
     console,
+    console_apps,
     log_routes,
     monitor_routes,
     org_application_routes,
@@ -32,6 +33,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         *log_routes.ROUTES,
         *monitor_routes.ROUTES,
         *console.ROUTES,
+        *console_apps.ROUTES,
     ]
     routes += catalog_routes.ROUTES  # app onboarding, review, listing and home layout (catalog)
     return build_app(

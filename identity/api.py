@@ -19,6 +19,7 @@ from identity.keys import issuer_keys
 from identity.models import CredentialStatus, PublishedKey, PublishedKeys, StatusList, VerifyCodeRequest, Voucher
 from identity.signed import b64u
 from identity.verification import verify_code
+from orgs import logs
 
 MOUNT = "identity"
 
@@ -90,7 +91,9 @@ async def verify(
     signed: Annotated[bool, Parameter(description="also return the voucher signed by the issuer")] = False,
 ) -> Voucher:
     client = await clients.authenticate_basic(res, request.headers.get("authorization"))
-    return await verify_code(res, client, data.code, signed=signed, ip=request.client.host if request.client else "")
+    ip = request.client.host if request.client else ""
+    async with logs.timed_call(res, app_code=client.client_id, interface="/identity/v1/codes/verify", ip=ip):
+        return await verify_code(res, client, data.code, signed=signed, ip=ip)
 
 
 def create_app(settings: Settings, resources: Resources | None = None) -> Litestar:
