@@ -190,3 +190,17 @@ async def bind(
 async def phone_matches(res: Resources, person_id: str, phone: str) -> bool:
     person = await people.load(res, person_id)
     return secrets.compare_digest(person.phone, phone)
+
+
+async def step_up(res: Resources, principal: sessions.Principal, face_capture: str) -> Tokens:
+    """A fresh face check of the bound person upgrades a mini-program session (`wechat` → `wechat+face`), for the
+    services that need more than the platform's login; the old session ends."""
+    if principal.acr not in LABELS:
+        raise unprocessable("not-a-mini-session", "Only a mini-program session steps up here", "仅限小程序会话")
+    person = await people.load(res, principal.person_id)
+    await face_check(res, name=person.name, id_number=person.id_number, capture=face_capture)
+    tokens = await sessions.create(
+        res, person_id=person.id, device_id=None, acr=f"{principal.acr}+face", label=LABELS[principal.acr]
+    )
+    await sessions.end(res, person_id=person.id, session_id=principal.session_id, reason="stepped up")
+    return tokens

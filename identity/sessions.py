@@ -18,7 +18,19 @@ from identity.models import SessionView, Tokens
 
 ACCESS_TTL = 600
 SESSION_DAYS = 30
-ACR_ORDER = {"sms": 0, "wz": 1, "wz+pin": 2, "wz+face": 3, "wz+pin+face": 4}
+# Mini-program sessions (identity.bindings): the platform's login alone ranks as an SMS sign-in; with a fresh CTID
+# face check of the bound person ("wechat+face", "alipay+face") as a 网证 sign-in.
+ACR_ORDER = {
+    "sms": 0,
+    "wechat": 0,
+    "alipay": 0,
+    "wz": 1,
+    "wechat+face": 1,
+    "alipay+face": 1,
+    "wz+pin": 2,
+    "wz+face": 3,
+    "wz+pin+face": 4,
+}
 
 
 class Principal(msgspec.Struct, frozen=True):

@@ -8,7 +8,7 @@ from core.app import build_app
 from core.auth import BEARER
 from core.resources import Resources
 from core.settings import Settings
-from miniapp_api import message_routes, session_routes
+from miniapp_api import affairs_routes, message_routes, session_routes
 
 MOUNT = "mini"
 
@@ -21,7 +21,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         description="Endpoints for the WeChat and Alipay mini programs: sign-in with the platform's login code, a "
         "one-time real-name binding, message consents and the Alipay service entry. Answers carry only what the "
         "pages show and stay under 16 KB.",
-        route_handlers=[*session_routes.ROUTES, *message_routes.ROUTES],
+        route_handlers=[*session_routes.ROUTES, *message_routes.ROUTES, *affairs_routes.ROUTES],
         externals={
             "wechat": f"{settings.simulators_url}/wechat/healthz",
             "alipay": f"{settings.simulators_url}/alipay/healthz",

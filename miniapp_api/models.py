@@ -82,6 +82,15 @@ class PhoneView(msgspec.Struct):
     matches_account: bool
 
 
+class StepUpRequest(msgspec.Struct):
+    face_capture: Capture
+
+
+class SteppedUp(msgspec.Struct):
+    session: SessionTokens
+    acr: Annotated[str, Meta(examples=["wechat+face"])]
+
+
 class SmsCodeRequest(msgspec.Struct):
     phone: Phone
 

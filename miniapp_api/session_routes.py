@@ -26,6 +26,8 @@ from miniapp_api.models import (
     SessionTokens,
     SmsCodeRequest,
     SmsCodeSent,
+    SteppedUp,
+    StepUpRequest,
     WechatLogin,
 )
 from miniapp_api.platform_errors import alipay_problem, wechat_problem
@@ -149,4 +151,18 @@ async def phone_number(res: Resources, me: Principal, data: JSONBody[PhoneReques
     )
 
 
-ROUTES = [wechat_session, alipay_session, bind, sms_code, refresh, phone_number]
+@post(
+    "/v1/sessions/step-up",
+    summary="A live face check of the bound person: a new session (acr `wechat+face` / `alipay+face`) that services "
+    "needing a 网证-level sign-in accept; the old session ends",
+    tags=["binding"],
+    status_code=200,
+    guards=[rate_limit(lambda s: s.enrol_rate_per_ip, 3600, name="mini-step-up-ip")],
+    **AUTH,
+)
+async def step_up(res: Resources, me: Principal, data: JSONBody[StepUpRequest]) -> SteppedUp:
+    tokens = await bindings.step_up(res, me, data.face_capture)
+    return SteppedUp(session=_tokens(tokens), acr=tokens.acr)
+
+
+ROUTES = [wechat_session, alipay_session, bind, sms_code, refresh, phone_number, step_up]

@@ -11,9 +11,10 @@ import pytest
 
 from core.resources import Resources
 from identity.bindings import session_key_context
+from identity.sessions import ACR_ORDER
 from miniapp_api.models import RESPONSE_BUDGET
 from tests.harness import Stack
-from tests.identity_helpers import enrol, pick_citizen
+from tests.identity_helpers import capture, enrol, pick_citizen
 from tests.mini_helpers import (
     bind_body,
     phone_code,
@@ -179,3 +180,34 @@ def test_answers_stay_small(http: httpx.Client, sim_url: str) -> None:
     templates = answers[1].json()["items"]
     assert {t["kind"] for t in templates} == {"case_status", "appointment_reminder", "broadcast"}
     assert set(templates[0]) == {"template_id", "kind", "title"}
+
+
+def test_a_face_step_up_raises_the_session_to_the_wz_level(http: httpx.Client, sim_url: str) -> None:
+    u = wechat_user(http, sim_url)
+    other = capture(sim_url, u.citizen.id_number, same_person=False)
+    refused = http.post("/mini/v1/sessions/step-up", json={"face_capture": other}, headers=u.headers)
+    assert refused.status_code == 422 and refused.json()["type"].endswith("face-not-same-person")
+    r = http.post(
+        "/mini/v1/sessions/step-up", json={"face_capture": capture(sim_url, u.citizen.id_number)}, headers=u.headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["acr"] == "wechat+face"
+    assert ACR_ORDER[r.json()["acr"]] >= ACR_ORDER["wz"] > ACR_ORDER["wechat"]
+    stepped = {"Authorization": f"Bearer {r.json()['session']['access_token']}"}
+    assert (
+        http.post(
+            "/mini/v1/wechat/subscriptions", json={"results": {"tplNotice01": "reject"}}, headers=stepped
+        ).status_code
+        == 200
+    )
+    # The old session ended with the step-up; a stepped-up session does not step up again.
+    assert (
+        http.post(
+            "/mini/v1/wechat/subscriptions", json={"results": {"tplNotice01": "reject"}}, headers=u.headers
+        ).status_code
+        == 401
+    )
+    again = http.post(
+        "/mini/v1/sessions/step-up", json={"face_capture": capture(sim_url, u.citizen.id_number)}, headers=stepped
+    )
+    assert again.status_code == 422
