@@ -61,7 +61,7 @@ CLAIM_IDLE_MS = int(os.environ.get("SZT_PUSH_CLAIM_IDLE_MS", "60000"))
 SENDING_TIMEOUT = float(os.environ.get("SZT_PUSH_SENDING_TIMEOUT", "120"))
 STUCK_FACTOR = 10
 FANOUT_PAGE = 1000
-BATCH: dict[str, int] = {"apns": 200, "hms": HMS_BATCH, "sms": 100, FANOUT: 10}
+BATCH: dict[str, int] = {"apns": 500, "hms": HMS_BATCH, "sms": 200, FANOUT: 10}
 STREAM_MAXLEN = 10_000_000
 DEAD_MAXLEN = 1_000_000
 
@@ -566,13 +566,13 @@ async def _finish_on_cancel(work: Coroutine[Any, Any, int]) -> int:
 
 
 async def run_consumer(
-    res: Resources, channel: str, consumer: str | None = None, stop: asyncio.Event | None = None
+    res: Resources, channel: str, consumer: str | None = None, stop: asyncio.Event | None = None, suffix: str = ""
 ) -> None:
     """The worker loop of one channel: claim stale entries now and then, honour pauses, read and deliver."""
     import os
     import socket
 
-    consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{channel}"
+    consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{channel}{suffix}"
     await ensure_groups(res)
     last_claim = 0.0
     while stop is None or not stop.is_set():
