@@ -46,12 +46,16 @@ def _rss_peak_kb(pid: int) -> int:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (/proc/PID/stat utime and stime, in clock ticks): which side
-    is the bottleneck when the machine is shared, where wall-clock rates say little."""
+    """User + system CPU time a process and its live children (the simulators' server workers) have used so far
+    (/proc/PID/stat utime and stime): which side is the bottleneck when the machine is shared."""
+    total = 0.0
     with contextlib.suppress(OSError, IndexError, ValueError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _cpu_seconds(int(child))
+    return total
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

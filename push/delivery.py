@@ -277,6 +277,22 @@ def _notification(m: Any) -> Notification:
     )
 
 
+# A message's content never changes after it is accepted, so consumers keep the few recent ones (a broadcast is
+# thousands of batches of the same message: one query saved per batch).
+_MESSAGE_CACHE: dict[uuid.UUID, Any] = {}
+MESSAGE_CACHE_SIZE = 256
+
+
+async def _messages(res: Resources, ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    missing = [m for m in ids if m not in _MESSAGE_CACHE]
+    if missing:
+        if len(_MESSAGE_CACHE) + len(missing) > MESSAGE_CACHE_SIZE:
+            _MESSAGE_CACHE.clear()
+        for r in await repo.messages_by_id(res.db, missing):
+            _MESSAGE_CACHE[r["id"]] = r
+    return {m: _MESSAGE_CACHE[m] for m in ids if m in _MESSAGE_CACHE}
+
+
 async def process(res: Resources, channel: str, entries: list[Entry]) -> int:
     """Deliver one batch of stream entries of a provider channel, then acknowledge them. Returns sends made."""
     if not entries:
@@ -295,16 +311,16 @@ async def process(res: Resources, channel: str, entries: list[Entry]) -> int:
             )
         except (KeyError, ValueError):
             bad.append(entry_id)
-    claimed = await repo.claim(res.db, [(m, d, p, channel) for _, m, d, p in parsed], worker_id())
+    claimed = await repo.claim(res.db, [(m, d, p, channel) for _, m, d, p in parsed], worker_id(), with_devices=True)
     attempts = {(r["message_id"], r["device_id"]): r["attempts"] for r in claimed}
     recovered = {(r["message_id"], r["device_id"]) for r in claimed if r["recovered"]}
     work = [(m, d, p) for _, m, d, p in parsed if (m, d) in attempts]
     outcomes: dict[tuple[uuid.UUID, uuid.UUID], Outcome] = {}
     send_times: dict[uuid.UUID, float] = {}
     if work:
-        messages = {r["id"]: r for r in await repo.messages_by_id(res.db, list({m for m, _, _ in work}))}
+        messages = await _messages(res, {m for m, _, _ in work})
         send_times = {k: v["send_at"].timestamp() for k, v in messages.items()}
-        devices = {r["id"]: r for r in await repo.devices_by_id(res.db, list({d for _, d, _ in work}))}
+        devices = {r["device_id"]: r for r in claimed if r["id"] is not None}
         now = time.time()
         sendable: list[tuple[uuid.UUID, uuid.UUID]] = []
         for m, d, _ in work:
