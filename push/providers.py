@@ -6,6 +6,7 @@ retry (transient: 429/5xx/timeouts, with the provider's Retry-After when given) 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -33,6 +34,7 @@ HMS_AUDIENCE = "https://oauth-login.cloud.huawei.com/oauth2/v3/token"
 HMS_BATCH = 1000
 TOKEN_REFRESH = 50 * 60  # APNs accepts a provider token for an hour; refresh before
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IN_FLIGHT = 320  # concurrent APNs requests per worker (SMS: a quarter)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,9 @@ class ApnsClient:
         )
         self.token = _SignedToken()
         self.registered = False
+        # Calls in flight (HTTP/2 streams over the few connections): more wait here rather than in httpx's pool,
+        # whose timeout would turn a long queue of concurrent consumers' sends into needless retries.
+        self.in_flight = asyncio.Semaphore(IN_FLIGHT)
         self.http_version = ""  # of the last answer: "HTTP/2" unless a fallback was configured
 
     def public_jwk(self) -> dict[str, Any]:
@@ -165,7 +170,8 @@ class ApnsClient:
         for attempt in (1, 2):
             headers["authorization"] = f"bearer {self.token.get(self._mint)}"
             try:
-                resp = await self.http.post(f"{self.base}/3/device/{token}", json=payload, headers=headers)
+                async with self.in_flight:
+                    resp = await self.http.post(f"{self.base}/3/device/{token}", json=payload, headers=headers)
             except httpx.HTTPError as exc:
                 return transport_failure(exc)
             self.http_version = resp.http_version
@@ -284,12 +290,14 @@ class SmsClient:
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self.url = f"{settings.simulators_url}/sms/v1/messages"
         self.http = http
+        self.in_flight = asyncio.Semaphore(IN_FLIGHT // 4)  # within the shared client's pool of 100 connections
 
     async def send(self, phone: str, n: Notification, out_id: str) -> Outcome:
         params = {k: v[:64] for k, v in list(n.params.items())[:10]}
         body = {"phone": phone, "template": f"SZT_PUSH_{n.template.upper()}", "params": params, "out_id": out_id}
         try:
-            resp = await self.http.post(self.url, json=body)
+            async with self.in_flight:
+                resp = await self.http.post(self.url, json=body)
         except httpx.HTTPError as exc:
             return transport_failure(exc)
         if resp.status_code == 200:
