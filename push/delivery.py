@@ -356,7 +356,7 @@ class Target:
 
 
 # A channel's sender: delivers a batch of targets (at most BATCH[channel]) and answers one Outcome per target,
-# in order. A new channel plugs in with register_channel(); push.jobs starts one consumer per channel.
+# in order. A new channel plugs in with register_channel(); push.jobs starts consumers per channel.
 Sender = Callable[[Resources, list[Target]], Awaitable[list[Outcome]]]
 
 
