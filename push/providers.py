@@ -219,6 +219,7 @@ class HmsClient:
         )
         self.token = _SignedToken()
         self.registered = False
+        self.registering = asyncio.Lock()
 
     async def register_key(self) -> None:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -237,7 +238,9 @@ class HmsClient:
         """Outcome per token for one batch (at most 1000)."""
         assert 0 < len(tokens) <= HMS_BATCH
         if not self.registered:
-            await self.register_key()
+            async with self.registering:
+                if not self.registered:
+                    await self.register_key()
         body = {
             "payload": {
                 "notification": {
