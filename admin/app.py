@@ -6,7 +6,16 @@ from typing import Any
 
 from litestar import Litestar, Router
 
-from admin import catalog_routes, log_routes, monitor_routes, org_application_routes, org_routes, session_routes
+from admin import (
+    catalog_routes,
+    console,
+    console_apps,
+    log_routes,
+    monitor_routes,
+    org_application_routes,
+    org_routes,
+    session_routes,
+)
 from admin.auth import SCHEMES
 from admin.oplog import OpLogMiddleware
 from core.app import build_app
@@ -23,6 +32,8 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         *org_application_routes.ROUTES,
         *log_routes.ROUTES,
         *monitor_routes.ROUTES,
+        *console.ROUTES,
+        *console_apps.ROUTES,
     ]
     routes += catalog_routes.ROUTES  # app onboarding, review, listing and home layout (catalog)
     return build_app(

@@ -41,7 +41,8 @@ class OrgApplicationForm:
     summary="Apply to register an organisation under an existing one, with credential documents (PDF/PNG/JPEG)",
     tags=["orgs"],
     status_code=201,
-    guards=[rate_limit(30, 3600, name="org-apply")],
+    # public registration, like a citizen's enrolment: the same per-IP hourly cap (SZT_ENROL_RATE_PER_IP)
+    guards=[rate_limit(lambda s: s.enrol_rate_per_ip, 3600, name="org-apply")],
     request_max_body_size=uploads.MAX_FILES * uploads.MAX_BYTES + 64 * 1024,
     opt={"action": "orgs.org.apply"},
 )

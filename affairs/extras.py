@@ -5,7 +5,6 @@ applications. Import through affairs.service."""
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,8 +13,6 @@ from typing import Any
 from affairs import certificates, repo
 from affairs import service as svc
 from affairs.adapters import BizClient, mps_feedback
-from affairs.bookings import office_view
-from affairs.geo import cells_of_box, distance_m
 from affairs.models import (
     CityLink,
     EnterpriseRequestIn,
@@ -26,7 +23,6 @@ from affairs.models import (
     NcrPush,
     NotificationList,
     NotificationView,
-    OfficeList,
     QueryIn,
     QueryResult,
     RatingIn,
@@ -139,22 +135,6 @@ async def set_city_link(res: Resources, code: str, city: str, url: str, title: s
 
 
 # ---------------------------------------------------------------- police map
-
-
-async def nearby(res: Resources, lat: float, lon: float, radius_m: int, kind: str | None, limit: int) -> OfficeList:
-    """Offices within `radius_m`: the grid cells of the bounding box (btree), then exact distance."""
-    dlat = radius_m / 111_195.0
-    dlon = radius_m / (111_195.0 * max(math.cos(math.radians(lat)), 0.01))
-    lat0, lat1, lon0, lon1 = lat - dlat, lat + dlat, lon - dlon, lon + dlon
-    cells = cells_of_box(lat0, lat1, lon0, lon1)
-    # The box's corners lie outside the circle: ask for a few more than the page, then cut at the radius.
-    rows = await repo.offices_in_cells(
-        res.db, cells, (lat0, lat1, lon0, lon1), (lat, lon, math.cos(math.radians(lat))), kind, limit + 8
-    )
-    hits = sorted(
-        ((d, r) for r in rows if (d := distance_m(lat, lon, r["lat"], r["lon"])) <= radius_m), key=lambda h: h[0]
-    )
-    return OfficeList([office_view(r, round(d)) for d, r in hits[:limit]])
 
 
 # ---------------------------------------------------------------- self-service car moving

@@ -126,7 +126,9 @@ async def insert_case(db: Executor, **c: Any) -> Record | None:
                ON CONFLICT (person_id, idempotency_key) DO NOTHING RETURNING *),
            event AS (
                INSERT INTO affairs.case_events (case_id, status, note, source, at)
-               SELECT id, 'submitted', $14, 'applicant', created_at FROM made)
+               SELECT id, 'submitted', $14, 'applicant', created_at FROM made),
+           draft AS (  -- submitted: the draft is done with
+               DELETE FROM affairs.drafts WHERE person_id = $3 AND code = $5 AND EXISTS (SELECT 1 FROM made))
            SELECT * FROM made""",
         c["id"],
         c["case_prefix"],
@@ -153,12 +155,48 @@ async def get_case(db: Executor, case_id: uuid.UUID) -> Record | None:
     return await db.fetchrow("SELECT * FROM affairs.cases WHERE id = $1", case_id)
 
 
-async def case_by_ref(db: Executor, system: str, ref: str) -> Record | None:
-    return await db.fetchrow("SELECT * FROM affairs.cases WHERE system = $1 AND external_ref = $2", system, ref)
+async def set_ref(db: Executor, case_id: uuid.UUID, ref: str) -> str | None:
+    """The case's status now (None when it was set already, by an early callback)."""
+    status: str | None = await db.fetchval(
+        "UPDATE affairs.cases SET external_ref = $2 WHERE id = $1 AND external_ref IS NULL RETURNING status",
+        case_id,
+        ref,
+    )
+    return status
 
 
-async def set_ref(db: Executor, case_id: uuid.UUID, ref: str) -> None:
-    await db.execute("UPDATE affairs.cases SET external_ref = $2 WHERE id = $1", case_id, ref)
+async def case_for_callback(db: Executor, system: str, ref: str, case_no: str) -> Record | None:
+    """The case a callback is about; a callback may outrun our record of the reference the submission got back,
+    so a case of that number without a reference yet takes this one."""
+    return await db.fetchrow(
+        """WITH known AS (SELECT * FROM affairs.cases WHERE system = $1 AND external_ref = $2 AND case_no = $3),
+           adopted AS (UPDATE affairs.cases SET external_ref = $2
+                       WHERE system = $1 AND case_no = $3 AND external_ref IS NULL AND NOT EXISTS (SELECT 1 FROM known)
+                       RETURNING *)
+           SELECT * FROM known UNION ALL SELECT * FROM adopted""",
+        system,
+        ref,
+        case_no,
+    )
+
+
+async def submission_context(
+    db: Executor, person: uuid.UUID, code: str, key: str | None, attachment_ids: list[uuid.UUID]
+) -> Record:
+    """One round trip before a submission: the case this key made already, the scopes the person authorised for
+    this application, and the attachments the form names (the person's own only)."""
+    row = await db.fetchrow(
+        """SELECT (SELECT id FROM affairs.cases WHERE person_id = $1 AND idempotency_key = $3) AS existing,
+                  (SELECT scopes FROM affairs.authorisations WHERE person_id = $1 AND code = $2) AS scopes,
+                  (SELECT json_agg(json_build_object('id', id, 'mime', mime, 'size', size, 'sm3', sm3))
+                   FROM affairs.attachments WHERE person_id = $1 AND id = ANY($4::uuid[])) AS attachments""",
+        person,
+        code,
+        key,
+        attachment_ids,
+    )
+    assert row is not None
+    return row
 
 
 async def undelivered(db: Executor, limit: int) -> list[Record]:
@@ -346,28 +384,8 @@ async def office_count(db: Executor) -> int:
     return n
 
 
-async def offices_in_cells(
-    db: Executor,
-    cells: list[int],
-    box: tuple[float, float, float, float],
-    centre: tuple[float, float, float],
-    kind: str | None,
-    limit: int,
-) -> list[Record]:
-    """Offices of the grid cells inside the box, nearest first by the equirectangular distance (`centre` is
-    lat, lon, cos(lat)), `limit` of them: only the rows the page shows leave the database."""
-    return list(
-        await db.fetch(
-            """SELECT * FROM affairs.offices WHERE cell = ANY($1::int[]) AND lat BETWEEN $2 AND $3
-               AND lon BETWEEN $4 AND $5 AND ($6::text IS NULL OR kind = $6)
-               ORDER BY (lat - $7) ^ 2 + ((lon - $8) * $9) ^ 2 LIMIT $10""",
-            cells,
-            *box,
-            kind,
-            *centre,
-            limit,
-        )
-    )
+async def offices_of_cells(db: Executor, cells: list[int]) -> list[Record]:
+    return list(await db.fetch("SELECT * FROM affairs.offices WHERE cell = ANY($1::int[])", cells))
 
 
 async def offices_of_kind(db: Executor, kind: str, city_prefix: str | None, limit: int) -> list[Record]:
@@ -779,4 +797,33 @@ async def set_ncr(db: Executor, apply_no: str, status: str, result: str | None, 
         status,
         result,
         certificate_ref,
+    )
+
+
+# ---------------------------------------------------------------- home reminders
+
+
+async def bookings_between(db: Executor, person: uuid.UUID, start: datetime, end: datetime) -> list[Record]:
+    return list(
+        await db.fetch(
+            """SELECT b.id, b.code, s.starts_at, o.name AS office
+               FROM affairs.bookings b JOIN affairs.slots s ON s.id = b.slot_id
+               JOIN affairs.offices o ON o.id = s.office_id
+               WHERE b.person_id = $1 AND b.status = 'booked' AND s.starts_at >= $2 AND s.starts_at < $3
+               ORDER BY s.starts_at LIMIT 20""",
+            person,
+            start,
+            end,
+        )
+    )
+
+
+async def cases_in_status(db: Executor, person: uuid.UUID, status: str) -> list[Record]:
+    return list(
+        await db.fetch(
+            """SELECT id, case_no, code, materials_requested, deadline_at FROM affairs.cases
+               WHERE person_id = $1 AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 20""",
+            person,
+            status,
+        )
     )

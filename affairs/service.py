@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 import msgspec
@@ -254,6 +255,10 @@ async def _check_attachments(
 ) -> list[dict[str, Any]]:
     ids = forms.attachment_ids(m.form, clean)
     rows = await repo.attachments_of(res.db, uuid.UUID(person_id), [uuid.UUID(i) for i in ids])
+    return _match_attachments(m, clean, rows)
+
+
+def _match_attachments(m: Manifest, clean: dict[str, str], rows: list[Any]) -> list[dict[str, Any]]:
     by_id = {str(r["id"]): r for r in rows}
     out = []
     for f in m.form:
@@ -269,34 +274,41 @@ async def _check_attachments(
 
 
 async def submit(res: Resources, person_id: str, acr: str, req: CaseIn, idempotency_key: str | None) -> CaseView:
-    """One case per (person, Idempotency-Key): a retry answers the case the first attempt made."""
+    """One case per (person, Idempotency-Key): a retry answers the case the first attempt made.
+
+    The answer comes after the case is committed; the business system gets it right after, from a task of this
+    process. The case row itself is the outbox: a case still without its business reference is picked up again by
+    the redelivery job (affairs.jobs), so a crash between the commit and the hand-over loses nothing."""
     m = await manifest(res, req.code, "application")
     require_assurance(m, acr)
     pid = uuid.UUID(person_id)
-    if idempotency_key:
-        existing = await repo.case_by_key(res.db, pid, idempotency_key)
-        if existing is not None:
-            return await _view(res, existing)
+    if m.subject == "legal" and req.enterprise_id is None:
+        raise invalid("enterprise_id", f"{m.code} is for enterprises: say which one you act for")
+    # The form is checked first (no I/O), so that one query can then bring the replay, the authorisation and the
+    # attachments together.
+    clean = forms.validate(m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=_today())
+    ids = [uuid.UUID(i) for i in forms.attachment_ids(m.form, clean)]
+    ctx = await repo.submission_context(res.db, pid, m.code, idempotency_key, ids)
+    if ctx["existing"] is not None:
+        existing = await repo.get_case(res.db, ctx["existing"])
+        return await _view(res, existing)
     if m.subject == "legal":
-        if req.enterprise_id is None:
-            raise invalid("enterprise_id", f"{m.code} is for enterprises: say which one you act for")
         if not await legal.handler_for(res, person_id, str(req.enterprise_id), "affairs.submit"):
             raise ProblemError(403, "not-enterprise-handler", "Not a handler of this enterprise", "非该企业经办人")
-    scopes = await repo.authorised_scopes(res.db, pid, m.code)
-    if m.identity_scopes and scopes is None:
+    if m.identity_scopes and ctx["scopes"] is None:
         raise ProblemError(
             403, "authorisation-required", "Authorise the application first", "请先完成身份授权", field="code"
         )
-    clean = forms.validate(m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=_today())
     if m.subject == "natural":
-        person = await people.load(res, person_id)
-        if clean.get("id_number") and clean["id_number"] != person.id_number:
-            raise invalid("form.id_number", "an application is made for yourself (agents use their own entry)")
+        if clean.get("id_number"):
+            person = await people.load(res, person_id)
+            if clean["id_number"] != person.id_number:
+                raise invalid("form.id_number", "an application is made for yourself (agents use their own entry)")
     else:
         uscc = await _enterprise_uscc(res, person_id, str(req.enterprise_id))
         if uscc is not None and clean.get("uscc") != uscc:
             raise invalid("form.uscc", "not the code of the enterprise you act for")
-    attachments = await _check_attachments(res, person_id, m, clean)
+    attachments = _match_attachments(m, clean, ctx["attachments"] or [])
     region = clean.get("region_code", "320000")
     city = region[:4] + "00"
     now = datetime.now(UTC)
@@ -323,12 +335,25 @@ async def submit(res: Resources, person_id: str, acr: str, req: CaseIn, idempote
         row = await repo.case_by_key(res.db, pid, idempotency_key or "")
         assert row is not None
         return await _view(res, row)
-    await repo.delete_draft(res.db, pid, m.code)
-    await _tell(res, row, "submitted")
-    await deliver(res, row, clean, attachments, m)
     view = await _view(res, row, with_events=False, with_mailing=True)
     view.events = [CaseEvent("submitted", SUBMITTED_NOTE, "applicant", row["created_at"])]
+    _delivering[row["id"]] = spawn(_after_submit(res, row, clean, attachments, m))
     return view
+
+
+_delivering: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+
+async def _after_submit(
+    res: Resources, row: Any, clean: dict[str, str], attachments: list[dict[str, Any]], m: Manifest
+) -> None:
+    try:
+        await _tell(res, row, "submitted")
+        await deliver(res, row, clean, attachments, m)
+    except Exception:  # the redelivery job takes over
+        log.exception("hand-over after submission failed", extra={"case_no": row["case_no"]})
+    finally:
+        _delivering.pop(row["id"], None)
 
 
 async def deliver(
@@ -344,12 +369,18 @@ async def deliver(
         "enterprise_id": str(row["enterprise_id"]) if row["enterprise_id"] else None,
         "callback_url": f"{res.settings.base_url}/affairs/v1/callbacks/{row['system']}",
     }
+    client = BizClient(res, row["system"])
     try:
-        ref = await BizClient(res, row["system"]).submit(payload)
+        ref = await client.submit(payload)
     except ProblemError:
         log.warning("delivery failed; will retry", extra={"case_no": row["case_no"]})
         return False
-    await repo.set_ref(res.db, row["id"], ref)
+    status = await repo.set_ref(res.db, row["id"], ref)
+    if status == "withdrawn":  # withdrawn while it was on its way: the business system hears that too
+        try:
+            await client.withdraw(ref)
+        except ProblemError:
+            log.warning("withdrawal not delivered", extra={"case_no": row["case_no"]})
     return True
 
 
@@ -461,6 +492,10 @@ async def move(
 
 async def withdraw(res: Resources, person_id: str, case_id: uuid.UUID) -> CaseView:
     row = await _mine(res, person_id, case_id)
+    in_flight = _delivering.get(case_id)
+    if in_flight is not None and row["external_ref"] is None:
+        await asyncio.wait([in_flight], timeout=10)  # so the withdrawal follows the case to its business system
+        row = await _mine(res, person_id, case_id)
     if row["status"] not in WITHDRAWABLE:
         raise ProblemError(409, "not-withdrawable", "Too late to withdraw", "办件已受理，无法撤回", row["status"])
     await move(res, row, "withdrawn", note="申请人撤回", source="applicant")
@@ -495,8 +530,8 @@ async def supplement(res: Resources, person_id: str, case_id: uuid.UUID, form: d
 async def apply_callback(
     res: Resources, system: str, ref: str, case_no: str, status: str, note: str, materials: list[str]
 ) -> tuple[str, bool]:
-    row = await repo.case_by_ref(res.db, system, ref)
-    if row is None or row["case_no"] != case_no:
+    row = await repo.case_for_callback(res.db, system, ref, case_no)
+    if row is None:
         raise not_found("case")
     if status == "supplement_requested" and not materials:
         raise invalid("materials", "say which materials are needed")
@@ -553,14 +588,68 @@ async def auto_rate(res: Resources, now: datetime | None = None) -> int:
     return n
 
 
-def spawn(coro: Any) -> None:
-    """Run work after answering (the Ministry push); the task is kept so it is not collected midway."""
+# ---------------------------------------------------------------- home reminders (bff/home_routes.py asks these)
+
+
+class Reminder(msgspec.Struct, omit_defaults=True):
+    """The shape the home screen converts from: what, when it is due, where the app opens it."""
+
+    kind: str
+    title: str
+    due: str | None = None
+    link: str | None = None
+
+
+async def appointments_tomorrow(res: Resources, person_id: str) -> list[Reminder]:
+    """The person's held bookings whose time is tomorrow, Beijing time."""
+    from affairs.bookings import SHANGHAI
+
+    tomorrow = datetime.now(UTC).astimezone(SHANGHAI).date() + timedelta(days=1)
+    start = datetime.combine(tomorrow, dtime(0), tzinfo=SHANGHAI)
+    rows = await repo.bookings_between(res.db, uuid.UUID(person_id), start, start + timedelta(days=1))
+    ms = await manifests(res)
+    out = []
+    for r in rows:
+        name = ms[r["code"]].name if r["code"] in ms else r["code"]
+        at = r["starts_at"].astimezone(SHANGHAI)
+        out.append(
+            Reminder(
+                kind="appointment",
+                title=f"明天 {at:%H:%M} 在{r['office']}办理{name}",
+                due=r["starts_at"].astimezone(UTC).isoformat(),
+                link=f"szt://affairs/bookings/{r['id']}",
+            )
+        )
+    return out
+
+
+async def cases_needing_supplement(res: Resources, person_id: str) -> list[Reminder]:
+    """The person's cases waiting for more materials."""
+    rows = await repo.cases_in_status(res.db, uuid.UUID(person_id), "supplement_requested")
+    out = []
+    for r in rows:
+        materials = "、".join(r["materials_requested"] or [])
+        out.append(
+            Reminder(
+                kind="supplement",
+                title=f"办件 {r['case_no']} 需补正材料" + (f"：{materials}" if materials else ""),
+                due=r["deadline_at"].astimezone(UTC).isoformat(),
+                link=f"szt://affairs/cases/{r['id']}",
+            )
+        )
+    return out
+
+
+def spawn(coro: Any) -> asyncio.Task[None]:
+    """Run work after answering (the Ministry push, a case's hand-over); the task is kept so it is not collected
+    midway."""
     task = asyncio.get_running_loop().create_task(coro)
     _pending.add(task)
     task.add_done_callback(_pending.discard)
+    return task
 
 
-_ELSEWHERE = ("affairs.bookings", "affairs.payments", "affairs.extras")
+_ELSEWHERE = ("affairs.bookings", "affairs.payments", "affairs.extras", "affairs.officemap")
 
 
 def __getattr__(name: str) -> Any:
@@ -571,5 +660,6 @@ def __getattr__(name: str) -> Any:
     for module in _ELSEWHERE:
         found = getattr(importlib.import_module(module), name, None)
         if found is not None and not name.startswith("_"):
+            globals()[name] = found  # found once: later lookups are plain module attributes
             return found
     raise AttributeError(name)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import (
+    admin_search,
     affairs,
     crypto_sm2,
     eseal_bench,
@@ -41,6 +42,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("mini", "Alipay gateway RSA2: request signing and answer verification vs cryptography", mini_alipay.run),
     Scenario("oidc", "OIDC token endpoint and introspection: mounted (2 workers) vs oidc-provider", oidc.run),
     Scenario("push", "push: a broadcast end to end to the simulators vs raw Redis streams", push_broadcast.run),
+    Scenario("admin", "admin: op-log search over 1,000,000 rows, statistics over 1,000,000 users", admin_search.run),
     Scenario("eseal", "electronic seals: making, sealing, verification, big PDF, log search, import", eseal_bench.run),
 ]
 

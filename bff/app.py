@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from bff import affairs_routes, catalog_routes, home_routes, identity_routes, legal_routes, login_routes, push_routes
+from bff import (
+    affairs_routes,
+    catalog_routes,
+    home_routes,
+    identity_routes,
+    legal_routes,
+    licence_routes,
+    login_routes,
+    push_routes,
+)
 from core.app import build_app
 from core.auth import BEARER
 from core.resources import Resources
@@ -27,6 +36,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
             *home_routes.ROUTES,
             *catalog_routes.ROUTES,
             *affairs_routes.ROUTES,
+            *licence_routes.ROUTES,
         ],
         externals={"ctid": f"{settings.simulators_url}/ctid/healthz", "sms": f"{settings.simulators_url}/sms/healthz"},
         resources=resources,

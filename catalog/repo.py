@@ -269,3 +269,20 @@ async def notifications(db: Db, app_code: str, limit: int) -> list[Row]:
             limit,
         )
     )
+
+
+async def apps_in_scope(
+    db: Db, *, live_only: bool, scope_sql: str, scope_args: list[object], after: str | None, limit: int
+) -> list[Row]:
+    """Apps by code whose owner org_path satisfies `scope_sql` (its arguments from $4 on); for the console list."""
+    return list(
+        await db.fetch(
+            f"""SELECT * FROM catalog.apps a
+                WHERE ($1::text IS NULL OR a.code > $1) AND (NOT $2 OR a.live_version > 0) AND {scope_sql}
+                ORDER BY a.code LIMIT $3""",  # noqa: S608  (scope_sql built by code)
+            after,
+            live_only,
+            limit,
+            *scope_args,
+        )
+    )

@@ -445,3 +445,22 @@ async def search(
         for r in rows
     ]
     return SearchPage(items=items, next_cursor=rows[-1]["code"] if len(rows) == limit else None)
+
+
+# ---------------------------------------------------------------------------------------------------- console reads
+
+
+async def get_version(res: Resources, actor: Actor, version_id: uuid.UUID) -> VersionView:
+    """One version of an app in the administrator's data scope (the console's review page)."""
+    v = await repo.get_version(res.db, version_id)
+    app = await repo.get_app(res.db, v["app_code"]) if v is not None else None
+    if v is None or app is None or not covers(actor, app["org_path"]):
+        raise not_found("version")
+    return version_view(v)
+
+
+async def apps(res: Resources, actor: Actor, *, cursor: str | None, limit: int) -> tuple[list[AppView], str | None]:
+    """Apps with a live version in the administrator's data scope, by code; the next cursor is the last code."""
+    sql, args = sql_scope(actor, "a.org_path", 4)
+    rows = await repo.apps_in_scope(res.db, live_only=True, scope_sql=sql, scope_args=args, after=cursor, limit=limit)
+    return [app_view(r) for r in rows], rows[-1]["code"] if len(rows) == limit else None

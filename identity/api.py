@@ -14,11 +14,12 @@ from core.auth import BASIC, BASIC_REQUIRED, BEARER
 from core.problems import invalid
 from core.resources import Resources
 from core.settings import Settings
-from identity import clients, oidc_api
+from identity import clients, licence_api, oidc_api
 from identity.keys import issuer_keys
 from identity.models import CredentialStatus, PublishedKey, PublishedKeys, StatusList, VerifyCodeRequest, Voucher
 from identity.signed import b64u
 from identity.verification import verify_code
+from orgs import logs
 
 MOUNT = "identity"
 
@@ -90,7 +91,9 @@ async def verify(
     signed: Annotated[bool, Parameter(description="also return the voucher signed by the issuer")] = False,
 ) -> Voucher:
     client = await clients.authenticate_basic(res, request.headers.get("authorization"))
-    return await verify_code(res, client, data.code, signed=signed, ip=request.client.host if request.client else "")
+    ip = request.client.host if request.client else ""
+    async with logs.timed_call(res, app_code=client.client_id, interface="/identity/v1/codes/verify", ip=ip):
+        return await verify_code(res, client, data.code, signed=signed, ip=ip)
 
 
 def create_app(settings: Settings, resources: Resources | None = None) -> Litestar:
@@ -99,7 +102,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         settings=settings,
         title="苏证通 Identity",
         description="Real-name identity, 网号/网证, identity codes and the OpenID Connect provider.",
-        route_handlers=[published_keys, status_list, verify, *oidc_api.ROUTES],
+        route_handlers=[published_keys, status_list, verify, *licence_api.ROUTES, *oidc_api.ROUTES],
         externals={"ctid": f"{settings.simulators_url}/ctid/healthz", "sms": f"{settings.simulators_url}/sms/healthz"},
         resources=resources,
         security_schemes={**BASIC, **BEARER},

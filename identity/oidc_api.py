@@ -31,6 +31,7 @@ from identity.models import Phone, SmsCode, SmsCodeSent
 from identity.qr import render_svg
 from identity.scopes import SUPPORTED_SCOPES, claims_for
 from identity.tokens import OAuthError, TokenResponse
+from orgs import logs
 
 Req = Request[Any, Any, Any]
 Short = Annotated[str | None, Parameter(max_length=512)]
@@ -412,21 +413,25 @@ async def token(request: Req, res: Resources, data: Annotated[TokenForm, URLENCO
     form = _form(data)
     client = await _client(request, res, form, "token")
     grant = form.get("grant_type", "")
-    if grant == "authorization_code":
-        result = await tokens.redeem_code(
-            res,
-            client,
-            code=form.get("code", ""),
-            redirect_uri=form.get("redirect_uri", ""),
-            verifier=form.get("code_verifier", ""),
-            ip=_ip(request),
-        )
-    elif grant == "refresh_token":
-        result = await tokens.refresh(res, client, form.get("refresh_token", ""), ip=_ip(request))
-    elif grant == "client_credentials":
-        result = await tokens.client_credentials(res, client, form.get("scope", ""), ip=_ip(request))
-    else:
-        raise OAuthError("unsupported_grant_type", "use authorization_code, refresh_token or client_credentials")
+    # every call of an identified client goes to the app-integration log (queued in Redis, see orgs.logs)
+    async with logs.timed_call(
+        res, app_code=client.client_id, interface="/identity/token", ip=_ip(request), detail=grant[:40]
+    ):
+        if grant == "authorization_code":
+            result = await tokens.redeem_code(
+                res,
+                client,
+                code=form.get("code", ""),
+                redirect_uri=form.get("redirect_uri", ""),
+                verifier=form.get("code_verifier", ""),
+                ip=_ip(request),
+            )
+        elif grant == "refresh_token":
+            result = await tokens.refresh(res, client, form.get("refresh_token", ""), ip=_ip(request))
+        elif grant == "client_credentials":
+            result = await tokens.client_credentials(res, client, form.get("scope", ""), ip=_ip(request))
+        else:
+            raise OAuthError("unsupported_grant_type", "use authorization_code, refresh_token or client_credentials")
     return Response(result, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 

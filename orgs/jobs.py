@@ -6,7 +6,7 @@ import logging
 
 from core.resources import Resources
 from core.worker import scheduled
-from orgs import backup, monitoring, stats
+from orgs import backup, logs, monitoring, stats
 
 log = logging.getLogger("szt.orgs.jobs")
 
@@ -33,3 +33,11 @@ async def monitor_trim(res: Resources) -> None:
 @scheduled("orgs.stats_sync", seconds=300)
 async def stats_sync(res: Resources) -> None:
     await stats.sync(res)
+
+
+@scheduled("orgs.integration_drain", seconds=5)
+async def integration_drain(res: Resources) -> None:
+    """The hot paths queue their integration-log entries in Redis; this moves them into PostgreSQL in batches."""
+    moved = await logs.drain_integration(res)
+    if moved:
+        log.debug("integration log drained", extra={"rows": moved})

@@ -471,3 +471,19 @@ async def insert_new_org(
         path,
     )
     return None if row is None else org_id
+
+
+async def counts(
+    db: Executor,
+    scope_org: tuple[str, list[object]],
+    scope_app: tuple[str, list[object]],
+    scope_admin: tuple[str, list[object]],
+) -> Row:
+    """Dashboard numbers in the caller's scope (each condition numbered from $1)."""
+    return await db.fetchrow(  # type: ignore[return-value]
+        f"""SELECT (SELECT count(*) FROM orgs.orgs WHERE {scope_org[0]}) AS orgs,
+                   (SELECT count(*) FROM orgs.org_applications a WHERE a.status = 'pending' AND {scope_app[0]})
+                       AS pending_orgs,
+                   (SELECT count(*) FROM orgs.admins a WHERE {scope_admin[0]}) AS admins""",  # noqa: S608
+        *scope_org[1],
+    )

@@ -410,3 +410,11 @@ async def disable_admin(res: Resources, p: AdminPrincipal, admin_id: uuid.UUID) 
     await sessions.revoke_all(res, admin_id)
     await audit.record(res.db, actor=f"admin:{p.username}", action="orgs.admin.disable", target=row["username"])
     return await get_admin(res, p, admin_id)
+
+
+async def dashboard_counts(res: Resources, p: AdminPrincipal) -> dict[str, int]:
+    # all three conditions share the same arguments ($1, $2): one path, one subtree pattern
+    row = await repo.counts(
+        res.db, sql_scope(p, "path", 1), sql_scope(p, "a.parent_path", 1), sql_scope(p, "a.org_path", 1)
+    )
+    return {"orgs": int(row["orgs"]), "pending_orgs": int(row["pending_orgs"]), "admins": int(row["admins"])}

@@ -27,6 +27,7 @@ SIMULATORS: dict[str, tuple[str, str]] = {
     "mps": ("simulators.mps:create_app", "Ministry of Public Security platform"),
     "biz": ("simulators.biz:create_app", "Police business systems"),
     "pay": ("simulators.pay:create_app", "Payment channels: WeChat Pay API v3 (JSAPI) and Alipay open API"),
+    "elicence": ("simulators.elicence:create_app", "Jiangsu e-licence library: ID card, driving licence, permit"),
 }
 
 

@@ -1,0 +1,685 @@
+"""The administrators' web console: server-rendered pages in Chinese (Jinja2), plain forms, SVG charts. Signs
+in with the same sessions as the API (HttpOnly, SameSite=Strict cookie); every page checks its permission."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import msgspec
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect
+
+from admin import charts
+from admin.guards import COOKIE, authenticate, token_of
+from admin.log_routes import INT_COLUMNS, OP_COLUMNS
+from core.problems import ProblemError
+from core.ratelimit import client_ip, rate_limit
+from core.resources import Resources
+from orgs import logs, masks, monitoring, permissions, registration, seed, service, sessions, stats, tree
+from orgs.models import AdminPrincipal, NewRole, Review, SignIn
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+NO_SCHEMA: dict[str, Any] = {"include_in_schema": False}
+
+env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
+env.filters["cst"] = lambda v: v.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") if v else ""
+
+MENU = [
+    ("/admin/console", "首页概览", "dashboard.view"),
+    ("/admin/console/orgs", "组织机构", "orgs.org.list"),
+    ("/admin/console/admins", "账号管理", "orgs.admin.list"),
+    ("/admin/console/roles", "角色权限", "orgs.role.list"),
+    ("/admin/console/apps", "应用管理", "catalog.app.list"),
+    ("/admin/console/logs", "日志管理", "logs.read"),
+    ("/admin/console/monitoring", "运行监控", "monitor.read"),
+    ("/admin/console/stats", "统计分析", "stats.read"),
+    ("/admin/console/masking", "脱敏管理", "masking.read"),
+]
+LEVELS = {"province": "省级", "city": "市级", "county": "县（区）级", "station": "派出所"}
+KINDS = {"bureau": "公安机关", "police_type": "警种部门", "station": "基层所队"}
+STATUSES = {"pending": "待审核", "approved": "已通过", "rejected": "已驳回", "active": "正常", "disabled": "已停用"}
+SCOPES = {"own": "本机构", "subtree": "本机构及下级", "all": "全部"}
+
+
+def _html(body: str, status: int = 200) -> Response[str]:
+    return Response(
+        body,
+        status_code=status,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "frame-ancestors 'none'; form-action 'self'",
+            "X-Frame-Options": "DENY",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def _org_name(res: Resources, p: AdminPrincipal) -> str:
+    org = await res.db.fetchval("SELECT name FROM orgs.orgs WHERE id = $1", p.org_id)
+    return str(org or "")
+
+
+async def render(
+    request: Request[Any, Any, Any], res: Resources, template: str, active: str, status: int = 200, **ctx: Any
+) -> Response[str]:
+    me: AdminPrincipal | None = ctx.pop("me", None)
+    page = env.get_template(template).render(
+        me=me,
+        menu=MENU,
+        active=active,
+        org_name=await _org_name(res, me) if me else "",
+        scope_label=SCOPES.get(me.data_scope, "") if me else "",
+        levels=LEVELS,
+        kinds=KINDS,
+        statuses=STATUSES,
+        scopes=SCOPES,
+        police_types=tree.POLICE_TYPES,
+        **{
+            "error": request.query_params.get("error", "")[:200],
+            "notice": request.query_params.get("notice", "")[:200],
+            **ctx,
+        },
+    )
+    return _html(page, status)
+
+
+class _Login(Exception):
+    pass
+
+
+async def _me(request: Request[Any, Any, Any], permission: str | None) -> AdminPrincipal:
+    try:
+        p = await authenticate(request)
+    except ProblemError as exc:
+        raise _Login from exc
+    if permission and not p.has(permission):
+        raise ProblemError(403, "forbidden", "Forbidden", "无权访问", f"requires permission {permission}")
+    return p
+
+
+def _same_origin(request: Request[Any, Any, Any]) -> None:
+    """Console forms post from our own pages only (SameSite=Strict cookie plus an Origin check)."""
+    origin = request.headers.get("origin")
+    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise ProblemError(403, "cross-origin", "Cross-origin form", "跨站请求被拒绝", "cross-origin form post")
+
+
+def _back(path: str, **params: str) -> Redirect:
+    return Redirect(path + ("?" + urlencode(params) if params else ""), status_code=303)
+
+
+def _cookie(token: str | None) -> Cookie:
+    return Cookie(
+        key=COOKIE,
+        value=token or "",
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        max_age=sessions.TTL if token else 0,
+    )
+
+
+# --- sign-in -----------------------------------------------------------------------------------------------------
+
+
+@get("/", **NO_SCHEMA)
+async def root() -> Redirect:
+    return Redirect("/admin/console", status_code=302)
+
+
+@get("/login", **NO_SCHEMA)
+async def login_page(request: Request[Any, Any, Any], res: Resources) -> Response[str]:
+    return await render(request, res, "login.html", "", title="登录")
+
+
+@post(
+    "/login",
+    guards=[rate_limit(120, 60, name="admin-signin")],
+    opt={"action": "admin.sign_in"},
+    **NO_SCHEMA,
+)
+async def login_submit(request: Request[Any, Any, Any], res: Resources, data: Form) -> Response[Any]:
+    _same_origin(request)
+    request.scope.setdefault("state", {})["op_username"] = data.get("username", "")[:64]
+    try:
+        form = msgspec.convert(
+            {
+                "username": data.get("username", ""),
+                "password": data.get("password", ""),
+                "totp": data.get("totp") or None,
+            },
+            SignIn,
+        )
+        token = await service.sign_in(res, form, client_ip(request))
+    except (ProblemError, msgspec.ValidationError) as exc:
+        message = exc.title_zh if isinstance(exc, ProblemError) else "请填写用户名和密码"
+        status = exc.status if isinstance(exc, ProblemError) else 400
+        return await render(request, res, "login.html", "", status=status, title="登录", error=message)
+    response: Response[Any] = Redirect("/admin/console", status_code=303)
+    response.set_cookie(_cookie(token.access_token))
+    return response
+
+
+@post("/logout", opt={"action": "admin.sign_out"}, **NO_SCHEMA)
+async def logout(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    _same_origin(request)
+    token = token_of(request)
+    if token:
+        await sessions.revoke(res, token)
+    response: Response[Any] = Redirect("/admin/login", status_code=303)
+    response.set_cookie(_cookie(None))
+    return response
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+@get("/login/qr", **NO_SCHEMA)
+async def login_qr(request: Request[Any, Any, Any], res: Resources) -> Redirect:
+    """QR sign-in through our own OIDC provider: the authorization request page shows the QR code that
+    苏证通 scans; the provider redirects back with a code (DESIGN.md, "Contract points")."""
+    bind_to = ""
+    if request.query_params.get("bind"):
+        bind_to = str((await _me(request, None)).id)
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
+    verifier, challenge = _pkce()
+    await res.redis.set(f"adm:oidc:{state}", msgspec.json.encode([verifier, nonce, bind_to]), ex=600)
+    query = urlencode(
+        {
+            "client_id": seed.CONSOLE_CLIENT,
+            "response_type": "code",
+            "redirect_uri": f"{res.settings.base_url}/admin/oidc/callback",
+            "scope": "openid",
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    return Redirect(f"{res.settings.issuer_url}/authorize?{query}", status_code=302)
+
+
+@get("/oidc/callback", opt={"action": "admin.sign_in_qr"}, **NO_SCHEMA)
+async def oidc_callback(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    code, state = request.query_params.get("code", ""), request.query_params.get("state", "")
+    raw = await res.redis.getdel(f"adm:oidc:{state[:100]}") if state else None
+    if not code or raw is None:
+        return _back("/admin/login", error="扫码登录已失效，请重试")
+    verifier, _nonce, bind_to = msgspec.json.decode(raw)
+    token = await res.http.post(
+        f"{res.settings.issuer_url}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code[:500],
+            "redirect_uri": f"{res.settings.base_url}/admin/oidc/callback",
+            "code_verifier": verifier,
+        },
+        auth=(seed.CONSOLE_CLIENT, seed.console_secret(res.settings)),
+    )
+    if token.status_code != 200:
+        return _back("/admin/login", error="扫码登录失败")
+    info = await res.http.get(
+        f"{res.settings.issuer_url}/userinfo", headers={"Authorization": f"Bearer {token.json()['access_token']}"}
+    )
+    sub = str(info.json().get("sub", "")) if info.status_code == 200 else ""
+    if not sub:
+        return _back("/admin/login", error="扫码登录失败")
+    if bind_to:
+        p = await _me(request, None)
+        if str(p.id) != bind_to:
+            return _back("/admin/login", error="绑定会话不一致")
+        await service.bind_sub(res, p, sub)
+        return _back("/admin/console", notice="已绑定苏证通账号，可扫码登录")
+    try:
+        session = await service.sign_in_by_sub(res, sub, client_ip(request))
+    except ProblemError as exc:
+        return _back("/admin/login", error=exc.title_zh)
+    response: Response[Any] = Redirect("/admin/console", status_code=303)
+    response.set_cookie(_cookie(session.access_token))
+    return response
+
+
+# --- pages -------------------------------------------------------------------------------------------------------
+
+
+async def _users_chart(res: Resources, p: AdminPrincipal) -> tuple[stats.UserStats, str]:
+    await stats.sync(res)
+    users = await stats.users(res, p)
+    return users, charts.bar_chart("用户地区分布", [(b.label, b.count) for b in users.by_region])
+
+
+@get("/console", **NO_SCHEMA)
+async def dashboard(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    try:
+        p = await _me(request, "dashboard.view")
+    except _Login:
+        return Redirect("/admin/login", status_code=302)
+    cards = await service.dashboard_counts(res, p)
+    overview = await monitoring.overview(res)
+    cards["requests"] = overview.requests_last_hour
+    _, users_chart = await _users_chart(res, p)
+    since = datetime.now(UTC) - timedelta(hours=6)
+    rows = await res.db.fetch(
+        "SELECT date_trunc('minute', at) AS at, sum(count) AS n FROM orgs.metric_samples WHERE at >= $1 "
+        "GROUP BY 1 ORDER BY 1",
+        since,
+    )
+    traffic = charts.line_chart("近6小时请求量（每分钟）", [("请求数", [(r["at"], float(r["n"])) for r in rows])])
+    return await render(
+        request,
+        res,
+        "dashboard.html",
+        "/admin/console",
+        me=p,
+        title="首页概览",
+        cards=cards,
+        users_chart=users_chart,
+        traffic_chart=traffic,
+        inbox=await monitoring.inbox(res, p),
+    )
+
+
+def _page(fn: Any) -> Any:
+    """Console pages: redirect to the sign-in page without a session; a 403 page without the permission."""
+
+    async def wrapper(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+        try:
+            response: Response[Any] = await fn(request, res)
+            return response
+        except _Login:
+            return Redirect("/admin/login", status_code=302)
+        except ProblemError as exc:
+            if exc.status in (403, 404):
+                me = await authenticate(request)
+                return await render(
+                    request,
+                    res,
+                    "forbidden.html",
+                    "",
+                    status=exc.status,
+                    me=me,
+                    title=exc.title_zh,
+                    detail=exc.title_zh,
+                )
+            raise
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@get("/console/orgs", **NO_SCHEMA)
+@_page
+async def orgs_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    p = await _me(request, "orgs.org.list")
+    parent = request.query_params.get("parent") or None
+    cursor = request.query_params.get("cursor") or None
+    page = await service.list_orgs(res, p, parent[:40] if parent else None, cursor, 50)
+    apps = await registration.list_applications(res, p, None, None, 50)
+    return await render(
+        request,
+        res,
+        "orgs.html",
+        "/admin/console/orgs",
+        me=p,
+        title="组织机构",
+        orgs=page.items,
+        next_cursor=page.next_cursor,
+        parent=parent,
+        apps=sorted(apps.items, key=lambda a: (a.status != "pending", a.created_at), reverse=False),
+    )
+
+
+async def _app_id(request: Request[Any, Any, Any]) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(request.path_params["app_id"]))
+    except ValueError as exc:
+        raise ProblemError(404, "not-found", "Not found", "资源不存在") from exc
+
+
+@get("/console/org-applications/{app_id:uuid}", **NO_SCHEMA)
+async def org_application_page(request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID) -> Response[Any]:
+    async def inner(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+        p = await _me(request, "orgs.org.list")
+        a = await registration.get(res, p, app_id)
+        return await render(
+            request, res, "org_application.html", "/admin/console/orgs", me=p, title="机构注册审核", a=a
+        )
+
+    response: Response[Any] = await _page(inner)(request, res)
+    return response
+
+
+@post("/console/org-applications/{app_id:uuid}/review", opt={"action": "orgs.org.review"}, **NO_SCHEMA)
+async def org_application_review(
+    request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID, data: Form
+) -> Response[Any]:
+    _same_origin(request)
+    try:
+        p = await _me(request, "orgs.org.review")
+    except _Login:
+        return Redirect("/admin/login", status_code=302)
+    target = f"/admin/console/org-applications/{app_id}"
+    try:
+        version = int(data.get("version", "0") or 0) or None
+        review = Review(decision=data.get("decision", ""), reason=data.get("reason", "")[:500], version=version)  # type: ignore[arg-type]
+        if review.decision not in ("approve", "reject"):
+            raise ValueError
+        await registration.review(res, p, app_id, review)
+    except ProblemError as exc:
+        return _back(target, error=f"{exc.title_zh}：{exc.detail}")
+    except ValueError:
+        return _back(target, error="请选择通过或驳回")
+    return _back(target, notice="已通过" if review.decision == "approve" else "已驳回")
+
+
+@get("/console/admins", **NO_SCHEMA)
+@_page
+async def admins_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    p = await _me(request, "orgs.admin.list")
+    status = request.query_params.get("status") or None
+    if status not in (None, "pending", "active", "rejected", "disabled"):
+        status = None
+    page = await service.list_admins(res, p, status, request.query_params.get("cursor") or None, 50)
+    return await render(
+        request,
+        res,
+        "admins.html",
+        "/admin/console/admins",
+        me=p,
+        title="账号管理",
+        admins=page.items,
+        next_cursor=page.next_cursor,
+        status_filter=status,
+        statuses={k: STATUSES[k] for k in ("pending", "active", "rejected", "disabled")},
+    )
+
+
+@post("/console/admins/{admin_id:uuid}/review", opt={"action": "orgs.admin.review"}, **NO_SCHEMA)
+async def admin_review(
+    request: Request[Any, Any, Any], res: Resources, admin_id: uuid.UUID, data: Form
+) -> Response[Any]:
+    _same_origin(request)
+    try:
+        p = await _me(request, "orgs.admin.review")
+        decision = data.get("decision", "")
+        if decision not in ("approve", "reject"):
+            return _back("/admin/console/admins", error="请选择通过或驳回")
+        await service.review_admin(res, p, admin_id, Review(decision=decision, reason=data.get("reason", "")[:500]))  # type: ignore[arg-type]
+    except _Login:
+        return Redirect("/admin/login", status_code=302)
+    except ProblemError as exc:
+        return _back("/admin/console/admins", error=f"{exc.title_zh}：{exc.detail}")
+    return _back("/admin/console/admins", notice="已处理")
+
+
+@post("/console/admins/{admin_id:uuid}/disable", opt={"action": "orgs.admin.disable"}, **NO_SCHEMA)
+async def admin_disable(request: Request[Any, Any, Any], res: Resources, admin_id: uuid.UUID) -> Response[Any]:
+    _same_origin(request)
+    try:
+        await service.disable_admin(res, await _me(request, "orgs.admin.disable"), admin_id)
+    except _Login:
+        return Redirect("/admin/login", status_code=302)
+    except ProblemError as exc:
+        return _back("/admin/console/admins", error=f"{exc.title_zh}：{exc.detail}")
+    return _back("/admin/console/admins", notice="已停用")
+
+
+@get("/console/roles", **NO_SCHEMA)
+@_page
+async def roles_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    p = await _me(request, "orgs.role.list")
+    page = await service.list_roles(res, p, None, 100)
+    return await render(
+        request,
+        res,
+        "roles.html",
+        "/admin/console/roles",
+        me=p,
+        title="角色权限",
+        roles=page.items,
+        catalogue=permissions.CATALOGUE,
+    )
+
+
+_OP_FIELDS = [("username", "操作人"), ("action", "操作"), ("ip", "IP"), ("target", "对象"), ("reason", "失败原因")]
+_INT_FIELDS = [("app_code", "应用"), ("interface", "接口"), ("ip", "IP"), ("region_code", "地区"), ("detail", "说明")]
+
+
+def _dt(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=SHANGHAI)
+
+
+@get("/console/logs", **NO_SCHEMA)
+@_page
+async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    p = await _me(request, "logs.read")
+    qp = request.query_params
+    kind = "integration" if qp.get("kind") == "integration" else "operations"
+    fields = _INT_FIELDS if kind == "integration" else _OP_FIELDS
+    q = {k: qp.get(k, "")[:200] for k, _ in [*fields, ("result", ""), ("since", ""), ("until", "")] if qp.get(k)}
+    result = q.get("result") if q.get("result") in ("ok", "fail") else None
+    common = {"result": result, "since": _dt(q.get("since", "")), "until": _dt(q.get("until", ""))}
+    m = await masks.masker(res, p)
+    cursor = qp.get("cursor") or None
+    page: Any
+    if kind == "integration":
+        iq = logs.IntegrationQuery(**{k: q.get(k) or None for k, _ in fields}, **common)  # type: ignore[arg-type]
+        page = await logs.search_integration(res, p, m, iq, cursor, 50)
+        columns = INT_COLUMNS
+    else:
+        oq = logs.OpQuery(**{k: q.get(k) or None for k, _ in fields}, **common)  # type: ignore[arg-type]
+        page = await logs.search_ops(res, p, m, oq, cursor, 50)
+        columns = OP_COLUMNS
+    api_q = {k: v for k, v in q.items() if k not in ("since", "until")}
+    for k in ("since", "until"):
+        if common[k] is not None:
+            api_q[k] = common[k].isoformat()  # type: ignore[union-attr]
+    return await render(
+        request,
+        res,
+        "logs.html",
+        "/admin/console/logs",
+        me=p,
+        title="日志管理",
+        kind=kind,
+        fields=fields,
+        q=q,
+        columns=columns,
+        rows=[msgspec.structs.asdict(e) for e in page.items],
+        next_cursor=page.next_cursor,
+        page_url="/admin/console/logs?" + urlencode({"kind": kind, **q}),
+        export_url=f"/admin/v1/logs/{kind}/export?" + urlencode(api_q or {"result": ""}).replace("result=&", ""),
+    )
+
+
+@get("/console/reports", **NO_SCHEMA)
+@_page
+async def reports_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    p = await _me(request, "logs.report")
+    period = request.query_params.get("period", "month")
+    if period not in ("week", "month", "quarter", "year"):
+        period = "month"
+    report = await logs.report(res, p, period, 12)  # type: ignore[arg-type]
+    names = {"week": "周报", "month": "月报", "quarter": "季报", "year": "年报"}
+    chart = charts.bar_chart(
+        f"{names[period]}：接入调用次数",
+        [(r.period_start.astimezone(SHANGHAI).strftime("%Y-%m-%d"), r.integration_calls) for r in report.rows],
+    )
+    return await render(
+        request,
+        res,
+        "reports.html",
+        "/admin/console/logs",
+        me=p,
+        title="日志报表",
+        report=report,
+        chart=chart,
+        periods=names,
+    )
+
+
+@get("/console/monitoring", **NO_SCHEMA)
+@_page
+async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    p = await _me(request, "monitor.read")
+    routes = await monitoring.routes(res, 3600)
+    route = request.query_params.get("route") or (routes.items[0].route if routes.items else "")
+    series = await monitoring.series(res, route[:200], None, None) if route else monitoring.Series(route="", points=[])
+    latency = charts.line_chart(
+        f"接口延迟：{route}",
+        [
+            ("P50", [(pt.at, pt.p50_ms) for pt in series.points]),
+            ("P95", [(pt.at, pt.p95_ms) for pt in series.points]),
+            ("P99", [(pt.at, pt.p99_ms) for pt in series.points]),
+        ],
+        unit="ms",
+    )
+    rate = charts.line_chart("请求速率（次/秒）", [("速率", [(pt.at, pt.rate_per_s) for pt in series.points])])
+    return await render(
+        request,
+        res,
+        "monitoring.html",
+        "/admin/console/monitoring",
+        me=p,
+        title="运行监控",
+        ov=await monitoring.overview(res),
+        routes=routes,
+        route=route,
+        latency_chart=latency,
+        rate_chart=rate,
+        alerts=await monitoring.list_rules(res, p),
+    )
+
+
+@post("/console/monitoring/alerts", opt={"action": "monitor.alert.create"}, **NO_SCHEMA)
+async def monitoring_alert(request: Request[Any, Any, Any], res: Resources, data: Form) -> Response[Any]:
+    _same_origin(request)
+    try:
+        p = await _me(request, "monitor.alert.edit")
+        rule = msgspec.convert(
+            {
+                "name": data.get("name", ""),
+                "metric": data.get("metric", ""),
+                "route": data.get("route", "*") or "*",
+                "op": data.get("op", ">"),
+                "threshold": float(data.get("threshold", "")),
+                "window_s": int(data.get("window_s", "300")),
+            },
+            monitoring.NewAlertRule,
+        )
+        await monitoring.create_rule(res, p, rule)
+    except _Login:
+        return Redirect("/admin/login", status_code=302)
+    except (ValueError, msgspec.ValidationError):
+        return _back("/admin/console/monitoring", error="规则参数无效")
+    except ProblemError as exc:
+        return _back("/admin/console/monitoring", error=f"{exc.title_zh}：{exc.detail}")
+    return _back("/admin/console/monitoring", notice="规则已添加")
+
+
+@get("/console/stats", **NO_SCHEMA)
+@_page
+async def stats_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    p = await _me(request, "stats.read")
+    users, region_chart = await _users_chart(res, p)
+    access = await stats.access(res, p, "day", "total", None, None)
+    apps = await stats.app_usage(res, p, None, None)
+    return await render(
+        request,
+        res,
+        "stats.html",
+        "/admin/console/stats",
+        me=p,
+        title="统计分析",
+        users=users,
+        region_chart=region_chart,
+        age_chart=charts.bar_chart("用户年龄段分布", [(b.label, b.count) for b in users.by_age_band]),
+        sex_chart=charts.bar_chart("用户性别分布", [(b.label, b.count) for b in users.by_sex]),
+        access_chart=charts.line_chart(
+            "近30天接入调用（每日）", [("调用次数", [(r.period_start, r.calls) for r in access.rows])]
+        ),
+        apps=apps,
+        calls=sum(r.calls for r in access.rows),
+    )
+
+
+@get("/console/masking", **NO_SCHEMA)
+@_page
+async def masking_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
+    p = await _me(request, "masking.read")
+    roles = await service.list_roles(res, p, None, 100)
+    return await render(
+        request,
+        res,
+        "masking.html",
+        "/admin/console/masking",
+        me=p,
+        title="脱敏管理",
+        fields=list((await masks.catalogue(res)).values()),
+        roles=roles.items,
+    )
+
+
+@post("/console/masking/{field:str}", opt={"action": "masking.edit"}, **NO_SCHEMA)
+async def masking_update(request: Request[Any, Any, Any], res: Resources, field: str, data: Form) -> Response[Any]:
+    _same_origin(request)
+    try:
+        p = await _me(request, "masking.edit")
+        await masks.update(res, p, field[:40], masks.MaskFieldUpdate(level=int(data.get("level", "0"))))
+    except _Login:
+        return Redirect("/admin/login", status_code=302)
+    except ValueError:
+        return _back("/admin/console/masking", error="级别无效")
+    except ProblemError as exc:
+        return _back("/admin/console/masking", error=f"{exc.title_zh}：{exc.detail}")
+    return _back("/admin/console/masking", notice="已保存")
+
+
+ROUTES: list[Any] = [
+    root,
+    login_page,
+    login_submit,
+    logout,
+    login_qr,
+    oidc_callback,
+    dashboard,
+    orgs_page,
+    org_application_page,
+    org_application_review,
+    admins_page,
+    admin_review,
+    admin_disable,
+    roles_page,
+    logs_page,
+    reports_page,
+    monitoring_page,
+    monitoring_alert,
+    stats_page,
+    masking_page,
+    masking_update,
+]
+_ = NewRole

@@ -1,0 +1,212 @@
+"""Console pages of app onboarding (应用管理): the review queue of the administrator's data scope, one application's
+review page with its differences from the live version, approval (the client secret shown once, on the result
+page only), rejection with a reason, and listing / delisting. Everything goes through catalog.service, which
+applies the same level and data-scope rules as the API (admin/catalog_routes.py); the operation log middleware
+records each form post under its `action`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.response import Redirect
+
+from admin.console import NO_SCHEMA, STATUSES, Form, _back, _Login, _me, _page, _same_origin, render
+from catalog import icons
+from catalog import service as catalog
+from catalog.models import CITIES, PROVINCE, AppView, Review, VersionView
+from core.problems import ProblemError
+from core.ratelimit import client_ip
+from core.resources import Resources
+
+Req = Request[Any, Any, Any]
+ACTIVE = "/admin/console/apps"
+KINDS = {"h5": "H5 应用", "mini_program": "小程序", "native": "原生模块", "backend": "后端对接"}
+CHANNELS = {"ios": "iOS", "android": "Android", "harmony": "鸿蒙", "wechat": "微信", "alipay": "支付宝"}
+SCOPE_NAMES = {
+    "openid": "登录标识",
+    "profile": "基本资料",
+    "realname": "实名信息",
+    "idcard": "身份证号",
+    "phone": "手机号",
+    "age": "年龄",
+    "gender": "性别",
+    "enterprise": "企业信息",
+    "offline_access": "离线访问",
+}
+# What the review page compares with the live version (label, how to show a value).
+DIFF_FIELDS = [
+    ("name", "名称"),
+    ("icon_digest", "图标"),
+    ("category", "分类"),
+    ("kind", "类型"),
+    ("entry_path", "入口地址"),
+    ("channels", "渠道"),
+    ("regions", "地区"),
+    ("scopes", "身份权限"),
+]
+
+
+def region_name(code: str) -> str:
+    return "全省" if code == PROVINCE else CITIES[code][0] if code in CITIES else code
+
+
+def shown(field: str, value: Any) -> str:
+    if field == "kind":
+        return KINDS.get(value, value)
+    if field == "channels":
+        return "、".join(CHANNELS.get(c, c) for c in value)
+    if field == "regions":
+        return "、".join(region_name(c) for c in value)
+    if field == "scopes":
+        return "、".join(f"{SCOPE_NAMES.get(s, s)}（{s}）" for s in value) or "无"
+    if isinstance(value, list):
+        return "、".join(value)
+    return str(value)
+
+
+def icon_url(digest: str, size: int = 96) -> str:
+    return icons.url_for("", digest, size) if digest else ""  # same origin: the CSP allows 'self' images only
+
+
+def _helpers() -> dict[str, Any]:
+    return {
+        "app_kinds": KINDS,
+        "region_name": region_name,
+        "shown": shown,
+        "icon_url": icon_url,
+        "app_statuses": STATUSES,
+    }
+
+
+def diff(v: VersionView, live: AppView | None) -> list[dict[str, Any]]:
+    rows = []
+    for field, label in DIFF_FIELDS:
+        new = getattr(v, field)
+        old = getattr(live, field) if live is not None else None
+        rows.append(
+            {"field": field, "label": label, "new": new, "old": old, "changed": live is not None and new != old}
+        )
+    return rows
+
+
+def _version_id(request: Req) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(request.path_params["version_id"]))
+    except ValueError as exc:
+        raise ProblemError(404, "not-found", "Not found", "资源不存在") from exc
+
+
+@get("/console/apps", **NO_SCHEMA)
+@_page
+async def apps_page(request: Req, res: Resources) -> Response[Any]:
+    p = await _me(request, "catalog.app.list")
+    qp = request.query_params
+    pending = await catalog.versions(res, p, status="pending", cursor=(qp.get("vcursor") or "")[:60] or None, limit=50)
+    listed, next_code = await catalog.apps(res, p, cursor=(qp.get("cursor") or "")[:10] or None, limit=50)
+    return await render(
+        request,
+        res,
+        "apps.html",
+        ACTIVE,
+        me=p,
+        title="应用管理",
+        pending=pending.items,
+        next_vcursor=pending.next_cursor,
+        apps=listed,
+        next_cursor=next_code,
+        **_helpers(),
+    )
+
+
+@get("/console/app-versions/{version_id:uuid}", **NO_SCHEMA)
+async def app_version_page(request: Req, res: Resources, version_id: uuid.UUID) -> Response[Any]:
+    async def inner(request: Req, res: Resources) -> Response[Any]:
+        p = await _me(request, "catalog.app.list")
+        v = await catalog.get_version(res, p, _version_id(request))
+        app = await catalog.get_app(res, p, v.app_code)
+        live = app if app.live_version > 0 and app.live_version != v.version else None
+        return await render(
+            request,
+            res,
+            "app_review.html",
+            ACTIVE,
+            me=p,
+            title="应用接入审核",
+            v=v,
+            app=app,
+            live=live,
+            rows=diff(v, live),
+            **_helpers(),
+        )
+
+    response: Response[Any] = await _page(inner)(request, res)
+    return response
+
+
+@post("/console/app-versions/{version_id:uuid}/review", opt={"action": "catalog.app.review"}, **NO_SCHEMA)
+async def app_version_review(request: Req, res: Resources, version_id: uuid.UUID, data: Form) -> Response[Any]:
+    _same_origin(request)
+    target = f"/admin/console/app-versions/{version_id}"
+    try:
+        p = await _me(request, "catalog.app.review")
+    except _Login:
+        return Redirect("/admin/login", status_code=302)
+    except ProblemError as exc:  # no such permission: say so on the page rather than with a bare 403
+        return _back(target, error=exc.title_zh)
+    decision = data.get("decision", "")
+    if decision not in ("approve", "reject"):
+        return _back(target, error="请选择通过或驳回")
+    reason = data.get("reason", "").strip()[:500]
+    if decision == "reject" and not reason:
+        return _back(target, error="驳回时必须填写理由")
+    try:
+        outcome = await catalog.review(
+            res,
+            p,
+            version_id,
+            Review(decision="approve" if decision == "approve" else "reject", reason=reason),
+            ip=client_ip(request),
+        )
+    except ProblemError as exc:
+        return _back(target, error=f"{exc.title_zh}：{exc.detail}")
+    request.scope.setdefault("state", {})["op_target"] = outcome.version.app_code
+    if decision == "reject":
+        return _back(target, notice="已驳回，申请单位可修改后重新提交")
+    # The secret is in this one response only (no page shows it again): rendered here, never put in a redirect URL.
+    return await render(
+        request,
+        res,
+        "app_approved.html",
+        ACTIVE,
+        me=p,
+        title="审核通过",
+        v=outcome.version,
+        client_id=outcome.client_id,
+        client_secret=outcome.client_secret,
+        **_helpers(),
+    )
+
+
+@post("/console/apps/{code:str}/listing", opt={"action": "catalog.app.listing"}, **NO_SCHEMA)
+async def app_listing(request: Req, res: Resources, code: str, data: Form) -> Response[Any]:
+    _same_origin(request)
+    try:
+        p = await _me(request, "catalog.app.delist")
+    except _Login:
+        return Redirect("/admin/login", status_code=302)
+    except ProblemError as exc:  # no such permission: say so on the page rather than with a bare 403
+        return _back(ACTIVE, error=exc.title_zh)
+    listed = data.get("listed") == "1"
+    reason = data.get("reason", "").strip()[:500]
+    if not listed and not reason:
+        return _back(ACTIVE, error="下架时请填写原因")
+    try:
+        await catalog.set_listing(res, p, code[:10], listed, reason, ip=client_ip(request))
+    except ProblemError as exc:
+        return _back(ACTIVE, error=f"{exc.title_zh}：{exc.detail}")
+    return _back(ACTIVE, notice=f"{code[:10]} 已{'上架' if listed else '下架'}")
+
+
+ROUTES: list[Any] = [apps_page, app_version_page, app_version_review, app_listing]
