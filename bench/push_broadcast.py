@@ -45,6 +45,19 @@ def _rss_peak_kb(pid: int) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process and its live children (the simulators' server workers) have used so far
+    (/proc/PID/stat utime and stime): which side is the bottleneck when the machine is shared."""
+    total = 0.0
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _cpu_seconds(int(child))
+    return total
+
+
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=out)
@@ -191,6 +204,8 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
                 channels=["apns", "hms", "sms", "inbox"],
             )
             ctx.progress("push: broadcast sent")
+            sim_proc = procs[0]
+            cpu0 = {p.pid: _cpu_seconds(p.pid) for p in procs}
             start = time.monotonic()
             await service.send(res, "bench", req, f"bench-{uuid.uuid4().hex}")
             finished: dict[str, float] = {}
@@ -215,6 +230,13 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
             if len(finished) < len(counts):
                 raise RuntimeError(f"broadcast not finished in {limit:.0f} s: {got}")
             rss = max(_rss_peak_kb(w.pid) for w in workers)
+            cpu_workers = sum(_cpu_seconds(w.pid) - cpu0[w.pid] for w in workers)
+            cpu_sims = _cpu_seconds(sim_proc.pid) - cpu0[sim_proc.pid]
+            ctx.progress(
+                f"push: CPU per delivery: workers {cpu_workers / n * 1e6:.0f} µs,"
+                f" simulators {cpu_sims / n * 1e6:.0f} µs"
+                f" (workers {cpu_workers:.1f} s, simulators {cpu_sims:.1f} s of {time.monotonic() - start:.0f} s)"
+            )
             sims = _sim_totals(sim_port)
             delivered_db = await res.db.fetchval("SELECT count(*) FROM push.deliveries WHERE status = 'delivered'")
             ctx.progress(f"push: {delivered_db:,} delivered in {elapsed:.1f} s; simulators {sims}; worker RSS {rss} kB")
@@ -250,7 +272,10 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
             overall,
             "deliveries/s",
             vs_peer=overall / raw,
-            notes=[f"peak worker RSS {rss / 1024:.0f} MB; {elapsed:.0f} s in all"],
+            notes=[
+                f"peak worker RSS {rss / 1024:.0f} MB; {elapsed:.0f} s in all; CPU per delivery: workers "
+                f"{cpu_workers / n * 1e6:.0f} µs, simulators {cpu_sims / n * 1e6:.0f} µs"
+            ],
         )
     ]
     labels = {"apns": "APNs, per token over HTTP/2", "hms": "HarmonyOS, batches of 1,000", "sms": "SMS gateway"}

@@ -61,7 +61,7 @@ CLAIM_IDLE_MS = int(os.environ.get("SZT_PUSH_CLAIM_IDLE_MS", "60000"))
 SENDING_TIMEOUT = float(os.environ.get("SZT_PUSH_SENDING_TIMEOUT", "120"))
 STUCK_FACTOR = 10
 FANOUT_PAGE = 1000
-BATCH: dict[str, int] = {"apns": 200, "hms": HMS_BATCH, "sms": 100, FANOUT: 10}
+BATCH: dict[str, int] = {"apns": 500, "hms": HMS_BATCH, "sms": 200, FANOUT: 10}
 STREAM_MAXLEN = 10_000_000
 DEAD_MAXLEN = 1_000_000
 
@@ -277,6 +277,22 @@ def _notification(m: Any) -> Notification:
     )
 
 
+# A message's content never changes after it is accepted, so consumers keep the few recent ones (a broadcast is
+# thousands of batches of the same message: one query saved per batch).
+_MESSAGE_CACHE: dict[uuid.UUID, Any] = {}
+MESSAGE_CACHE_SIZE = 256
+
+
+async def _messages(res: Resources, ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    missing = [m for m in ids if m not in _MESSAGE_CACHE]
+    if missing:
+        if len(_MESSAGE_CACHE) + len(missing) > MESSAGE_CACHE_SIZE:
+            _MESSAGE_CACHE.clear()
+        for r in await repo.messages_by_id(res.db, missing):
+            _MESSAGE_CACHE[r["id"]] = r
+    return {m: _MESSAGE_CACHE[m] for m in ids if m in _MESSAGE_CACHE}
+
+
 async def process(res: Resources, channel: str, entries: list[Entry]) -> int:
     """Deliver one batch of stream entries of a provider channel, then acknowledge them. Returns sends made."""
     if not entries:
@@ -295,16 +311,16 @@ async def process(res: Resources, channel: str, entries: list[Entry]) -> int:
             )
         except (KeyError, ValueError):
             bad.append(entry_id)
-    claimed = await repo.claim(res.db, [(m, d, p, channel) for _, m, d, p in parsed], worker_id())
+    claimed = await repo.claim(res.db, [(m, d, p, channel) for _, m, d, p in parsed], worker_id(), with_devices=True)
     attempts = {(r["message_id"], r["device_id"]): r["attempts"] for r in claimed}
     recovered = {(r["message_id"], r["device_id"]) for r in claimed if r["recovered"]}
     work = [(m, d, p) for _, m, d, p in parsed if (m, d) in attempts]
     outcomes: dict[tuple[uuid.UUID, uuid.UUID], Outcome] = {}
     send_times: dict[uuid.UUID, float] = {}
     if work:
-        messages = {r["id"]: r for r in await repo.messages_by_id(res.db, list({m for m, _, _ in work}))}
+        messages = await _messages(res, {m for m, _, _ in work})
         send_times = {k: v["send_at"].timestamp() for k, v in messages.items()}
-        devices = {r["id"]: r for r in await repo.devices_by_id(res.db, list({d for _, d, _ in work}))}
+        devices = {r["device_id"]: r for r in claimed if r["id"] is not None}
         now = time.time()
         sendable: list[tuple[uuid.UUID, uuid.UUID]] = []
         for m, d, _ in work:
@@ -340,7 +356,7 @@ class Target:
 
 
 # A channel's sender: delivers a batch of targets (at most BATCH[channel]) and answers one Outcome per target,
-# in order. A new channel plugs in with register_channel(); push.jobs starts one consumer per channel.
+# in order. A new channel plugs in with register_channel(); push.jobs starts consumers per channel.
 Sender = Callable[[Resources, list[Target]], Awaitable[list[Outcome]]]
 
 
@@ -566,13 +582,13 @@ async def _finish_on_cancel(work: Coroutine[Any, Any, int]) -> int:
 
 
 async def run_consumer(
-    res: Resources, channel: str, consumer: str | None = None, stop: asyncio.Event | None = None
+    res: Resources, channel: str, consumer: str | None = None, stop: asyncio.Event | None = None, suffix: str = ""
 ) -> None:
     """The worker loop of one channel: claim stale entries now and then, honour pauses, read and deliver."""
     import os
     import socket
 
-    consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{channel}"
+    consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{channel}{suffix}"
     await ensure_groups(res)
     last_claim = 0.0
     while stop is None or not stop.is_set():

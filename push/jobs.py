@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from core.resources import Resources
 from core.worker import CONSUMERS, scheduled
 from push import delivery
 
+# Concurrent consumers per provider channel in each worker: while one waits on PostgreSQL or the provider, the
+# others send (each is a consumer of its own in the group, so XAUTOCLAIM and the send log work as before).
+CONCURRENCY = max(1, int(os.environ.get("SZT_PUSH_CONSUMERS", "4")))
+
 
 def _consumer(channel: str) -> delivery.Job:
     async def run(res: Resources) -> None:
-        await delivery.run_consumer(res, channel)
+        if channel == delivery.FANOUT or CONCURRENCY == 1:
+            await delivery.run_consumer(res, channel)
+            return
+        await asyncio.gather(*(delivery.run_consumer(res, channel, suffix=f":{i}") for i in range(CONCURRENCY)))
 
     return run
 

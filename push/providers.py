@@ -6,6 +6,7 @@ retry (transient: 429/5xx/timeouts, with the provider's Retry-After when given) 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -33,6 +34,9 @@ HMS_AUDIENCE = "https://oauth-login.cloud.huawei.com/oauth2/v3/token"
 HMS_BATCH = 1000
 TOKEN_REFRESH = 50 * 60  # APNs accepts a provider token for an hour; refresh before
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Concurrent APNs requests per worker (SMS: 80, within the shared client's pool of 100 connections). More does not
+# send faster: httpcore scans its whole queue for each request it assigns.
+IN_FLIGHT = 128
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,10 @@ class ApnsClient:
         )
         self.token = _SignedToken()
         self.registered = False
+        self.registering = asyncio.Lock()  # hundreds of concurrent first sends register the key once, not each
+        # Calls in flight (HTTP/2 streams over the few connections): more wait here rather than in httpx's pool,
+        # whose timeout would turn a long queue of concurrent consumers' sends into needless retries.
+        self.in_flight = asyncio.Semaphore(IN_FLIGHT)
         self.http_version = ""  # of the last answer: "HTTP/2" unless a fallback was configured
 
     def public_jwk(self) -> dict[str, Any]:
@@ -148,7 +156,9 @@ class ApnsClient:
 
     async def send(self, token: str, n: Notification, apns_id: str) -> Outcome:
         if not self.registered:
-            await self.register_key()
+            async with self.registering:
+                if not self.registered:
+                    await self.register_key()
         payload = {
             "aps": {"alert": {"title": n.title, "body": n.body}, "sound": "default"},
             "msg_id": n.message_id,
@@ -165,7 +175,8 @@ class ApnsClient:
         for attempt in (1, 2):
             headers["authorization"] = f"bearer {self.token.get(self._mint)}"
             try:
-                resp = await self.http.post(f"{self.base}/3/device/{token}", json=payload, headers=headers)
+                async with self.in_flight:
+                    resp = await self.http.post(f"{self.base}/3/device/{token}", json=payload, headers=headers)
             except httpx.HTTPError as exc:
                 return transport_failure(exc)
             self.http_version = resp.http_version
@@ -208,6 +219,7 @@ class HmsClient:
         )
         self.token = _SignedToken()
         self.registered = False
+        self.registering = asyncio.Lock()
 
     async def register_key(self) -> None:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -226,7 +238,9 @@ class HmsClient:
         """Outcome per token for one batch (at most 1000)."""
         assert 0 < len(tokens) <= HMS_BATCH
         if not self.registered:
-            await self.register_key()
+            async with self.registering:
+                if not self.registered:
+                    await self.register_key()
         body = {
             "payload": {
                 "notification": {
@@ -284,12 +298,14 @@ class SmsClient:
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self.url = f"{settings.simulators_url}/sms/v1/messages"
         self.http = http
+        self.in_flight = asyncio.Semaphore(80)
 
     async def send(self, phone: str, n: Notification, out_id: str) -> Outcome:
         params = {k: v[:64] for k, v in list(n.params.items())[:10]}
         body = {"phone": phone, "template": f"SZT_PUSH_{n.template.upper()}", "params": params, "out_id": out_id}
         try:
-            resp = await self.http.post(self.url, json=body)
+            async with self.in_flight:
+                resp = await self.http.post(self.url, json=body)
         except httpx.HTTPError as exc:
             return transport_failure(exc)
         if resp.status_code == 200:

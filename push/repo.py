@@ -25,6 +25,15 @@ ON CONFLICT (message_id, device_id) DO UPDATE
  WHERE d.status IN ('queued', 'retry')
 RETURNING message_id, device_id, attempts, recovered
 """
+# The claim and the claimed pairs' devices in one round trip (a consumer batch needs both).
+_CLAIM_WITH_DEVICES = (
+    "WITH c AS ("
+    + _CLAIM
+    + """)
+SELECT c.message_id, c.device_id, c.attempts, c.recovered,
+       d.id, d.person_id, d.platform, d.token, d.phone_enc, d.active
+  FROM c LEFT JOIN push.devices d ON d.id = c.device_id"""
+)
 
 
 _UPSERT = """INSERT INTO push.devices (id, person_id, platform, token, phone_enc, app_version, locale, region, tags)
@@ -172,9 +181,13 @@ async def target_devices_page(db: Pool, message: Row, after: uuid.UUID, limit: i
             after,
             limit,
         )
+    # Walk the primary key and filter: the whole fan-out then reads each device once. `array_cat(tags, '{}')` keeps
+    # the planner off the tags GIN index, which would find every match and sort it again for each page (a
+    # broadcast's pages got slower as it went: quadratic in the audience).
     return await db.fetch(
         """SELECT id, person_id, platform FROM push.devices
-           WHERE active AND id > $1 AND ($3::text IS NULL OR region = $3) AND tags @> $4::text[]
+           WHERE active AND id > $1 AND ($3::text IS NULL OR region = $3)
+             AND array_cat(tags, '{}'::text[]) @> $4::text[]
            ORDER BY id LIMIT $2""",
         after,
         limit,
@@ -198,11 +211,18 @@ async def add_to_inbox(
     return [r["person_id"] for r in rows]
 
 
-async def claim(db: Pool, items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]], worker: str = "") -> list[Row]:
+async def claim(
+    db: Pool,
+    items: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]],
+    worker: str = "",
+    *,
+    with_devices: bool = False,
+) -> list[Row]:
+    """Claim pairs for a provider call; `with_devices` adds each claimed pair's device columns (id NULL: gone)."""
     if not items:
         return []
     m, d, p, c = (list(col) for col in zip(*items, strict=True))
-    return await db.fetch(_CLAIM, m, d, p, c, worker)
+    return await db.fetch(_CLAIM_WITH_DEVICES if with_devices else _CLAIM, m, d, p, c, worker)
 
 
 async def finish(
