@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 "苏证通 backends are starting:",
                 f"  landing page      {base}/",
                 f"  OpenID provider   {settings.issuer_url}/.well-known/openid-configuration",
-                f"  admin console     {base}/admin/",
+                f"  admin console     {base}/admin/console",
                 f"  metrics           {base}/metrics",
                 f"  simulators        {settings.simulators_url}/",
                 f"  signing server    {settings.signing_server_url}/healthz",

@@ -46,6 +46,8 @@ td{{padding:.3rem .8rem;border-bottom:1px solid #ddd}}</style></head><body>
 <h1>苏证通 Suzhengtong backends</h1><p>Server at <code>{base}</code>.</p>
 <table>{rows}</table>
 <p><a href="/demo">/demo</a> — a third-party portal logging in with 苏证通 (QR scan)</p>
+<p><a href="/admin/console">/admin/console</a> — administrators' console (user <code>admin</code>)</p>
+<p><a href="/eseal/verify">/eseal/verify</a> — verify a signed PDF (eight checks per signature)</p>
 <p><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> · <a href="/metrics">/metrics</a></p>
 <p>Simulators of external parties: <a href="{sim}/">{sim}</a></p>
 </body></html>"""
