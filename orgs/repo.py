@@ -60,6 +60,30 @@ async def insert_org(
     return found
 
 
+def _scoped_page(
+    scope_sql: str,
+    scope_args: list[object],
+    *,
+    prefix: str,
+    equals: dict[str, object | None],
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> tuple[str, list[Any], str]:
+    """WHERE text, arguments and the LIMIT placeholder of one keyset page: the data-scope condition, an equality
+    per given filter (None = no filter), rows after the cursor's (created_at, id)."""
+    params: list[Any] = list(scope_args)
+    where = [scope_sql]
+    for column, value in equals.items():
+        if value is not None:
+            params.append(value)
+            where.append(f"{prefix}{column} = ${len(params)}")
+    if after is not None:
+        params.extend(after)
+        where.append(f"({prefix}created_at, {prefix}id) > (${len(params) - 1}, ${len(params)})")
+    params.append(limit)
+    return " AND ".join(where), params, f"${len(params)}"
+
+
 async def list_orgs(
     db: Executor,
     scope: tuple[str, list[object]],
@@ -68,18 +92,9 @@ async def list_orgs(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Row]:
-    cond, args = scope
-    where = [cond]
-    params: list[Any] = list(args)
-    if parent_id is not None:
-        params.append(parent_id)
-        where.append(f"parent_id = ${len(params)}")
-    if after is not None:
-        params.extend(after)
-        where.append(f"(created_at, id) > (${len(params) - 1}, ${len(params)})")
-    params.append(limit)
+    where, params, lim = _scoped_page(*scope, prefix="", equals={"parent_id": parent_id}, after=after, limit=limit)
     return await db.fetch(
-        f"SELECT {ORG_COLS} FROM orgs.orgs WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ${len(params)}",  # noqa: S608
+        f"SELECT {ORG_COLS} FROM orgs.orgs WHERE {where} ORDER BY created_at, id LIMIT {lim}",  # noqa: S608
         *params,
     )
 
@@ -154,16 +169,13 @@ async def list_roles(
     db: Executor, scope: tuple[str, list[object]], after: tuple[datetime, uuid.UUID] | None, limit: int
 ) -> list[Row]:
     cond, args = scope
-    params: list[Any] = list(args)
-    where = [f"(r.org_id IS NULL OR {cond})"]
-    if after is not None:
-        params.extend(after)
-        where.append(f"(r.created_at, r.id) > (${len(params) - 1}, ${len(params)})")
-    params.append(limit)
+    where, params, lim = _scoped_page(
+        f"(r.org_id IS NULL OR {cond})", args, prefix="r.", equals={}, after=after, limit=limit
+    )
     cols = ", ".join(f"r.{c.strip()}" for c in ROLE_COLS.split(","))
     return await db.fetch(
         f"""SELECT {cols} FROM orgs.roles r LEFT JOIN orgs.orgs o ON o.id = r.org_id
-            WHERE {" AND ".join(where)} ORDER BY r.created_at, r.id LIMIT ${len(params)}""",  # noqa: S608
+            WHERE {where} ORDER BY r.created_at, r.id LIMIT {lim}""",  # noqa: S608
         *params,
     )
 
@@ -257,19 +269,10 @@ async def list_admins(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Row]:
-    cond, args = scope
-    params: list[Any] = list(args)
-    where = [cond]
-    if status is not None:
-        params.append(status)
-        where.append(f"a.status = ${len(params)}")
-    if after is not None:
-        params.extend(after)
-        where.append(f"(a.created_at, a.id) > (${len(params) - 1}, ${len(params)})")
-    params.append(limit)
+    where, params, lim = _scoped_page(*scope, prefix="a.", equals={"status": status}, after=after, limit=limit)
     return await db.fetch(
-        f"""SELECT {ADMIN_COLS} FROM orgs.admins a WHERE {" AND ".join(where)}
-            ORDER BY a.created_at, a.id LIMIT ${len(params)}""",  # noqa: S608
+        f"""SELECT {ADMIN_COLS} FROM orgs.admins a WHERE {where}
+            ORDER BY a.created_at, a.id LIMIT {lim}""",  # noqa: S608
         *params,
     )
 
@@ -399,19 +402,10 @@ async def list_applications(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Row]:
-    cond, args = scope
-    params: list[Any] = list(args)
-    where = [cond]
-    if status is not None:
-        params.append(status)
-        where.append(f"a.status = ${len(params)}")
-    if after is not None:
-        params.extend(after)
-        where.append(f"(a.created_at, a.id) > (${len(params) - 1}, ${len(params)})")
-    params.append(limit)
+    where, params, lim = _scoped_page(*scope, prefix="a.", equals={"status": status}, after=after, limit=limit)
     return await db.fetch(
         f"""SELECT {APP_COLS} FROM orgs.org_applications a JOIN orgs.orgs p ON p.id = a.parent_id
-            WHERE {" AND ".join(where)} ORDER BY a.created_at, a.id LIMIT ${len(params)}""",  # noqa: S608
+            WHERE {where} ORDER BY a.created_at, a.id LIMIT {lim}""",  # noqa: S608
         *params,
     )
 
