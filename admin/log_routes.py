@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Request, Response, get, put
+from litestar.di import Provide
 from litestar.params import JSONBody, Parameter
 
 from admin import exports
@@ -105,31 +106,26 @@ def int_query(
     )
 
 
+# The filters of a search and of its export are the same query parameters, resolved once as a dependency.
+OP_FILTERS = {"q": Provide(op_query, sync_to_thread=False)}
+INT_FILTERS = {"q": Provide(int_query, sync_to_thread=False)}
+
+
 @get(
     "/v1/logs/operations",
     summary="Search the operation log (newest first)",
     tags=["logs"],
+    dependencies=OP_FILTERS,
     **guarded("logs.read"),
 )
 async def search_operations(
     request: Request[Any, Any, Any],
     res: Resources,
-    username: Q = None,
-    action: Q = None,
-    result: Literal["ok", "fail"] | None = None,
-    ip: Q = None,
-    target: Q = None,
-    status: Status = None,
-    method: Annotated[str | None, Parameter(max_length=10)] = None,
-    reason: Q = None,
-    org_code: Code = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    q: logs.OpQuery,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> logs.OpPage:
     p = admin_of(request)
-    q = op_query(username, action, result, ip, target, status, method, reason, org_code, since, until)
     return await logs.search_ops(res, p, await masks.masker(res, p), q, cursor, limit)
 
 
@@ -138,26 +134,16 @@ async def search_operations(
     summary="Export the matching operation-log entries (CSV or XLSX, masked)",
     tags=["logs"],
     media_type="application/octet-stream",
+    dependencies=OP_FILTERS,
     **guarded("logs.export", "logs.export.operations"),
 )
 async def export_operations(
     request: Request[Any, Any, Any],
     res: Resources,
+    q: logs.OpQuery,
     format: Fmt = "csv",
-    username: Q = None,
-    action: Q = None,
-    result: Literal["ok", "fail"] | None = None,
-    ip: Q = None,
-    target: Q = None,
-    status: Status = None,
-    method: Annotated[str | None, Parameter(max_length=10)] = None,
-    reason: Q = None,
-    org_code: Code = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
 ) -> Response[bytes]:
     p = admin_of(request)
-    q = op_query(username, action, result, ip, target, status, method, reason, org_code, since, until)
     rows = await exports.collect(logs.stream_ops(res, p, await masks.masker(res, p), q), OP_COLUMNS)
     return await exports.respond(format, "operation-log", "操作日志", OP_COLUMNS, rows)
 
@@ -166,26 +152,17 @@ async def export_operations(
     "/v1/logs/integration",
     summary="Search the app-integration log",
     tags=["logs"],
+    dependencies=INT_FILTERS,
     **guarded("logs.read"),
 )
 async def search_integration(
     request: Request[Any, Any, Any],
     res: Resources,
-    app_code: Q = None,
-    interface: Q = None,
-    direction: Literal["inbound", "outbound"] | None = None,
-    result: Literal["ok", "fail"] | None = None,
-    status: Status = None,
-    ip: Q = None,
-    region_code: Annotated[str | None, Parameter(max_length=6)] = None,
-    detail: Q = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    q: logs.IntegrationQuery,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> logs.IntegrationPage:
     p = admin_of(request)
-    q = int_query(app_code, interface, direction, result, status, ip, region_code, detail, since, until)
     return await logs.search_integration(res, p, await masks.masker(res, p), q, cursor, limit)
 
 
@@ -194,25 +171,16 @@ async def search_integration(
     summary="Export the matching app-integration log entries (CSV or XLSX, masked)",
     tags=["logs"],
     media_type="application/octet-stream",
+    dependencies=INT_FILTERS,
     **guarded("logs.export", "logs.export.integration"),
 )
 async def export_integration(
     request: Request[Any, Any, Any],
     res: Resources,
+    q: logs.IntegrationQuery,
     format: Fmt = "csv",
-    app_code: Q = None,
-    interface: Q = None,
-    direction: Literal["inbound", "outbound"] | None = None,
-    result: Literal["ok", "fail"] | None = None,
-    status: Status = None,
-    ip: Q = None,
-    region_code: Annotated[str | None, Parameter(max_length=6)] = None,
-    detail: Q = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
 ) -> Response[bytes]:
     p = admin_of(request)
-    q = int_query(app_code, interface, direction, result, status, ip, region_code, detail, since, until)
     rows = await exports.collect(logs.stream_integration(res, p, await masks.masker(res, p), q), INT_COLUMNS)
     return await exports.respond(format, "integration-log", "接入日志", INT_COLUMNS, rows)
 
