@@ -107,6 +107,7 @@ class Context:
         method: str | None = None,
         body: str | None = None,
         bodies: list[str] | None = None,
+        requests: list[dict[str, Any]] | None = None,
         cycle: bool = False,
         content_type: str | None = None,
         expect_status: int = 200,
@@ -115,8 +116,9 @@ class Context:
     ) -> dict[str, Any]:
         """One run of bench.loadgen in its own process: closed loop, or open loop when `rate` is given.
 
-        `bodies`: one request body each, used once in order (or round robin with `cycle`); `keep_bodies`: the
-        successful answers' bodies come back in result["bodies"].
+        `bodies`: one request body each, used once in order (or round robin with `cycle`); `requests`: whole
+        requests (method, path, content_type, body) mixed the same way, `path` then only names the row;
+        `keep_bodies`: the successful answers' bodies come back in result["bodies"].
         """
         o = self.options
         duration = o.duration if duration is None else duration
@@ -138,6 +140,9 @@ class Context:
         if bodies is not None:
             (tmp / "bodies").write_text("".join(b + "\n" for b in bodies))
             argv += ["--bodies", str(tmp / "bodies"), "--cycle" if cycle else "--consume"]
+        if requests is not None:
+            (tmp / "requests").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in requests))
+            argv += ["--requests", str(tmp / "requests"), "--cycle" if cycle else "--consume"]
         if keep_bodies:
             argv += ["--keep-bodies", str(tmp / "kept")]
         cpu0 = server.cpu_seconds()

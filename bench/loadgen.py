@@ -3,9 +3,11 @@
 Raw asyncio streams, keep-alive, one request in flight per connection (no pipelining), Content-Length bodies only.
 
 Requests: one fixed request (`--method`, `--path`, `--header`, `--body`), or one per line of `--bodies FILE`, each
-sent once in file order (one-time codes: `--consume`) or round robin (`--cycle`). When a consumed list runs out, a
-closed loop ends its measurement window there (the output's `duration` is the time actually measured, and
-`exhausted` says so); an open loop counts the arrivals it could not send as errors. `--keep-bodies FILE` writes the
+sent once in file order (one-time codes: `--consume`) or round robin (`--cycle`), or a mix of different requests from
+`--requests FILE` (one JSON object a line: `method`, `path`, `content_type`, `body` or `body_b64`; the same
+`--consume`/`--cycle` rules and `--header`s), e.g. a form's upload and the submission that follows it. When a
+consumed list runs out, a closed loop ends its measurement window there (the output's `duration` is the time
+actually measured, and `exhausted` says so); an open loop counts the arrivals it could not send as errors. `--keep-bodies FILE` writes the
 body of every successful answer (warm-up included), one a line.
 
 * closed: every connection sends its next request as soon as the previous answer is read (peak throughput).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -295,6 +298,16 @@ def percentiles(samples: list[float]) -> dict[str, float | None]:
     return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "p999": rank(0.999), "max": s[-1]}
 
 
+def _build_spec(args: argparse.Namespace, headers: list[str], spec: dict[str, Any]) -> bytes:
+    if spec.get("content_type"):
+        headers = [*headers, f"Content-Type: {spec['content_type']}"]
+    data = base64.b64decode(spec["body_b64"]) if "body_b64" in spec else None  # binary bodies (an image)
+    if data is None and spec.get("body") is not None:
+        data = spec["body"].encode()
+    method = spec.get("method") or ("GET" if data is None else "POST")
+    return build_request(args.host, args.port, spec["path"], headers, method=method, body=data)
+
+
 def load_requests(args: argparse.Namespace) -> Requests:
     headers = list(args.header)
     if args.content_type:
@@ -304,6 +317,10 @@ def load_requests(args: argparse.Namespace) -> Requests:
     def build(body: bytes | None) -> bytes:
         return build_request(args.host, args.port, args.path, headers, method=method, body=body)
 
+    if args.requests:
+        with open(args.requests, "rb") as f:
+            specs = [json.loads(line) for line in f if line.strip()]
+        return Requests([_build_spec(args, list(args.header), spec) for spec in specs], consume=not args.cycle)
     if args.bodies:
         with open(args.bodies, "rb") as f:
             bodies = [line.rstrip(b"\r\n") for line in f if line.strip()]
@@ -370,6 +387,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--method", help="GET, or POST when a body is given")
     p.add_argument("--body", help="one request body, sent with every request")
     p.add_argument("--bodies", help="a file of request bodies, one a line (see --consume / --cycle)")
+    p.add_argument(
+        "--requests", help="a file of whole requests as JSON objects, one a line (method, path, content_type, body)"
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--consume", action="store_true", help="each body once, in order (the default)")
     how.add_argument("--cycle", action="store_true", help="the bodies round robin")
@@ -390,8 +410,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"open loop needs 0 < --rate <= {MAX_RATE:g}")
     if not (0 <= args.warmup <= MAX_SECONDS and 0 < args.duration <= MAX_SECONDS):
         p.error("durations out of range")
-    if args.body is not None and args.bodies:
-        p.error("--body and --bodies exclude each other")
+    if sum(x is not None and x != [] for x in (args.body, args.bodies, args.requests)) > 1:
+        p.error("--body, --bodies and --requests exclude each other")
     if args.method and not re.fullmatch(r"[A-Z]{3,7}", args.method):
         p.error("--method must be an HTTP method name")
     if any("\r" in h or "\n" in h for h in args.header) or not args.path.startswith("/"):
