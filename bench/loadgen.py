@@ -7,8 +7,8 @@ sent once in file order (one-time codes: `--consume`) or round robin (`--cycle`)
 from `--requests FILE` (one JSON object a line: `method`, `path`, `content_type`, `body` or `body_b64`; the same
 `--consume`/`--cycle` rules and `--header`s), e.g. a form's upload and the submission that follows it. When a
 consumed list runs out, a closed loop ends its measurement window there (the output's `duration` is the time
-actually measured, and `exhausted` says so); an open loop counts the arrivals it could not send as errors. `--keep-
-bodies FILE` writes the body of every successful answer (warm-up included), one a line.
+actually measured, and `exhausted` says so); an open loop counts the arrivals it could not send as errors.
+`--keep-bodies FILE` writes the body of every successful answer (warm-up included), one a line.
 
 * closed: every connection sends its next request as soon as the previous answer is read (peak throughput).
 * open: requests are scheduled by the clock at a constant rate, whatever the server does; each is handed to the
