@@ -10,6 +10,7 @@ from admin import (
     catalog_routes,
     console,
     console_apps,
+    console_eseal,
     log_routes,
     monitor_routes,
     org_application_routes,
@@ -34,6 +35,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         *monitor_routes.ROUTES,
         *console.ROUTES,
         *console_apps.ROUTES,
+        *console_eseal.ROUTES,
     ]
     routes += catalog_routes.ROUTES  # app onboarding, review, listing and home layout (catalog)
     return build_app(

@@ -47,6 +47,7 @@ MENU = [
     ("/admin/console/monitoring", "运行监控", "monitor.read"),
     ("/admin/console/stats", "统计分析", "stats.read"),
     ("/admin/console/masking", "脱敏管理", "masking.read"),
+    ("/admin/console/eseal", "电子印章", "eseal.read"),
 ]
 LEVELS = {"province": "省级", "city": "市级", "county": "县（区）级", "station": "派出所"}
 KINDS = {"bureau": "公安机关", "police_type": "警种部门", "station": "基层所队"}

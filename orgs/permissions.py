@@ -30,7 +30,13 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "catalog.app.review": ("审核应用接入", "应用管理", "button"),
     "catalog.app.delist": ("上架/下架应用", "应用管理", "button"),
     "catalog.layout.edit": ("首页布局", "应用管理", "button"),
+    "eseal.read": ("电子印章", "电子印章", "menu"),
+    "eseal.seal.apply": ("申请电子印章", "电子印章", "button"),
     "eseal.seal.review": ("审核电子印章", "电子印章", "button"),
+    "eseal.seal.make": ("制作、备案、发布印章", "电子印章", "button"),
+    "eseal.seal.manage": ("暂停、撤销、销毁、授权印章", "电子印章", "button"),
+    "eseal.cert.manage": ("签发、冻结、吊销、续期证书", "电子印章", "button"),
+    "eseal.log.export": ("导出印章日志", "电子印章", "button"),
 }
 
 ALL = frozenset(CATALOGUE)
