@@ -74,6 +74,35 @@ async def test_pades_passes_pdfsig_pyhanko_and_ours_and_one_byte_breaks_all(
     assert integrity and all(c.verdict == "fail" for c in integrity)
 
 
+async def test_pades_ecdsa_passes_pdfsig_pyhanko_and_ours_and_one_byte_breaks_all(
+    res: Resources, stack: Stack, tmp_path: Path
+) -> None:
+    b = await bureau(res, "苏州市公安局相城分局")
+    src = make_pdf(tmp_path / "in.pdf", lines=("特此证明。",))
+    out = tmp_path / "ecdsa.pdf"
+    position = [SignPosition(seal_code=b.seal.code or "", x=300, y=560)]
+    await signing.sign_file(res, src, out, position, app_code=b.app_code, algorithm="pades-ecdsa")
+    with out.open("rb") as f:
+        sig = PdfFileReader(f, strict=False).embedded_signatures[0]
+        assert sig.signer_cert.serial_number == int(b.ec.serial or 0)
+        assert sig.signer_cert.public_key.algorithm == "ec"
+        assert sig.signer_info["signature_algorithm"]["algorithm"].native == "sha256_ecdsa"
+
+    report = pdfsig(out)
+    assert report.count("Signature is Valid.") == 1 and "ECDSA" in report.upper(), report
+    root = (await ca.chain_of(res, "ec-issuing"))[-1]
+    assert root == (await ca.chain_of(res, "rsa-issuing"))[-1]  # ec-issuing hangs under the RSA root
+    assert await pyhanko_ok(out, root)
+    ours = await signing.verify_file(res, out)
+    assert ours.valid and ours.signatures[0].kind == "pades", ours
+
+    bad = tmp_path / "ecdsa-bad.pdf"
+    flip_byte(out, bad)
+    assert "Signature is Valid." not in pdfsig(bad)
+    assert not await pyhanko_ok(bad, root)
+    assert not (await signing.verify_file(res, bad)).valid
+
+
 async def test_sm2_ses_signature_verifies_with_gmssl(res: Resources, stack: Stack, tmp_path: Path) -> None:
     b = await bureau(res, "苏州市公安局姑苏分局")
     src = make_pdf(tmp_path / "in.pdf", lines=("本证明由苏州市公安", "局姑苏分局出具。"))
