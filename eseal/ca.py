@@ -285,6 +285,36 @@ async def _sign_cert(res: Resources, row: Any, spki: bytes, now: dt.datetime) ->
     return der, serial, ca_id
 
 
+TSA_YEARS = 2
+
+
+async def issue_tsa_certificate(res: Resources, spki: bytes, *, name: str = "苏证通时间戳服务") -> bytes:
+    """A time-stamping authority's certificate under `rsa-issuing` (RSA key; critical EKU timeStamping, RFC 3161
+    2.3). Issued to an outside key holder like a UKey certificate, but kept with the TSA, not as a row here."""
+    if x509build.algorithm_of(spki) != "RSA":
+        raise invalid("public_key", "the TSA key must be RSA (it certifies under rsa-issuing)")
+    await _ensure_hierarchies(res)
+    ca_row = await repo.ca(res.db, ISSUING["RSA"])
+    assert ca_row is not None
+    ca_der = bytes(ca_row["cert_der"])
+    now, serial = _now(), x509build.new_serial()
+    der = await x509build.build_certificate(
+        subject=x509build.name(name, org="江苏省公安厅", unit="苏证通"),
+        subject_spki=spki,
+        issuer=x509.Certificate.load(ca_der).subject,
+        issuer_spki=x509build.spki_of(ca_der),
+        issuer_algorithm="RSA",
+        sign=signer_for(res, ca_row["key_index"], "RSA"),
+        not_before=now - dt.timedelta(minutes=5),
+        not_after=now + dt.timedelta(days=365 * TSA_YEARS),
+        serial=serial,
+        extended_key_usage=("time_stamping",),
+        crl_url=crl_url(res, ISSUING["RSA"]),
+    )
+    await logs.append(res.db, "cert", "tsa.issue", actor="ca", cert_serial=str(serial), detail={"subject": name})
+    return der
+
+
 async def renew(res: Resources, cert_id: uuid.UUID, *, days: int | None = None, actor: str = "") -> Certificate:
     """A new certificate (new serial, new validity) for the same key; the old serial is superseded on the CRL."""
     row = await _row(res, cert_id)

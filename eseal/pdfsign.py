@@ -29,6 +29,7 @@ from pyhanko.pdf_utils.layout import AxisAlignment, BoxConstraints, Margins, Sim
 from pyhanko.sign import attributes, fields, signers
 from pyhanko.sign.signers.cms_embedder import PdfCMSEmbedder, SigAppearanceSetup, SigIOSetup, SigObjSetup
 from pyhanko.sign.signers.pdf_byterange import SignatureObject
+from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from tongsuopy.crypto import hashes as _thashes
@@ -207,8 +208,10 @@ async def sign_pades(
     sign_digest: RawSign,
     reason: str,
     cross_page: bool = False,
+    timestamper: TimeStamper | None = None,
 ) -> None:
-    """A PAdES B-B signature (ETSI.CAdES.detached) with the seal impression as the widget's appearance."""
+    """A PAdES B-B signature (ETSI.CAdES.detached) with the seal impression as the widget's appearance; B-T when a
+    `timestamper` is given (an RFC 3161 token over the signature value in the unsigned attributes)."""
     writer = IncrementalPdfFileWriter(src, strict=False)
     if cross_page:
         add_cross_page_stamp(writer, seal_png)
@@ -221,7 +224,11 @@ async def sign_pades(
         md_algorithm="sha256",
     )
     pdf_signer = signers.PdfSigner(
-        meta, signer, stamp_style=_stamp_style(seal_png), new_field_spec=_field(field_name, placement)
+        meta,
+        signer,
+        timestamper=timestamper,
+        stamp_style=_stamp_style(seal_png),
+        new_field_spec=_field(field_name, placement),
     )
     await pdf_signer.async_sign_pdf(writer, output=out, bytes_reserved=16384)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.problems import invalid
 from core.resources import Resources
-from eseal import ca, keys, logs, pdfsign, pdftext, pdfverify, repo, seals
+from eseal import ca, keys, logs, pdfsign, pdftext, pdfverify, repo, seals, timestamps
 from eseal.models import SignPosition, SignRequest, SignResult, VerifyResult
 from eseal.signer_client import SignAlgorithm
 
@@ -70,6 +70,7 @@ async def sign_file(
     # The cross-page strips change every page, which is only allowed before the first signature: sign it first.
     positions = sorted(positions, key=lambda p: not p.cross_page)
     client = keys.signer(res)
+    stamper = await timestamps.timestamper(res) if algorithm != "sm2" else None
     current = src
     temps: list[Path] = []
     try:
@@ -101,6 +102,7 @@ async def sign_file(
                         sign_digest=sign_digest,
                         reason=f"电子印章 {pos.seal_code}",
                         cross_page=pos.cross_page,
+                        timestamper=stamper,
                     )
                 else:
 
@@ -135,6 +137,7 @@ async def sign_file(
                     "algorithm": algorithm,
                     "page": placement.page,
                     "cross_page": pos.cross_page,
+                    "timestamp": stamper is not None,
                 },
             )
         os.replace(current, out)

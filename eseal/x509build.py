@@ -71,8 +71,10 @@ async def build_certificate(
     path_len: int | None = None,
     usage: str = "sign",
     crl_url: str = "",
+    extended_key_usage: tuple[str, ...] = (),
 ) -> bytes:
-    """A DER certificate. `usage`: 'sign' (digitalSignature, nonRepudiation) or 'encrypt' (key/data encipherment)."""
+    """A DER certificate. `usage`: 'sign' (digitalSignature, nonRepudiation) or 'encrypt' (key/data encipherment);
+    `extended_key_usage` (asn1crypto names, e.g. 'time_stamping') is added as a critical extension."""
     if ca:
         key_usage = {"key_cert_sign", "crl_sign", "digital_signature"}
     elif usage == "encrypt":
@@ -92,6 +94,8 @@ async def build_certificate(
             "extn_value": {"key_identifier": _key_id(issuer_spki)},
         },
     ]
+    if extended_key_usage:
+        extensions.append({"extn_id": "extended_key_usage", "critical": True, "extn_value": list(extended_key_usage)})
     if crl_url:
         extensions.append(
             {
