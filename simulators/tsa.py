@@ -10,26 +10,31 @@ The TSA's own RSA-2048 key is generated on first start and kept in `<var>/tsa/ke
 itself, as a real one does. Its certificate comes from our CA — eseal reads the public key
 (`GET /tsa/_sim/public-key`), issues a certificate with the critical timeStamping EKU under `rsa-issuing` and
 installs it with its chain (`PUT /tsa/_sim/certificate`); the chain is kept in `<var>/tsa/chain.der`. The token is
-built by pyhanko's `DummyTimeStamper` (its own key, real time, random serial).
+built by pyhanko's `DummyTimeStamper` (its own key, loaded once; real time; random serial).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import os
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from asn1crypto import keys, tsp, x509
-from cryptography.hazmat.primitives import serialization
+from asn1crypto import cms, core, keys, tsp, x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from litestar import Litestar, Request, Response, get, post, put
 from msgspec import Meta
+from pyhanko.sign import general
+from pyhanko.sign.general import simple_cms_attribute
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from core.crypto import generate_rsa_key
 from core.problems import ProblemError, invalid
@@ -57,6 +62,32 @@ class Installed(msgspec.Struct):
     subject: str
     serial: str
     not_after: str
+
+
+class _Stamper(DummyTimeStamper):
+    """pyhanko's DummyTimeStamper with the private key loaded once: it re-parsed the PKCS#8 key for every token,
+    and cryptography's RSA key check on load (~40 ms) was nearly all of a timestamp's cost."""
+
+    def __init__(self, key: rsa.RSAPrivateKey, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._key = key
+
+    def _sign_tst_info(
+        self, tst_info_data: bytes, md_algorithm: str, dt: datetime.datetime
+    ) -> tuple[bytes, cms.CMSAttributes]:
+        md = get_pyca_cryptography_hash(md_algorithm)
+        digest = hashes.Hash(md)
+        digest.update(tst_info_data)
+        signed_attrs = cms.CMSAttributes(
+            [
+                simple_cms_attribute("content_type", "tst_info"),
+                simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt)})),
+                simple_cms_attribute("signing_certificate", general.as_signing_certificate(self.tsa_cert)),
+                simple_cms_attribute("message_digest", digest.finalize()),
+            ]
+        )
+        signature = self._key.sign(signed_attrs.dump(), PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper()))
+        return signature, signed_attrs
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -90,10 +121,11 @@ class Authority:
         self.key_der = key_path.read_bytes()
         key = serialization.load_der_private_key(self.key_der, password=None)
         assert isinstance(key, rsa.RSAPrivateKey)
+        self.key = key
         self.spki = key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        self.stamper: DummyTimeStamper | None = None
+        self.stamper: _Stamper | None = None
         self.cert: x509.Certificate | None = None
         self._load_chain()
 
@@ -112,7 +144,8 @@ class Authority:
 
     def _use(self, certs: list[x509.Certificate]) -> None:
         self.cert = certs[0]
-        self.stamper = DummyTimeStamper(
+        self.stamper = _Stamper(
+            self.key,
             tsa_cert=certs[0],
             tsa_key=keys.PrivateKeyInfo.load(self.key_der),
             certs_to_embed=SimpleCertificateStore.from_certs(certs[1:]),
