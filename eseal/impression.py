@@ -127,10 +127,20 @@ def render(
     size = (size_px, int(height / SCALE))
     # An exact 3× box filter when the sizes divide (they do for the templates): several times faster than Lanczos.
     ink = canvas.reduce(SCALE) if canvas.size == (size[0] * SCALE, size[1] * SCALE) else canvas.resize(size)
-    out = Image.new("RGBA", ink.size, (*RED, 0))
-    out.putalpha(ink)
+    return _red_png(ink)
+
+
+_RED_PALETTE = bytes(RED) * 256
+_ALPHA_BY_INDEX = bytes(range(256))
+
+
+def _red_png(ink: Image.Image) -> bytes:
+    """The ink mask as a palette PNG: index i is RED with alpha i (tRNS). Decodes to exactly the RGBA image
+    (RED everywhere, alpha = ink) at one byte a pixel: encoding it was a third of a seal's making as RGBA."""
+    out = ink.copy()
+    out.putpalette(_RED_PALETTE)
     buf = io.BytesIO()
-    out.save(buf, "PNG", compress_level=3)
+    out.save(buf, "PNG", compress_level=3, transparency=_ALPHA_BY_INDEX)
     return buf.getvalue()
 
 

@@ -20,7 +20,7 @@ import os
 from urllib.parse import urlsplit
 
 import httpx
-from asn1crypto import tsp, x509
+from asn1crypto import core, tsp, x509
 from pyhanko.sign.timestamps.api import TimeStamper
 
 from core.http1 import KeepAliveClient
@@ -57,6 +57,10 @@ class RemoteTimeStamper(TimeStamper):
         resp = await self._http.request("POST", self._path, body, lambda: {"Content-Type": QUERY_TYPE})
         if resp.status_code != 200:
             raise OSError(f"TSA answered HTTP {resp.status_code}")
+        answer = core.Sequence.load(resp.content)
+        if len(answer) < 2:  # status only: refused (asn1crypto's TimeStampResp needs the optional token)
+            status = tsp.PKIStatusInfo.load(answer[0].dump()).native if len(answer) else "empty answer"
+            raise OSError(f"TSA refused: {status}")
         return tsp.TimeStampResp.load(resp.content)
 
 

@@ -20,6 +20,7 @@ import binascii
 import datetime
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from litestar import Litestar, Request, Response, get, post, put
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from msgspec import Meta
 from pyhanko.sign import general
 from pyhanko.sign.general import simple_cms_attribute
@@ -45,7 +47,15 @@ REPLY_TYPE = "application/timestamp-reply"
 HASHES = {"sha256", "sha384", "sha512"}
 MAX_QUERY = 8192
 
-B64 = Annotated[str, Meta(max_length=16384, pattern=r"^[A-Za-z0-9+/=]+$")]
+B64 = Annotated[
+    str,
+    Meta(
+        min_length=4,
+        max_length=16384,
+        pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+        description="DER, base64",
+    ),
+]
 
 
 class PublicKey(msgspec.Struct):
@@ -170,7 +180,8 @@ class Authority:
         self._use(certs)
         return certs[0]
 
-    def respond(self, body: bytes) -> tsp.TimeStampResp:
+    def respond(self, body: bytes) -> bytes:
+        """The DER TimeStampResp for a request body."""
         try:
             req = tsp.TimeStampReq.load(body, strict=True)
             algorithm = req["message_imprint"]["hash_algorithm"]["algorithm"].native
@@ -183,12 +194,34 @@ class Authority:
             return _reject("bad_data_format", "message imprint length does not match its hash")
         if self.stamper is None:
             return _reject("system_failure", "no TSA certificate installed yet")
-        return self.stamper.request_tsa_response(req)
+        return bytes(self.stamper.request_tsa_response(req).dump())
 
 
-def _reject(failure: str, text: str) -> tsp.TimeStampResp:
-    status = tsp.PKIStatusInfo({"status": "rejection", "status_string": [text], "fail_info": {failure}})
-    return tsp.TimeStampResp({"status": status})
+def _reject(failure: str, text: str) -> bytes:
+    """TimeStampResp ::= SEQUENCE { status PKIStatusInfo } with no token (asn1crypto's TimeStampResp will not
+    dump without one, though RFC 3161 makes it optional), so the SEQUENCE is written here."""
+    status = tsp.PKIStatusInfo({"status": "rejection", "status_string": [text], "fail_info": {failure}}).dump()
+    return b"\x30" + _der_length(len(status)) + status
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+@dataclass
+class _TimestampOperation(Operation):
+    """Documents the raw DER body, which the handler reads itself (a typed body would be parsed as JSON)."""
+
+    def __post_init__(self) -> None:
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, max_length=MAX_QUERY)
+        self.request_body = RequestBody(
+            content={"application/octet-stream": OpenAPIMediaType(schema=binary)},
+            description=f"DER TimeStampReq (RFC 3161; usually sent as {QUERY_TYPE})",
+            required=False,
+        )
 
 
 def _handlers(settings: Settings) -> list[object]:
@@ -205,14 +238,14 @@ def _handlers(settings: Settings) -> list[object]:
         summary="RFC 3161 time-stamp request (DER TimeStampReq in, DER TimeStampResp out)",
         tags=["tsa"],
         request_max_body_size=MAX_QUERY,
+        media_type=REPLY_TYPE,
+        operation_class=_TimestampOperation,
     )
     async def timestamp(request: Request[Any, Any, Any]) -> Response[bytes]:
-        if request.headers.get("content-type", "").split(";")[0].strip() != QUERY_TYPE:
-            raise ProblemError(
-                415, "unsupported-media-type", "Unsupported media type", "不支持的媒体类型", f"send {QUERY_TYPE}"
-            )
-        resp = tsa().respond(await request.body())
-        return Response(bytes(resp.dump()), media_type=REPLY_TYPE)
+        # The content type is not checked (RFC 3161 3.4 names application/timestamp-query; clients sending
+        # octet-stream get answers too): whatever the body, the answer is a TimeStampResp, granted or rejected
+        # with its failure bit (an empty or missing body: badDataFormat).
+        return Response(tsa().respond(await request.body()), media_type=REPLY_TYPE)
 
     @get("/_sim/public-key", summary="Control: the TSA's public key, for our CA to certify", tags=["sim"])
     async def public_key() -> PublicKey:
