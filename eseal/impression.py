@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import io
 import math
+import struct
+import zlib
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
@@ -130,18 +132,22 @@ def render(
     return _red_png(ink)
 
 
-_RED_PALETTE = bytes(RED) * 256
-_ALPHA_BY_INDEX = bytes(range(256))
-
-
 def _red_png(ink: Image.Image) -> bytes:
-    """The ink mask as a palette PNG: index i is RED with alpha i (tRNS). Decodes to exactly the RGBA image
-    (RED everywhere, alpha = ink) at one byte a pixel: encoding it was a third of a seal's making as RGBA."""
-    out = ink.copy()
-    out.putpalette(_RED_PALETTE)
-    buf = io.BytesIO()
-    out.save(buf, "PNG", compress_level=3, transparency=_ALPHA_BY_INDEX)
-    return buf.getvalue()
+    """RED with alpha = ink as an RGBA PNG, written directly: filter "none" on every row and zlib level 1 over the
+    raw pixels. Pillow's encoder (adaptive filters) took ~5 ms, a third of making a seal; this ~1.5 ms, and the
+    file decodes to the same pixels (any PNG reader; the size is about the same)."""
+    width, height = ink.size
+    out = Image.new("RGBA", ink.size, (*RED, 0))
+    out.putalpha(ink)
+    raw = out.tobytes()
+    stride = width * 4
+    rows = b"".join(b"\x00" + raw[y * stride : (y + 1) * stride] for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA, deflate, no filter set, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b"")
 
 
 def _square(canvas: Image.Image, draw: ImageDraw.ImageDraw, name: str, width: int) -> None:

@@ -139,11 +139,8 @@ def test_impressions_from_templates_look_like_seals() -> None:
     sheet = Image.new("RGB", (1260, 420), "white")
     for i, (name, png) in enumerate(samples.items()):
         (OUT / name).write_bytes(png)
-        # A palette PNG whose tRNS gives each index its alpha (drawn impressions) decodes to red RGBA.
-        opened = Image.open(io.BytesIO(png))
-        assert opened.mode == "RGBA" or (opened.mode == "P" and "transparency" in opened.info)
-        img = opened.convert("RGBA")
-        assert img.getpixel((0, 0))[3] == 0  # type: ignore[index]  # transparent corner
+        img = Image.open(io.BytesIO(png))
+        assert img.mode == "RGBA" and img.getpixel((0, 0))[3] == 0  # type: ignore[index]  # transparent corner
         share, colours = _red_alpha_share(png)
         assert 0.05 < share < 0.5 and colours == {"red"}
         sheet.paste(img, (i * 420, 0), img)
