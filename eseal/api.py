@@ -7,7 +7,6 @@ PDF through the API or the public page `/eseal/verify`; CRLs and CA certificates
 from __future__ import annotations
 
 import base64
-import binascii
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from eseal import appauth, ca, pdf_templates, repo, signing
 from eseal.models import BatchRequest, BatchResult, FillRequest, SignPosition, SignRequest, SignResult, VerifyResult
 
 MOUNT = "eseal"
-MAX_PDF = 30 * 1024 * 1024
+MAX_PDF = signing.MAX_PDF
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True, enable_async=False
 )
@@ -45,7 +44,7 @@ CHECK_NAMES = {
     "timestamp": "时间戳 Timestamp",
 }
 VERDICTS = {"pass": "通过 pass", "fail": "不通过 fail", "warn": "注意 warning", "absent": "无 none"}
-KINDS = {"pades": "PAdES (RSA)", "sm2-ses": "SM2 / GB/T 38540", "unknown": "未知"}
+KINDS = {"pades": "PAdES", "sm2-ses": "SM2 / GB/T 38540", "unknown": "未知"}
 SECURITY: list[dict[str, list[str]]] = [{"HMAC-SM3": []}]
 
 
@@ -54,45 +53,6 @@ async def _app_code(request: Request[Any, Any, Any], res: Resources) -> str:
 
 
 APP_AUTH: dict[str, Any] = {"dependencies": {"app_code": Provide(_app_code)}, "security": SECURITY}
-
-
-def _work_dir(res: Resources) -> Path:
-    path = res.settings.var_path / "eseal" / "work"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _decode_pdf(text: str, field: str = "document") -> bytes:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise invalid(field, "not base64") from exc
-    if not raw.startswith(b"%PDF-"):
-        raise invalid(field, "not a PDF")
-    if len(raw) > MAX_PDF:
-        raise invalid(field, "larger than 30 MB")
-    return raw
-
-
-async def _sign_one(res: Resources, req: SignRequest, app_code: str, ip: str) -> SignResult:
-    raw = _decode_pdf(req.document)
-    with tempfile.TemporaryDirectory(dir=_work_dir(res)) as tmp:
-        src, out = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf"
-        src.write_bytes(raw)
-        count = await signing.sign_file(
-            res,
-            src,
-            out,
-            req.seals,
-            app_code=app_code,
-            algorithm=req.algorithm,
-            user_id=req.user_id,
-            password=req.seal_password,
-            doc_name=req.name,
-            ip=ip,
-        )
-        signed = out.read_bytes()
-    return SignResult(document=base64.b64encode(signed).decode(), sha256=signing.sha256_hex(signed), signatures=count)
 
 
 @post(
@@ -106,7 +66,7 @@ async def _sign_one(res: Resources, req: SignRequest, app_code: str, ip: str) ->
 async def sign_document(
     request: Request[Any, Any, Any], res: Resources, app_code: str, data: SignRequest
 ) -> SignResult:
-    return await _sign_one(res, data, app_code, request.client.host if request.client else "")
+    return await signing.sign_request(res, data, app_code, request.client.host if request.client else "")
 
 
 @post(
@@ -123,7 +83,7 @@ async def batch_sign(request: Request[Any, Any, Any], res: Resources, app_code: 
     errors: list[str | None] = []
     for item in data.items:
         try:
-            results.append(await _sign_one(res, item, app_code, ip))
+            results.append(await signing.sign_request(res, item, app_code, ip))
             errors.append(None)
         except ProblemError as exc:
             results.append(None)
@@ -148,7 +108,7 @@ async def fill_and_sign(
         algorithm=data.algorithm,
         name=data.name,
     )
-    return await _sign_one(res, req, app_code, request.client.host if request.client else "")
+    return await signing.sign_request(res, req, app_code, request.client.host if request.client else "")
 
 
 async def _verify_upload(res: Resources, raw: bytes, name: str, ip: str) -> VerifyResult:
@@ -156,7 +116,7 @@ async def _verify_upload(res: Resources, raw: bytes, name: str, ip: str) -> Veri
         raise invalid("file", "larger than 30 MB")
     if not raw:
         raise invalid("file", "empty upload")
-    with tempfile.TemporaryDirectory(dir=_work_dir(res)) as tmp:
+    with tempfile.TemporaryDirectory(dir=signing.work_dir(res)) as tmp:
         path = Path(tmp) / "upload.pdf"
         path.write_bytes(raw)
         return await signing.verify_file(res, path, ip=ip, doc_name=name[:200])

@@ -1,10 +1,12 @@
 """Our CAs and the certificates they issue: application → review → issue → renew → suspend/resume → revoke, CRLs.
 
 Two hierarchies, each a root and an issuing CA: SM2 (SM2-with-SM3, national OIDs) and RSA-2048 (sha256WithRSA,
-for PAdES that every PDF validator accepts). Every CA key is a key index in the signing server. Certificates are
-cloud (the key generated at a key index of the signing server) or UKey (the holder's public key registered).
-Review is automatic when the applicant is real-name verified. Suspended certificates are on the CRL with reason
-certificateHold, revoked ones with their reason; CRLs are rebuilt on every change and cached in Redis.
+for PAdES that every PDF validator accepts); under the RSA root also an ECDSA P-256 issuing CA `ec-issuing` (for
+PAdES with ECDSA: relying parties keep the one RSA root they already trust). Every CA key is a key index in the
+signing server. Certificates are cloud (the key generated at a key index of the signing server) or UKey (the
+holder's public key registered). Review is automatic when the applicant is real-name verified. Suspended
+certificates are on the CRL with reason certificateHold, revoked ones with their reason; CRLs are rebuilt on every
+change and cached in Redis.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
 from eseal import keys, logs, repo, x509build
 from eseal.models import Certificate
+from eseal.signer_client import KeyAlgorithm, SignAlgorithm
 
 ROOT_YEARS = 20
 ISSUING_YEARS = 10
 CRL_HOURS = 24
-ISSUING = {"SM2": "sm2-issuing", "RSA": "rsa-issuing"}
+ISSUING = {"SM2": "sm2-issuing", "RSA": "rsa-issuing", "EC": "ec-issuing"}
+KEY_ALGORITHM: dict[str, KeyAlgorithm] = {"SM2": "SM2", "RSA": "RSA2048", "EC": "EC-P256"}
+_SIGN_ALGORITHM: dict[str, SignAlgorithm] = {"RSA": "RSA-SHA256", "EC": "ECDSA-SHA256"}
 MAKER = "system:seal-maker"
 REASONS = {"key_compromise", "ca_compromise", "affiliation_changed", "superseded", "cessation_of_operation"}
 _CRL_KEY = "eseal:crl:{}"
@@ -47,13 +52,14 @@ def signer_for(res: Resources, key_index: int, algorithm: str) -> x509build.Sign
     async def sign(data: bytes) -> bytes:
         if algorithm == "SM2":
             return await client.sign(key_index, data)
-        return await client.sign(key_index, digest=hashlib.sha256(data).digest(), algorithm="RSA-SHA256")
+        digest = hashlib.sha256(data).digest()
+        return await client.sign(key_index, digest=digest, algorithm=_SIGN_ALGORITHM[algorithm])
 
     return sign
 
 
 async def ensure_cas(res: Resources) -> None:
-    """Create the two hierarchies and the seal-maker certificate once (idempotent, safe across replicas)."""
+    """Create the hierarchies and the seal-maker certificate once (idempotent, safe across replicas)."""
     await _ensure_hierarchies(res)
     if not await repo.certificate_by_applicant(res.db, MAKER):
         cert = await apply(
@@ -68,7 +74,7 @@ async def ensure_cas(res: Resources) -> None:
 
 
 async def _ensure_hierarchies(res: Resources) -> None:
-    if len(await repo.cas(res.db)) >= 4:
+    if {"sm2-issuing", "rsa-issuing", "ec-issuing"} <= {r["id"] for r in await repo.cas(res.db)}:
         return
     async with res.db.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK)
@@ -80,31 +86,40 @@ async def _ensure_hierarchies(res: Resources) -> None:
                     await _make_ca(res, conn, f"{prefix}-root", algorithm, None, priority)
                 if f"{prefix}-issuing" not in have:
                     await _make_ca(res, conn, f"{prefix}-issuing", algorithm, f"{prefix}-root", priority)
+            if "ec-issuing" not in have:  # added later than the others: existing installations get it here
+                await _make_ca(res, conn, "ec-issuing", "EC", "rsa-root", 20)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
 
 
 async def _make_ca(res: Resources, conn: Any, ca_id: str, algorithm: str, parent: str | None, priority: int) -> None:
-    key = await keys.new_key(res, "SM2" if algorithm == "SM2" else "RSA2048")
+    key = await keys.new_key(res, KEY_ALGORITHM[algorithm])
     now = _now()
-    label = {"sm2-root": "SM2 根CA", "sm2-issuing": "SM2 签发CA", "rsa-root": "RSA Root CA", "rsa-issuing": "RSA CA"}
+    label = {
+        "sm2-root": "SM2 根CA",
+        "sm2-issuing": "SM2 签发CA",
+        "rsa-root": "RSA Root CA",
+        "rsa-issuing": "RSA CA",
+        "ec-issuing": "ECDSA CA",
+    }
     subject = x509build.name(f"苏证通 {label[ca_id]}", org="江苏省公安厅", unit="苏证通")
     if parent is None:
         issuer, issuer_spki, sign = subject, key.public_der, signer_for(res, key.index, algorithm)
-        years, path_len = ROOT_YEARS, 1
+        issuer_algorithm, years, path_len = algorithm, ROOT_YEARS, 1
     else:
         parent_row = await repo.ca(conn, parent)
         assert parent_row is not None
         parent_cert = x509.Certificate.load(bytes(parent_row["cert_der"]))
         issuer, issuer_spki = parent_cert.subject, x509build.spki_of(bytes(parent_row["cert_der"]))
-        sign = signer_for(res, parent_row["key_index"], algorithm)
+        issuer_algorithm = parent_row["algorithm"]  # ec-issuing is signed by the RSA root
+        sign = signer_for(res, parent_row["key_index"], issuer_algorithm)
         years, path_len = ISSUING_YEARS, 0
     der = await x509build.build_certificate(
         subject=subject,
         subject_spki=key.public_der,
         issuer=issuer,
         issuer_spki=issuer_spki,
-        issuer_algorithm=algorithm,
+        issuer_algorithm=issuer_algorithm,
         sign=sign,
         not_before=now - dt.timedelta(days=1),
         not_after=now + dt.timedelta(days=365 * years),
@@ -146,7 +161,7 @@ async def apply(
     subject_org: str = "",
     usage: Literal["sign", "encrypt"] = "sign",
     form: Literal["cloud", "ukey"] = "cloud",
-    algorithm: Literal["SM2", "RSA"] = "SM2",
+    algorithm: Literal["SM2", "RSA", "EC"] = "SM2",
     term: Literal["fixed", "event"] = "fixed",
     days: int | None = None,
     public_key: bytes | None = None,
@@ -160,8 +175,7 @@ async def apply(
         if public_key is None:
             raise invalid("public_key", "a UKey certificate needs the holder's public key (SPKI DER)")
         try:
-            spki = akeys.PublicKeyInfo.load(public_key)
-            found = "RSA" if spki.algorithm == "rsa" else "SM2"
+            found = x509build.algorithm_of(akeys.PublicKeyInfo.load(public_key).dump())
         except ValueError as exc:
             raise invalid("public_key", "not a SubjectPublicKeyInfo") from exc
         if found != algorithm:
@@ -226,7 +240,7 @@ async def issue(res: Resources, cert_id: uuid.UUID) -> Certificate:
     _state(row, "approved")
     key_index = row["key_index"]
     if row["form"] == "cloud":
-        key = await keys.new_key(res, "SM2" if row["algorithm"] == "SM2" else "RSA2048")
+        key = await keys.new_key(res, KEY_ALGORITHM[row["algorithm"]])
         key_index, spki = key.index, key.public_der
     else:
         spki = bytes(row["public_key"])
@@ -269,6 +283,36 @@ async def _sign_cert(res: Resources, row: Any, spki: bytes, now: dt.datetime) ->
         crl_url=crl_url(res, ca_id),
     )
     return der, serial, ca_id
+
+
+TSA_YEARS = 2
+
+
+async def issue_tsa_certificate(res: Resources, spki: bytes, *, name: str = "苏证通时间戳服务") -> bytes:
+    """A time-stamping authority's certificate under `rsa-issuing` (RSA key; critical EKU timeStamping, RFC 3161
+    2.3). Issued to an outside key holder like a UKey certificate, but kept with the TSA, not as a row here."""
+    if x509build.algorithm_of(spki) != "RSA":
+        raise invalid("public_key", "the TSA key must be RSA (it certifies under rsa-issuing)")
+    await _ensure_hierarchies(res)
+    ca_row = await repo.ca(res.db, ISSUING["RSA"])
+    assert ca_row is not None
+    ca_der = bytes(ca_row["cert_der"])
+    now, serial = _now(), x509build.new_serial()
+    der = await x509build.build_certificate(
+        subject=x509build.name(name, org="江苏省公安厅", unit="苏证通"),
+        subject_spki=spki,
+        issuer=x509.Certificate.load(ca_der).subject,
+        issuer_spki=x509build.spki_of(ca_der),
+        issuer_algorithm="RSA",
+        sign=signer_for(res, ca_row["key_index"], "RSA"),
+        not_before=now - dt.timedelta(minutes=5),
+        not_after=now + dt.timedelta(days=365 * TSA_YEARS),
+        serial=serial,
+        extended_key_usage=("time_stamping",),
+        crl_url=crl_url(res, ISSUING["RSA"]),
+    )
+    await logs.append(res.db, "cert", "tsa.issue", actor="ca", cert_serial=str(serial), detail={"subject": name})
+    return der
 
 
 async def renew(res: Resources, cert_id: uuid.UUID, *, days: int | None = None, actor: str = "") -> Certificate:

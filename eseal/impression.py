@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import io
 import math
+import struct
+import zlib
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
@@ -127,11 +129,25 @@ def render(
     size = (size_px, int(height / SCALE))
     # An exact 3× box filter when the sizes divide (they do for the templates): several times faster than Lanczos.
     ink = canvas.reduce(SCALE) if canvas.size == (size[0] * SCALE, size[1] * SCALE) else canvas.resize(size)
+    return _red_png(ink)
+
+
+def _red_png(ink: Image.Image) -> bytes:
+    """RED with alpha = ink as an RGBA PNG, written directly: filter "none" on every row and zlib level 1 over the
+    raw pixels. Pillow's encoder (adaptive filters) took ~5 ms, a third of making a seal; this ~1.5 ms, and the
+    file decodes to the same pixels (any PNG reader; the size is about the same)."""
+    width, height = ink.size
     out = Image.new("RGBA", ink.size, (*RED, 0))
     out.putalpha(ink)
-    buf = io.BytesIO()
-    out.save(buf, "PNG", compress_level=3)
-    return buf.getvalue()
+    raw = out.tobytes()
+    stride = width * 4
+    rows = b"".join(b"\x00" + raw[y * stride : (y + 1) * stride] for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA, deflate, no filter set, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b"")
 
 
 def _square(canvas: Image.Image, draw: ImageDraw.ImageDraw, name: str, width: int) -> None:

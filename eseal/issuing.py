@@ -39,7 +39,7 @@ async def platform_seal(res: Resources) -> str:
                     applicant=PLATFORM_APP,
                     real_name_verified=True,
                 )
-                for alg in ("SM2", "RSA")
+                for alg in ("SM2", "RSA", "EC")
             ]
             seal = await seals.apply(
                 res,

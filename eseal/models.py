@@ -29,7 +29,7 @@ class Certificate(msgspec.Struct, kw_only=True):
     usage: Literal["sign", "encrypt"]
     form: Literal["cloud", "ukey"]
     term: Literal["fixed", "event"]
-    algorithm: Literal["SM2", "RSA"]
+    algorithm: Literal["SM2", "RSA", "EC"]
     status: CertStatus
     ca_id: str | None
     not_before: dt.datetime | None
@@ -95,10 +95,18 @@ class SignPosition(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     size: Annotated[float, Meta(ge=20, le=300)] = 119.0
 
 
+# pades: PAdES with the seal's RSA-2048 certificate; pades-ecdsa: PAdES with its ECDSA P-256 certificate;
+# sm2: SM2/SM3 with a GB/T 38540 SES_Signature.
+DocAlgorithm = Annotated[
+    Literal["pades", "pades-ecdsa", "sm2"],
+    Meta(description="pades (RSA-2048), pades-ecdsa (ECDSA P-256) or sm2 (GB/T 38540 SES_Signature)"),
+]
+
+
 class SignRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     document: Annotated[str, Meta(min_length=8, max_length=40_000_000, description="the PDF, base64")]
     seals: Annotated[list[SignPosition], Meta(min_length=1, max_length=20)]
-    algorithm: Literal["pades", "sm2"] = "pades"
+    algorithm: DocAlgorithm = "pades"
     user_id: Annotated[str, Meta(max_length=64)] | None = None
     seal_password: Annotated[str, Meta(max_length=128)] | None = None
     name: Annotated[str, Meta(max_length=200)] = "document.pdf"
@@ -153,5 +161,5 @@ class FillRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         dict[Annotated[str, Meta(max_length=32)], Annotated[str, Meta(max_length=400)]], Meta(max_length=20)
     ]
     seal_code: Annotated[str, Meta(min_length=1, max_length=40)]
-    algorithm: Literal["pades", "sm2"] = "pades"
+    algorithm: DocAlgorithm = "pades"
     name: Annotated[str, Meta(max_length=200)] = "certificate.pdf"

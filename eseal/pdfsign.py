@@ -1,4 +1,4 @@
-"""Sealing PDFs: visible seal impressions with PAdES (RSA, pyhanko) or GB/T 38540 SM2 signatures.
+"""Sealing PDFs: visible seal impressions with PAdES (RSA or ECDSA P-256, pyhanko) or GB/T 38540 SM2 signatures.
 
 Every private-key operation goes to the signing server through `SignerClient`; pyhanko only lays out the document.
 Input and output are files: pyhanko's incremental writer copies the original and hashes the byte ranges in chunks,
@@ -29,6 +29,7 @@ from pyhanko.pdf_utils.layout import AxisAlignment, BoxConstraints, Margins, Sim
 from pyhanko.sign import attributes, fields, signers
 from pyhanko.sign.signers.cms_embedder import PdfCMSEmbedder, SigAppearanceSetup, SigIOSetup, SigObjSetup
 from pyhanko.sign.signers.pdf_byterange import SignatureObject
+from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from tongsuopy.crypto import hashes as _thashes
@@ -37,6 +38,7 @@ from core.crypto import sm3
 from eseal import ses
 
 RawSign = Callable[[bytes], Awaitable[bytes]]
+_MECHANISM = {"rsa": "sha256_rsa", "ec": "sha256_ecdsa"}
 CHUNK = 1024 * 1024
 SM2_FILTER = "/SZT.ESeal"
 SM2_SUBFILTER = "/GB.T38540.SES"
@@ -55,8 +57,9 @@ class Placement:
         return (int(self.x), int(self.y), int(self.x + self.width), int(self.y + self.height))
 
 
-class RemoteRSASigner(signers.Signer):
-    """A pyhanko Signer whose RSA-SHA256 private-key operation happens in the signing server."""
+class RemoteSigner(signers.Signer):
+    """A pyhanko Signer whose RSA-SHA256 or ECDSA-SHA256 (P-256) private-key operation happens in the signing
+    server; the mechanism follows the certificate's key."""
 
     def __init__(
         self,
@@ -68,9 +71,10 @@ class RemoteRSASigner(signers.Signer):
         super().__init__(
             signing_cert=cert,
             cert_registry=registry or SimpleCertificateStore.from_certs([cert, *chain]),
-            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa"}),
+            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": _MECHANISM[cert.public_key.algorithm]}),
         )
         self._sign_digest = sign_digest
+        self._dry_size = 256 if cert.public_key.algorithm == "rsa" else 72
 
     def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> Any:
         for provider in super()._signed_attr_providers(*args, **kwargs):
@@ -81,7 +85,7 @@ class RemoteRSASigner(signers.Signer):
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if dry_run:
-            return bytes(256)
+            return bytes(self._dry_size)
         return await self._sign_digest(hashlib.sha256(data).digest())
 
 
@@ -204,13 +208,15 @@ async def sign_pades(
     sign_digest: RawSign,
     reason: str,
     cross_page: bool = False,
+    timestamper: TimeStamper | None = None,
 ) -> None:
-    """A PAdES B-B signature (ETSI.CAdES.detached) with the seal impression as the widget's appearance."""
+    """A PAdES B-B signature (ETSI.CAdES.detached) with the seal impression as the widget's appearance; B-T when a
+    `timestamper` is given (an RFC 3161 token over the signature value in the unsigned attributes)."""
     writer = IncrementalPdfFileWriter(src, strict=False)
     if cross_page:
         add_cross_page_stamp(writer, seal_png)
     leaf, registry = _parsed_certs(cert, tuple(chain))
-    signer = RemoteRSASigner(leaf, [], sign_digest, registry=registry)
+    signer = RemoteSigner(leaf, [], sign_digest, registry=registry)
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,
         reason=reason,
@@ -218,7 +224,11 @@ async def sign_pades(
         md_algorithm="sha256",
     )
     pdf_signer = signers.PdfSigner(
-        meta, signer, stamp_style=_stamp_style(seal_png), new_field_spec=_field(field_name, placement)
+        meta,
+        signer,
+        timestamper=timestamper,
+        stamp_style=_stamp_style(seal_png),
+        new_field_spec=_field(field_name, placement),
     )
     await pdf_signer.async_sign_pdf(writer, output=out, bytes_reserved=16384)
 

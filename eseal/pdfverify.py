@@ -301,7 +301,8 @@ async def _verify_pades(emb: Any, trust: Trust, sig_obj: Any) -> SignatureReport
     if verdict == "pass" and status.intact and not status.trusted:  # a bad digest is "integrity", not trust
         verdict, detail = "fail", f"pyhanko path validation: {status.trust_problem_indic}"
     checks.append(Check("certificate", verdict, detail))  # type: ignore[arg-type]
-    checks.append(_time_check(cert.dump(), at))
+    ts_check, ts_time = _timestamp(status)
+    checks.append(_time_check(cert.dump(), ts_time or at))
     coverage = status.coverage.name if status.coverage else "?"
     intact = status.intact and coverage in ("ENTIRE_FILE", "ENTIRE_REVISION")
     detail_i = f"digest {'matches' if status.intact else 'DOES NOT match'}, coverage {coverage}"
@@ -310,17 +311,26 @@ async def _verify_pades(emb: Any, trust: Trust, sig_obj: Any) -> SignatureReport
         intact = level in ("NONE", "LTA_UPDATES", "FORM_FILLING")
         detail_i += f", later changes: {level}"
     checks.append(Check("integrity", "pass" if intact else "fail", detail_i))
-    checks.append(_timestamp(status))
+    checks.append(ts_check)
     return _report(
         field_name, "pades", cert.subject.human_friendly, code, trust.seals.get(code, {}).get("name", ""), at, checks
     )
 
 
-def _timestamp(status: PdfSignatureStatus) -> Check:
+def _timestamp(status: PdfSignatureStatus) -> tuple[Check, dt.datetime | None]:
+    """The signature timestamp's check, and its time when it is good (then it, not the signer's claim, is the
+    signing time checked against the certificate's validity)."""
     ts = getattr(status, "timestamp_validity", None)
     if ts is None:
-        return Check("timestamp", "absent", "no RFC 3161 timestamp (signing time is the signer's claim)")
-    return Check("timestamp", "pass" if ts.valid and ts.intact else "fail", f"timestamp {ts.timestamp.isoformat()}")
+        return Check("timestamp", "absent", "no RFC 3161 timestamp (signing time is the signer's claim)"), None
+    tsa = ts.signing_cert.subject.human_friendly if ts.signing_cert is not None else "?"
+    when = ts.timestamp.isoformat()
+    if not ts.intact or not ts.valid:
+        return Check("timestamp", "fail", f"timestamp token of {tsa} does not verify over the signature"), None
+    if not ts.trusted:
+        problem = ts.trust_problem_indic.name if ts.trust_problem_indic else "untrusted"
+        return Check("timestamp", "fail", f"TSA {tsa} not trusted ({problem}), time {when}"), None
+    return Check("timestamp", "pass", f"RFC 3161 timestamp {when} by {tsa}"), ts.timestamp
 
 
 def _verify_ses(field_name: str, sig_obj: Any, stream: IO[bytes], trust: Trust) -> SignatureReport:

@@ -17,16 +17,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import httpx
 import msgspec
 
+from core.http1 import KeepAliveClient
 from core.reqsig import canonical, sign_headers
 from core.settings import Settings
 
-KeyAlgorithm = Literal["SM2", "RSA2048", "RSA3072", "SM4", "AES128", "AES256"]
+KeyAlgorithm = Literal["SM2", "RSA2048", "RSA3072", "EC-P256", "SM4", "AES128", "AES256"]
 __all__ = ["Envelope", "SignerClient", "SignerError", "SignerKey", "canonical", "read_credentials"]
 
-SignAlgorithm = Literal["SM2-SM3", "RSA-SHA256", "RSA-PSS-SHA256"]
+SignAlgorithm = Literal["SM2-SM3", "RSA-SHA256", "RSA-PSS-SHA256", "ECDSA-SHA256"]
 
 
 class SignerError(Exception):
@@ -88,11 +88,11 @@ class SignerClient:
         app_id: str | None = None,
         secret: str | None = None,
         timeout: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._settings = settings
         self._credentials = (app_id, secret) if app_id and secret else None
-        self._http = httpx.AsyncClient(base_url=settings.signing_server_url, timeout=timeout, transport=transport)
+        # Persistent keep-alive connections with a minimal HTTP/1.1 client (httpx was ~1.9 ms CPU per call).
+        self._http = KeepAliveClient(settings.signing_server_url, timeout=timeout)
 
     async def __aenter__(self) -> SignerClient:
         return self
@@ -117,16 +117,16 @@ class SignerClient:
 
     async def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         body = msgspec.json.encode(payload) if payload is not None else b""
-        headers = self.signed_headers(method, path, body)
-        resp = await self._http.request(method, path, content=body, headers=headers)
+        resp = await self._http.request(method, path, body, lambda: self.signed_headers(method, path, body))
         if resp.status_code >= 400:
             try:
-                doc = resp.json()
-            except ValueError:
+                doc = msgspec.json.decode(resp.content)
+            except msgspec.DecodeError:
                 doc = {}
             doc = doc if isinstance(doc, dict) else {}
-            raise SignerError(resp.status_code, str(doc.get("type", "")), str(doc.get("detail", resp.text[:200])))
-        return resp.json() if resp.content else None
+            text = resp.content[:200].decode("utf-8", "replace")
+            raise SignerError(resp.status_code, str(doc.get("type", "")), str(doc.get("detail", text)))
+        return msgspec.json.decode(resp.content) if resp.content else None
 
     # -- keys
 
@@ -159,7 +159,7 @@ class SignerClient:
         digest: bytes | None = None,
         algorithm: SignAlgorithm = "SM2-SM3",
     ) -> bytes:
-        """SM2-SM3 signs `data` (DER signature); RSA algorithms take `data` or a SHA-256 `digest`."""
+        """SM2-SM3 signs `data` (DER signature); RSA and ECDSA algorithms take `data` or a SHA-256 `digest`."""
         payload: dict[str, Any] = {"key_index": key_index, "algorithm": algorithm}
         if data is not None:
             payload["data"] = _b64(data)

@@ -7,6 +7,8 @@ the private keys are key indexes in the signing server.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import tempfile
@@ -15,12 +17,18 @@ from typing import Any
 
 from core.problems import invalid
 from core.resources import Resources
-from eseal import ca, keys, logs, pdfsign, pdftext, pdfverify, repo, seals
-from eseal.models import SignPosition, VerifyResult
+from eseal import ca, keys, logs, pdfsign, pdftext, pdfverify, repo, seals, timestamps
+from eseal.models import SignPosition, SignRequest, SignResult, VerifyResult
+from eseal.signer_client import SignAlgorithm
+
+_CERT_ALGORITHM = {"pades": "RSA", "pades-ecdsa": "EC", "sm2": "SM2"}
+_RAW_ALGORITHM: dict[str, SignAlgorithm] = {"RSA": "RSA-SHA256", "EC": "ECDSA-SHA256"}
 
 
 async def _cert_for(res: Resources, seal_row: Any, algorithm: str) -> Any:
-    wanted = "RSA" if algorithm == "pades" else "SM2"
+    wanted = _CERT_ALGORITHM.get(algorithm)
+    if wanted is None:
+        raise invalid("algorithm", "pades, pades-ecdsa or sm2")
     for cert in await repo.seal_cert_rows(res.db, seal_row["id"]):
         if cert["status"] == "issued" and cert["algorithm"] == wanted and cert["key_index"] is not None:
             return cert
@@ -62,6 +70,7 @@ async def sign_file(
     # The cross-page strips change every page, which is only allowed before the first signature: sign it first.
     positions = sorted(positions, key=lambda p: not p.cross_page)
     client = keys.signer(res)
+    stamper = await timestamps.timestamper(res) if algorithm != "sm2" else None
     current = src
     temps: list[Path] = []
     try:
@@ -76,10 +85,11 @@ async def sign_file(
             field = f"Seal{n}-{pos.seal_code}-{os.urandom(3).hex()}"
             key_index = cert["key_index"]
             with current.open("rb") as fin, tmp.open("w+b") as fout:  # noqa: ASYNC230 - pyhanko does sync I/O
-                if algorithm == "pades":
+                if algorithm != "sm2":
+                    raw: SignAlgorithm = _RAW_ALGORITHM[cert["algorithm"]]
 
-                    async def sign_digest(digest: bytes, key_index: int = key_index) -> bytes:
-                        return await client.sign(key_index, digest=digest, algorithm="RSA-SHA256")
+                    async def sign_digest(digest: bytes, key_index: int = key_index, raw: SignAlgorithm = raw) -> bytes:
+                        return await client.sign(key_index, digest=digest, algorithm=raw)
 
                     await pdfsign.sign_pades(
                         fin,
@@ -92,6 +102,7 @@ async def sign_file(
                         sign_digest=sign_digest,
                         reason=f"电子印章 {pos.seal_code}",
                         cross_page=pos.cross_page,
+                        timestamper=stamper,
                     )
                 else:
 
@@ -126,6 +137,7 @@ async def sign_file(
                     "algorithm": algorithm,
                     "page": placement.page,
                     "cross_page": pos.cross_page,
+                    "timestamp": stamper is not None,
                 },
             )
         os.replace(current, out)
@@ -133,6 +145,49 @@ async def sign_file(
     finally:
         for t in temps:
             t.unlink(missing_ok=True)
+
+
+MAX_PDF = 30 * 1024 * 1024
+
+
+def work_dir(res: Resources) -> Path:
+    path = res.settings.var_path / "eseal" / "work"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def decode_pdf(text: str, field: str = "document") -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise invalid(field, "not base64") from exc
+    if not raw.startswith(b"%PDF-"):
+        raise invalid(field, "not a PDF")
+    if len(raw) > MAX_PDF:
+        raise invalid(field, "larger than 30 MB")
+    return raw
+
+
+async def sign_request(res: Resources, req: SignRequest, app_code: str, ip: str) -> SignResult:
+    """What `POST /eseal/v1/documents:sign` does once the app is authenticated: base64 PDF in, sealed PDF out."""
+    raw = decode_pdf(req.document)
+    with tempfile.TemporaryDirectory(dir=work_dir(res)) as tmp:
+        src, out = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf"
+        src.write_bytes(raw)
+        count = await sign_file(
+            res,
+            src,
+            out,
+            req.seals,
+            app_code=app_code,
+            algorithm=req.algorithm,
+            user_id=req.user_id,
+            password=req.seal_password,
+            doc_name=req.name,
+            ip=ip,
+        )
+        signed = out.read_bytes()
+    return SignResult(document=base64.b64encode(signed).decode(), sha256=sha256_hex(signed), signatures=count)
 
 
 async def trust(res: Resources) -> pdfverify.Trust:

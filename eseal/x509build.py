@@ -15,23 +15,30 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from asn1crypto import algos, crl, keys, x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from core.crypto import OID_SM2_WITH_SM3, SM2PublicKey
 
 Sign = Callable[[bytes], Awaitable[bytes]]
 SIG_SM2 = OID_SM2_WITH_SM3
 SIG_RSA = "sha256_rsa"
+SIG_ECDSA = "sha256_ecdsa"
+_SIG = {"SM2": SIG_SM2, "RSA": SIG_RSA, "EC": SIG_ECDSA}
+_ECDSA_SHA256_OID = "1.2.840.10045.4.3.2"
 
 
 def algorithm_of(spki_der: bytes) -> str:
-    """'SM2' or 'RSA' for a SubjectPublicKeyInfo."""
+    """'SM2', 'RSA' or 'EC' (P-256) for a SubjectPublicKeyInfo."""
     info = keys.PublicKeyInfo.load(spki_der)
-    return "RSA" if info.algorithm == "rsa" else "SM2"
+    if info.algorithm == "rsa":
+        return "RSA"
+    if info.algorithm == "ec" and info.curve == ("named", "secp256r1"):
+        return "EC"
+    return "SM2"
 
 
 def _sig_alg(algorithm: str) -> algos.SignedDigestAlgorithm:
-    return algos.SignedDigestAlgorithm({"algorithm": SIG_SM2 if algorithm == "SM2" else SIG_RSA})
+    return algos.SignedDigestAlgorithm({"algorithm": _SIG[algorithm]})
 
 
 def name(common_name: str, org: str = "苏州市公安局", unit: str = "", country: str = "CN") -> x509.Name:
@@ -64,8 +71,10 @@ async def build_certificate(
     path_len: int | None = None,
     usage: str = "sign",
     crl_url: str = "",
+    extended_key_usage: tuple[str, ...] = (),
 ) -> bytes:
-    """A DER certificate. `usage`: 'sign' (digitalSignature, nonRepudiation) or 'encrypt' (key/data encipherment)."""
+    """A DER certificate. `usage`: 'sign' (digitalSignature, nonRepudiation) or 'encrypt' (key/data encipherment);
+    `extended_key_usage` (asn1crypto names, e.g. 'time_stamping') is added as a critical extension."""
     if ca:
         key_usage = {"key_cert_sign", "crl_sign", "digital_signature"}
     elif usage == "encrypt":
@@ -85,6 +94,8 @@ async def build_certificate(
             "extn_value": {"key_identifier": _key_id(issuer_spki)},
         },
     ]
+    if extended_key_usage:
+        extensions.append({"extn_id": "extended_key_usage", "critical": True, "extn_value": list(extended_key_usage)})
     if crl_url:
         extensions.append(
             {
@@ -169,10 +180,18 @@ async def build_crl(
 
 
 def verify_signed(tbs_der: bytes, signature: bytes, sig_oid: str, issuer_spki: bytes) -> bool:
-    """Check a certificate's or CRL's signature with core.crypto (SM2) or cryptography (RSA)."""
+    """Check a certificate's or CRL's signature with core.crypto (SM2) or cryptography (RSA, ECDSA P-256)."""
     if sig_oid == SIG_SM2:
         return SM2PublicKey.from_der(issuer_spki).verify(signature, tbs_der)
     key = serialization.load_der_public_key(issuer_spki)
+    if sig_oid == _ECDSA_SHA256_OID:
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            return False
+        try:
+            key.verify(signature, tbs_der, ec.ECDSA(hashes.SHA256()))
+        except Exception:
+            return False
+        return True
     if not isinstance(key, rsa.RSAPublicKey):
         return False
     try:

@@ -4,12 +4,13 @@ JSON over HTTP under `/v1/`; every `/v1/` call is authenticated (see simulators.
 an HMAC-SM3 request signature with timestamp and one-time nonce). Keys live at indexes 1..60000, kept encrypted
 under the device master key (simulators.signer_store).
 
-- `POST /v1/keys/{index}` generates SM2, RSA2048, RSA3072 (asymmetric) or SM4, AES128, AES256 (symmetric) keys;
+- `POST /v1/keys/{index}` generates SM2, RSA2048, RSA3072, EC-P256 (asymmetric) or SM4, AES128, AES256 (symmetric) keys;
   `GET` gives the public key (SubjectPublicKeyInfo DER, base64); `DELETE` destroys the key.
 - `POST /v1/keys:generate-range` fills a range of indexes with fresh keys (50,000 SM2 keys take ~15-25 s).
 - `POST /v1/sign` / `POST /v1/verify`: SM2-SM3 (SM2 with SM3 and the default user id 1234567812345678, DER
   signature) signs `data` only — a precomputed SM3 digest cannot be signed because SM2 hashes Z_A || M itself;
-  RSA-SHA256 (PKCS#1 v1.5) and RSA-PSS-SHA256 (salt = 32) take `data` or a SHA-256 `digest` (hex). Verification
+  RSA-SHA256 (PKCS#1 v1.5), RSA-PSS-SHA256 (salt = 32) and ECDSA-SHA256 (P-256, DER signature) take `data` or
+  a SHA-256 `digest` (hex). Verification
   uses the key at `key_index`, a `public_key` (SPKI) or the key of a `certificate` (X.509 DER; not validated).
 - `POST /v1/digest` (SM3, SHA256); `POST /v1/encrypt` / `/v1/decrypt` (SM4-GCM or AES-GCM, output
   nonce(12) || ciphertext || tag(16)); `POST /v1/mac` (HMAC-SM3 for SM4 slots, HMAC-SHA256 for AES slots).
@@ -32,7 +33,7 @@ from anyio import to_thread
 from asn1crypto import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from litestar import Litestar, Request, Router, delete, get, post
@@ -67,9 +68,9 @@ CertB64 = Annotated[str, Meta(max_length=32768, pattern=B64_RE, description="bas
 Digest = Annotated[str, Meta(min_length=64, max_length=64, pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 hex")]
 KeyIndex = Annotated[int, Meta(ge=MIN_INDEX, le=MAX_INDEX, description="key index 1..60000")]
 PathIndex = Annotated[int, Parameter(ge=MIN_INDEX, le=MAX_INDEX, description="key index 1..60000")]
-KeyAlgorithm = Literal["SM2", "RSA2048", "RSA3072", "SM4", "AES128", "AES256"]
-RangeAlgorithm = Literal["SM2", "SM4", "AES128", "AES256"]
-SignAlgorithm = Literal["SM2-SM3", "RSA-SHA256", "RSA-PSS-SHA256"]
+KeyAlgorithm = Literal["SM2", "RSA2048", "RSA3072", "EC-P256", "SM4", "AES128", "AES256"]
+RangeAlgorithm = Literal["SM2", "EC-P256", "SM4", "AES128", "AES256"]
+SignAlgorithm = Literal["SM2-SM3", "RSA-SHA256", "RSA-PSS-SHA256", "ECDSA-SHA256"]
 EnvelopeAlgorithm = Literal["SM2+SM4-GCM", "RSA-OAEP-SHA256+AES256-GCM"]
 
 
@@ -100,7 +101,7 @@ class SignRequest(msgspec.Struct):
     key_index: KeyIndex
     algorithm: SignAlgorithm
     data: Data | None = None
-    digest: Annotated[Digest | None, Meta(description="RSA algorithms only")] = None
+    digest: Annotated[Digest | None, Meta(description="RSA and ECDSA algorithms only")] = None
 
 
 class SignResult(msgspec.Struct):
@@ -255,7 +256,7 @@ def _rsa_padding(algorithm: str) -> padding.AsymmetricPadding:
     return padding.PKCS1v15()
 
 
-def _rsa_hash(prehashed: bool) -> Any:
+def _sha256(prehashed: bool) -> Any:
     return Prehashed(hashes.SHA256()) if prehashed else hashes.SHA256()
 
 
@@ -268,17 +269,19 @@ def _certificate_spki(der: bytes) -> bytes:
     return spki
 
 
-def _load_public(spki: bytes, field: str = "public_key") -> SM2PublicKey | rsa.RSAPublicKey:
+def _load_public(spki: bytes, field: str = "public_key") -> SM2PublicKey | rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
     try:
         key = serialization.load_der_public_key(spki)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         key = None
     if isinstance(key, rsa.RSAPublicKey):
         return key
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
     try:
         return SM2PublicKey.from_der(spki)
     except CryptoError:
-        raise invalid(field, "not an SM2 or RSA public key") from None
+        raise invalid(field, "not an SM2, RSA or P-256 public key") from None
 
 
 def _expect(key: StoredKey, algorithms: tuple[str, ...], what: str) -> None:
@@ -343,9 +346,12 @@ def sign(state: State, data: JSONBody[SignRequest]) -> SignResult:
     if data.algorithm == "SM2-SM3":
         _expect(key, ("SM2",), data.algorithm)
         signature = key.secret.sign(message)
+    elif data.algorithm == "ECDSA-SHA256":
+        _expect(key, ("EC-P256",), data.algorithm)
+        signature = key.secret.sign(message, ec.ECDSA(_sha256(prehashed)))
     else:
         _expect(key, ("RSA2048", "RSA3072"), data.algorithm)
-        signature = key.secret.sign(message, _rsa_padding(data.algorithm), _rsa_hash(prehashed))
+        signature = key.secret.sign(message, _rsa_padding(data.algorithm), _sha256(prehashed))
     return SignResult(key_index=key.index, algorithm=data.algorithm, signature=_b64(signature))
 
 
@@ -364,7 +370,7 @@ def verify(state: State, data: JSONBody[VerifyRequest]) -> VerifyResult:
     public: Any
     if data.key_index is not None:
         key = _key(state, data.key_index)
-        _expect(key, ("SM2", "RSA2048", "RSA3072"), "verification")
+        _expect(key, ("SM2", "RSA2048", "RSA3072", "EC-P256"), "verification")
         public = key.secret.public_key()
     elif data.public_key is not None:
         public = _load_public(_unb64(data.public_key, "public_key"))
@@ -375,10 +381,18 @@ def verify(state: State, data: JSONBody[VerifyRequest]) -> VerifyResult:
         if not isinstance(public, SM2PublicKey):
             raise _unsupported("SM2-SM3 needs an SM2 key")
         return VerifyResult(valid=public.verify(signature, message))
+    if data.algorithm == "ECDSA-SHA256":
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise _unsupported("ECDSA-SHA256 needs a P-256 key")
+        try:
+            public.verify(signature, message, ec.ECDSA(_sha256(prehashed)))
+        except (InvalidSignature, ValueError):
+            return VerifyResult(valid=False)
+        return VerifyResult(valid=True)
     if not isinstance(public, rsa.RSAPublicKey):
         raise _unsupported(f"{data.algorithm} needs an RSA key")
     try:
-        public.verify(signature, message, _rsa_padding(data.algorithm), _rsa_hash(prehashed))
+        public.verify(signature, message, _rsa_padding(data.algorithm), _sha256(prehashed))
     except (InvalidSignature, ValueError):
         return VerifyResult(valid=False)
     return VerifyResult(valid=True)
@@ -453,6 +467,8 @@ def envelope(data: JSONBody[EnvelopeRequest]) -> Envelope:
             encrypted_key=_b64(public.encrypt(session)),
             ciphertext=_b64(sm4_gcm_encrypt(session, plain)),
         )
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise _unsupported("envelopes are for SM2 or RSA public keys", field="public_key")
     session = secrets.token_bytes(32)
     oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
     nonce = secrets.token_bytes(12)

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from core.crypto import SM2PrivateKey, generate_rsa_key, sm4_gcm_decrypt, sm4_gcm_encrypt
 from core.secrets_file import read_or_create
 
-KeyAlgorithm = Literal["SM2", "RSA2048", "RSA3072", "SM4", "AES128", "AES256"]
-ASYMMETRIC = ("SM2", "RSA2048", "RSA3072")
+KeyAlgorithm = Literal["SM2", "RSA2048", "RSA3072", "EC-P256", "SM4", "AES128", "AES256"]
+ASYMMETRIC = ("SM2", "RSA2048", "RSA3072", "EC-P256")
 SYMMETRIC_LEN = {"SM4": 16, "AES128": 16, "AES256": 32}
 MIN_INDEX = 1
 MAX_INDEX = 60_000
@@ -37,7 +37,7 @@ class StoredKey:
     algorithm: str
     created_at: str
     public_der: bytes | None  # SubjectPublicKeyInfo for asymmetric keys
-    secret: Any  # SM2PrivateKey, rsa.RSAPrivateKey, or bytes for symmetric keys
+    secret: Any  # SM2PrivateKey, rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey (P-256), or bytes for symmetric keys
 
 
 def _now() -> str:
@@ -49,8 +49,10 @@ def make_key(algorithm: str) -> tuple[bytes | None, bytes, Any]:
     if algorithm == "SM2":
         sm2 = SM2PrivateKey.generate()
         return sm2.public_key().to_der(), sm2.to_der(), sm2
-    if algorithm in ("RSA2048", "RSA3072"):
-        rk = generate_rsa_key(int(algorithm[3:]))
+    if algorithm in ("RSA2048", "RSA3072", "EC-P256"):
+        rk: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+            ec.generate_private_key(ec.SECP256R1()) if algorithm == "EC-P256" else generate_rsa_key(int(algorithm[3:]))
+        )
         spki = rk.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         pkcs8 = rk.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -63,9 +65,9 @@ def make_key(algorithm: str) -> tuple[bytes | None, bytes, Any]:
 def _load_secret(algorithm: str, plain: bytes) -> Any:
     if algorithm == "SM2":
         return SM2PrivateKey.from_der(plain)
-    if algorithm in ("RSA2048", "RSA3072"):
+    if algorithm in ("RSA2048", "RSA3072", "EC-P256"):
         key = serialization.load_der_private_key(plain, password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
+        assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
         return key
     return plain
 

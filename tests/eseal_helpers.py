@@ -1,4 +1,4 @@
-"""Shared set-up of the eseal tests: a bureau with SM2 and RSA certificates, a published seal, a business app."""
+"""Shared set-up of the eseal tests: a bureau with SM2, RSA and ECDSA P-256 certificates, a published seal, an app."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class Bureau:
     sm2: Certificate
     rsa: Certificate
     seal: Seal
+    ec: Certificate
     app_code: str
     app_secret: str
 
@@ -35,13 +36,16 @@ async def bureau(res: Resources, org: str = "苏州市公安局", kind: SealKind
     rsa = await ca.apply(
         res, subject_kind="org", subject_name=org, subject_org=org, algorithm="RSA", real_name_verified=True
     )
+    ec = await ca.apply(
+        res, subject_kind="org", subject_name=org, subject_org=org, algorithm="EC", real_name_verified=True
+    )
     seal = await seals.apply(
         res,
         kind=kind,
         name=org,
         org_name=org,
         region_code="320500",
-        cert_ids=[sm2.id, rsa.id],
+        cert_ids=[sm2.id, rsa.id, ec.id],
     )
     await seals.review(res, seal.id, approve=True, reviewer="admin")
     await seals.make(res, seal.id)
@@ -50,7 +54,7 @@ async def bureau(res: Resources, org: str = "苏州市公安局", kind: SealKind
     code = f"app-{uuid.uuid4().hex[:8]}"
     secret = await appauth.create_app(res, code, "测试业务系统", actor="admin", secret=secrets.token_hex(32))
     await seals.grant(res, seal.id, "app", code, actor="admin")
-    return Bureau(org, sm2, rsa, seal, code, secret)
+    return Bureau(org, sm2, rsa, seal, ec, code, secret)
 
 
 def make_pdf(path: Path, pages: int = 1, lines: tuple[str, ...] = ()) -> Path:

@@ -169,7 +169,7 @@ async def test_seal_lifecycle_and_ses_seal(res: Resources, stack: Stack) -> None
     b = await bureau(res, "苏州市公安局相城分局", kind="contract")
     assert b.seal.status == "published" and b.seal.code and b.seal.code[:7] == "3205002"
     assert b.seal.code[-1] == seals.check_char(b.seal.code[:-1])
-    assert set(b.seal.cert_serials) == {b.sm2.serial, b.rsa.serial}
+    assert set(b.seal.cert_serials) == {b.sm2.serial, b.rsa.serial, b.ec.serial}
     from eseal import repo
 
     row = await repo.seal_by_code(res.db, b.seal.code)

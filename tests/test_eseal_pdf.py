@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from asn1crypto import x509
+from asn1crypto import cms, x509
 from gmssl import sm2 as gm_sm2
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import async_validate_pdf_signature
@@ -72,6 +72,96 @@ async def test_pades_passes_pdfsig_pyhanko_and_ours_and_one_byte_breaks_all(
     assert not theirs.valid
     integrity = [c for s in theirs.signatures for c in s.checks if c.name == "integrity"]
     assert integrity and all(c.verdict == "fail" for c in integrity)
+
+
+async def test_pades_carries_a_trusted_rfc3161_timestamp_from_the_tsa(
+    res: Resources, stack: Stack, tmp_path: Path
+) -> None:
+    b = await bureau(res, "苏州市公安局虎丘分局")
+    src = make_pdf(tmp_path / "in.pdf", lines=("特此证明。",))
+    out = tmp_path / "ts.pdf"
+    await signing.sign_file(
+        res, src, out, [SignPosition(seal_code=b.seal.code or "", x=300, y=560)], app_code=b.app_code
+    )
+    root = (await ca.chain_of(res, "rsa-issuing"))[-1]
+    with out.open("rb") as f:
+        emb = PdfFileReader(f, strict=False).embedded_signatures[0]
+        vc = ValidationContext(trust_roots=[x509.Certificate.load(root)], allow_fetching=False)
+        status = await async_validate_pdf_signature(emb, signer_validation_context=vc)
+        ts = status.timestamp_validity
+        assert ts is not None and ts.intact and ts.valid and ts.trusted, ts
+        assert "时间戳" in ts.signing_cert.subject.human_friendly
+        assert "time_stamping" in ts.signing_cert.extended_key_usage_value.native
+    ours = await signing.verify_file(res, out)
+    check = next(c for c in ours.signatures[0].checks if c.name == "timestamp")
+    assert ours.valid and check.verdict == "pass" and "时间戳" in check.detail, check
+    report = pdfsig(out)
+    assert "Signature is Valid." in report, report
+
+    # One byte of the TSA's signature changed (the token is an unsigned attribute: the seal's own signature stays
+    # good): pyHanko and ours report the timestamp failed.
+    bad = tmp_path / "ts-bad.pdf"
+    bad.write_bytes(_flip_in_timestamp(out.read_bytes()))
+    with bad.open("rb") as f:
+        emb = PdfFileReader(f, strict=False).embedded_signatures[0]
+        vc = ValidationContext(trust_roots=[x509.Certificate.load(root)], allow_fetching=False)
+        status = await async_validate_pdf_signature(emb, signer_validation_context=vc)
+        assert status.intact and status.valid
+        assert status.timestamp_validity is not None and not status.timestamp_validity.valid
+    broken = await signing.verify_file(res, bad)
+    check = next(c for c in broken.signatures[0].checks if c.name == "timestamp")
+    assert not broken.valid and check.verdict == "fail" and "does not verify" in check.detail, check
+    # And a one-byte change in the document breaks everything, as without a timestamp.
+    flip_byte(out, bad)
+    assert "Signature is Valid." not in pdfsig(bad)
+    assert not (await signing.verify_file(res, bad)).valid
+
+
+def _flip_in_timestamp(pdf: bytes) -> bytes:
+    """The PDF with the last byte of the timestamp token's signature value flipped inside /Contents."""
+    start = pdf.index(b"/Contents <") + len(b"/Contents <")
+    end = pdf.index(b">", start)
+    hex_text = pdf[start:end]
+    der = bytes.fromhex(hex_text.decode())
+    signed = cms.ContentInfo.load(der.rstrip(b"\0"))
+    attrs = signed["content"]["signer_infos"][0]["unsigned_attrs"]
+    token = next(a for a in attrs if a["type"].native == "signature_time_stamp_token")["values"][0]
+    tsa_sig = bytes(token["content"]["signer_infos"][0]["signature"].native)
+    at = der.index(tsa_sig) + len(tsa_sig) - 1
+    changed = bytearray(der)
+    changed[at] ^= 0x01
+    new_hex = changed.hex().encode()
+    new_hex = new_hex.upper() if hex_text.isupper() else new_hex
+    return pdf[:start] + new_hex + pdf[end:]
+
+
+async def test_pades_ecdsa_passes_pdfsig_pyhanko_and_ours_and_one_byte_breaks_all(
+    res: Resources, stack: Stack, tmp_path: Path
+) -> None:
+    b = await bureau(res, "苏州市公安局相城分局")
+    src = make_pdf(tmp_path / "in.pdf", lines=("特此证明。",))
+    out = tmp_path / "ecdsa.pdf"
+    position = [SignPosition(seal_code=b.seal.code or "", x=300, y=560)]
+    await signing.sign_file(res, src, out, position, app_code=b.app_code, algorithm="pades-ecdsa")
+    with out.open("rb") as f:
+        sig = PdfFileReader(f, strict=False).embedded_signatures[0]
+        assert sig.signer_cert.serial_number == int(b.ec.serial or 0)
+        assert sig.signer_cert.public_key.algorithm == "ec"
+        assert sig.signer_info["signature_algorithm"]["algorithm"].native == "sha256_ecdsa"
+
+    report = pdfsig(out)
+    assert report.count("Signature is Valid.") == 1 and "ECDSA" in report.upper(), report
+    root = (await ca.chain_of(res, "ec-issuing"))[-1]
+    assert root == (await ca.chain_of(res, "rsa-issuing"))[-1]  # ec-issuing hangs under the RSA root
+    assert await pyhanko_ok(out, root)
+    ours = await signing.verify_file(res, out)
+    assert ours.valid and ours.signatures[0].kind == "pades", ours
+
+    bad = tmp_path / "ecdsa-bad.pdf"
+    flip_byte(out, bad)
+    assert "Signature is Valid." not in pdfsig(bad)
+    assert not await pyhanko_ok(bad, root)
+    assert not (await signing.verify_file(res, bad)).valid
 
 
 async def test_sm2_ses_signature_verifies_with_gmssl(res: Resources, stack: Stack, tmp_path: Path) -> None:
