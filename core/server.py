@@ -49,7 +49,10 @@ class Dispatcher:
     ) -> None:
         self.settings = settings
         self.open_resources = open_resources
-        self.apps: dict[str, ASGIApp] = dict(apps)
+        # An app may name an ASGI layer to put in front of itself (identity: its OAuth hot paths).
+        self.apps: dict[str, ASGIApp] = {
+            name: app.state.get("asgi_front", lambda a: a)(app) for name, app in apps.items()
+        }
         self.litestar_apps = [*apps.values(), root]
         self.root = root
         self.resources: Resources | None = None

@@ -20,6 +20,7 @@ from core.settings import Settings
 from identity import clients, licence_api, oidc_api
 from identity.keys import issuer_keys
 from identity.models import CredentialStatus, PublishedKey, PublishedKeys, StatusList, VerifyCodeRequest, Voucher
+from identity.oauth_fast import OAuthFastPath
 from identity.signed import b64u
 from identity.verification import verify_code
 from orgs import logs
@@ -105,7 +106,7 @@ async def verify(
 
 
 def create_app(settings: Settings, resources: Resources | None = None) -> Litestar:
-    return build_app(
+    app = build_app(
         MOUNT,
         settings=settings,
         title="苏证通 Identity",
@@ -116,3 +117,6 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         security_schemes={**BASIC, **BEARER},
         exception_handlers=oidc_api.EXCEPTION_HANDLERS,
     )
+    # What the combined server puts in front of this app: the OAuth hot paths of trusted back ends (oauth_fast).
+    app.state.asgi_front = lambda inner: OAuthFastPath(inner, MOUNT)
+    return app

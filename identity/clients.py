@@ -156,6 +156,15 @@ async def authenticate_basic(res: Resources, authorization: str | None) -> Clien
     return client
 
 
+def basic_cached(authorization: bytes) -> Client | None:
+    """The client a client_secret_basic header authenticated within the cache time, else None (the caller then
+    takes the full path, which checks the secret and fills this cache)."""
+    if len(authorization) > 512:
+        return None
+    hit = _basic_ok.get(hashlib.sha256(authorization).digest())
+    return hit[1] if hit and time.monotonic() - hit[0] < _CACHE_SECONDS else None
+
+
 async def _authenticate_basic(res: Resources, authorization: str) -> Client:
     try:
         client_id, _, secret = base64.b64decode(authorization[6:], validate=True).decode().partition(":")

@@ -66,9 +66,14 @@ def subject(res: Resources, client: Client, person_id: str) -> str:
     return pairwise_user_code(res, client.sector, person_id)
 
 
-async def _access(res: Resources, token: AccessToken) -> str:
+def new_access_value() -> tuple[str, str]:
+    """A new opaque access token and the Redis key its record lives under (only its digest is stored)."""
     value = "oat_" + secrets.token_urlsafe(32)
-    key = f"oat:{_h(value)}"
+    return value, f"oat:{_h(value)}"
+
+
+async def _access(res: Resources, token: AccessToken) -> str:
+    value, key = new_access_value()
     async with res.redis.pipeline(transaction=True) as pipe:
         pipe.set(key, msgspec.msgpack.encode(token), ex=ACCESS_TTL)
         if token.family:  # so a family can be revoked at once (reuse, consent withdrawal, logout)

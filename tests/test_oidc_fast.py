@@ -1,0 +1,132 @@
+"""The OAuth hot paths (identity/oauth_fast.py): the plain case is answered without the Litestar route and with the
+route's rules (stored token, rate-limit counters, response shape); anything else reaches the route with its body
+intact. Over HTTP, the fast answers are the same as the route's."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from collections.abc import MutableMapping
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+
+from core.resources import Resources
+from identity import clients, tokens
+from identity.oauth_fast import OAuthFastPath
+
+
+class Inner:
+    """Stands for the Litestar app: records what reached it (and the body it could read)."""
+
+    def __init__(self, res: Resources) -> None:
+        self.state = SimpleNamespace(resources=res)
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body, more = b"", True
+        while more:
+            m = await receive()
+            body, more = body + m.get("body", b""), m.get("more_body", False)
+        self.bodies.append(body)
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b"route"})
+
+
+@pytest.fixture
+async def res_client(res: Resources) -> tuple[str, str]:
+    client_id, secret = f"fast-{secrets.token_hex(3)}", secrets.token_urlsafe(24)
+    await clients.create(res, client_id=client_id, name="核验终端", kind="verifier", secret=secret)
+    return client_id, secret
+
+
+async def call(app: OAuthFastPath, path: str, body: bytes, auth: str, ip: str = "127.0.0.9") -> tuple[int, bytes]:
+    chunks = [body[:5], body[5:]]  # in two pieces, as a server may deliver it
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        piece = chunks.pop(0)
+        return {"type": "http.request", "body": piece, "more_body": bool(chunks)}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "client": (ip, 5000),
+        "headers": [
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"authorization", auth.encode()),
+        ],
+    }
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def test_plain_cases_answered_fast_with_the_routes_rules(res: Resources, res_client: tuple[str, str]) -> None:
+    client_id, secret = res_client
+    auth = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    inner = Inner(res)
+    app = OAuthFastPath(inner, "identity")
+
+    # Not yet authenticated in this process: the route answers, with the body as sent.
+    form = b"grant_type=client_credentials&scope=codes%3Averify+nonsense"
+    assert await call(app, "/identity/token", form, auth) == (299, b"route")
+    assert inner.bodies == [form]
+
+    await clients.authenticate_basic(res, auth)  # what the route does on the first request
+    status, body = await call(app, "/identity/token", form, auth)
+    assert status == 200 and len(inner.bodies) == 1
+    answer = json.loads(body)
+    assert answer["token_type"] == "Bearer" and answer["expires_in"] == tokens.ACCESS_TTL
+    assert answer["scope"] == "codes:verify"  # only what client credentials grant
+    stored = await tokens.lookup(res, answer["access_token"])
+    assert stored is not None and stored.client_id == client_id and stored.scopes == ["codes:verify"]
+
+    status, body = await call(app, "/identity/introspect", f"token={answer['access_token']}".encode(), auth)
+    seen = json.loads(body)
+    assert status == 200 and seen["active"] is True and seen["client_id"] == client_id
+    assert seen["scope"] == "codes:verify" and seen["exp"] == stored.exp
+    assert await call(app, "/identity/introspect", b"token=oat_unknown", auth) == (200, b'{"active":false}')
+
+    # Other grants, unexpected or repeated fields, a wrong secret: the route decides, with the body intact.
+    for other in (
+        b"grant_type=refresh_token&refresh_token=x",
+        b"grant_type=client_credentials&client_id=x",
+        b"grant_type=client_credentials&grant_type=client_credentials",
+    ):
+        assert await call(app, "/identity/token", other, auth) == (299, b"route")
+        assert inner.bodies[-1] == other
+    wrong = "Basic " + base64.b64encode(f"{client_id}:wrong".encode()).decode()
+    assert await call(app, "/identity/token", form, wrong) == (299, b"route")
+
+    # The per-client limit counts fast requests too; over it, the route answers (with its 429).
+    window = int(time.time()) // 60
+    key = f"rl:oidc-client:{client_id}:{window}"
+    before = int(await res.redis.get(key) or 0)
+    assert before == 3  # the two fast token calls and the introspection counted; the refused ones were not fast
+    await res.redis.set(key, res.settings.oidc_rate_per_client, ex=61)
+    routed = len(inner.bodies)
+    assert await call(app, "/identity/token", form, auth) == (299, b"route")
+    assert len(inner.bodies) == routed + 1
+
+
+def test_fast_answers_equal_the_routes_over_http(http: httpx.Client, res_client: tuple[str, str]) -> None:
+    client_id, secret = res_client
+    first = http.post("/identity/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+    second = http.post("/identity/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+    for r in (first, second):
+        assert r.status_code == 200
+        assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
+        assert r.headers["content-type"].startswith("application/json")
+    assert set(first.json()) == set(second.json()) == {"access_token", "token_type", "expires_in", "scope"}
+    seen = http.post("/identity/introspect", data={"token": second.json()["access_token"]}, auth=(client_id, secret))
+    assert seen.json()["active"] is True and seen.json()["client_id"] == client_id
+    bad = http.post("/identity/token", data={"grant_type": "client_credentials"}, auth=(client_id, "wrong"))
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
