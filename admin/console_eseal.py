@@ -79,6 +79,7 @@ CERT_ACTIONS: dict[str, tuple[str, str]] = {
     "renew": ("eseal.cert.manage", "已续期"),
 }
 MAX_UPLOAD = 2 * 1024 * 1024
+LOG_KINDS = {"sign": "签章", "verify": "验证", "cert": "证书", "seal": "印章"}
 
 
 # The colour of a state's tag (base.html's tag classes): in use, stopped for now, ended.
@@ -96,6 +97,7 @@ def _helpers() -> dict[str, Any]:
         "cert_forms": CERT_FORMS,
         "reasons": REASON_NAMES,
         "grantee_kinds": GRANTEE_KINDS,
+        "log_kinds": LOG_KINDS,
     }
 
 
@@ -163,6 +165,12 @@ async def eseal_page(request: Req, res: Resources) -> Response[Any]:
         ),
         cert_chart=charts.bar_chart(
             "证书形态", [(CERT_FORMS.get(k, k), float(v)) for k, v in sorted(st.certificates_by_form.items())]
+        ),
+        seal_state_chart=charts.bar_chart(
+            "印章状态", [(SEAL_STATES.get(k, k), float(v)) for k, v in sorted(st.seals_by_status.items())]
+        ),
+        cert_state_chart=charts.bar_chart(
+            "证书状态", [(CERT_STATES.get(k, k), float(v)) for k, v in sorted(st.certificates_by_status.items())]
         ),
         sign_chart=charts.line_chart("近14天签章次数（每日）", [("签章", series)]),
         **_helpers(),
@@ -413,6 +421,7 @@ async def logs_page(request: Req, res: Resources) -> Response[Any]:
         page=page,
         filters=shown,
         fields=LOG_FIELDS,
+        log_kinds=LOG_KINDS,
         query=urlencode({k: v for k, v in shown.items() if v}),
         broken=await eseal.verify_logs(res) if request.query_params.get("verify") else None,
         error=error or request.query_params.get("error", "")[:200],

@@ -112,6 +112,9 @@ def test_certificate_and_seal_lifecycle_in_the_console(
     page.goto(f"/admin/console/eseal?code={code}")
     assert page.locator("#seals tr").count() == 2  # header + the one seal
     assert "已发布" in page.locator("#seals tr", has_text=code).inner_text()
+    charts = page.locator("svg").all_text_contents()
+    for title in ("印章类型", "印章状态", "证书形态", "证书状态"):  # the statistics: kinds, forms and states
+        assert any(title in c for c in charts), title
     page.screenshot(path=str(OUT / "admin-eseal-overview.png"), full_page=True)
     page.goto(seal_url)
     press(page, "suspend", "已暂停")
@@ -132,6 +135,7 @@ def test_certificate_and_seal_lifecycle_in_the_console(
     page.goto(f"/admin/console/eseal/logs?seal_code={code}")
     actions = page.locator("#logs tr td:nth-child(4)").all_text_contents()
     assert {"make", "register", "publish", "suspend"} <= set(actions)
+    assert set(page.locator("#logs tr td:nth-child(3)").all_text_contents()) == {"印章"}  # kinds shown in Chinese
     page.goto("/admin/console/eseal/logs?verify=1")
     assert "哈希链完整" in page.locator("#chain").inner_text()
     page.screenshot(path=str(OUT / "admin-eseal-logs.png"), full_page=True)
