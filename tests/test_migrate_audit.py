@@ -119,3 +119,17 @@ async def test_inserting_a_row_is_named(res: Resources) -> None:
     )
     findings = {(f.seq, f.problem) for f in await audit.verify(res.db)}
     assert (seqs[-1] + 1, "changed") in findings or (seqs[-1] + 1, "head-mismatch") in findings
+
+
+@pytest.mark.usefixtures("clean_audit")
+async def test_entries_written_in_one_batch_chain_like_single_ones(res: Resources) -> None:
+    first = await audit.record(res.db, actor="single", action="test.batch")
+    async with res.db.acquire() as conn:
+        seqs = await audit.record_many(
+            conn, [audit.Entry(actor=f"b{i}", action="test.batch", detail={"i": i, "z": [1]}) for i in range(4)]
+        )
+    last = await audit.record(res.db, actor="single", action="test.batch")
+    assert seqs == [first + 1, first + 2, first + 3, first + 4] and last == first + 5
+    assert await audit.verify(res.db) == []
+    await _as_superuser_bypassing_triggers(res, "UPDATE core.audit_log SET actor = 'mallory' WHERE seq = $1", seqs[1])
+    assert [(f.seq, f.problem) for f in await audit.verify(res.db)] == [(seqs[1], "changed")]

@@ -4,10 +4,13 @@ intact. Over HTTP, the fast answers are the same as the route's."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import json
 import secrets
 import time
+import uuid
 from collections.abc import MutableMapping
 from types import SimpleNamespace
 from typing import Any
@@ -15,9 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from core import audit
 from core.resources import Resources
-from identity import clients, tokens
+from identity import clients, people, tokens
 from identity.oauth_fast import OAuthFastPath
+from tests.test_admin_monitoring import id_number
 
 
 class Inner:
@@ -130,3 +135,53 @@ def test_fast_answers_equal_the_routes_over_http(http: httpx.Client, res_client:
     assert seen.json()["active"] is True and seen.json()["client_id"] == client_id
     bad = http.post("/identity/token", data={"grant_type": "client_credentials"}, auth=(client_id, "wrong"))
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
+
+
+async def test_concurrent_issuance_is_committed_in_batches_and_all_audited(res: Resources) -> None:
+    """Tokens issued together share commits (the group-commit writer) yet each has its refresh row and its own
+    audit entry, and the chain stays intact."""
+    portal_id = f"gc-{secrets.token_hex(3)}"
+    await clients.create(res, client_id=portal_id, name="门户", kind="portal", secret=secrets.token_urlsafe(16))
+    portal = await clients.get(res, portal_id)
+    assert portal is not None
+    async with res.db.acquire() as conn:
+        person, _ = await people.insert(
+            res,
+            conn,
+            id_type="resident",
+            id_number=id_number("320505", "1990-02-03"),
+            name="并发",
+            phone=f"137{secrets.randbelow(10**8):08d}",
+            gender="male",
+            birth_date="1990-02-03",
+        )
+    before = await res.db.fetchval("SELECT seq FROM core.audit_head")
+    answers = await asyncio.gather(
+        *(
+            tokens._issue(
+                res,
+                portal,
+                person_id=str(person),
+                scopes=["openid", "offline_access"],
+                acr="wz",
+                sid=f"s{i}",
+                auth_time=int(time.time()),
+                nonce="",
+                family=str(uuid.uuid4()),
+                ip="127.0.0.1",
+                with_id=False,
+            )
+            for i in range(40)
+        )
+    )
+    hashes = [bytes.fromhex(hashlib.sha256(a.refresh_token.encode()).hexdigest()) for a in answers if a.refresh_token]
+    assert len(hashes) == 40
+    stored = await res.db.fetchval("SELECT count(*) FROM identity.oidc_refresh WHERE token_hash = ANY($1)", hashes)
+    assert stored == 40
+    issued = await res.db.fetchval(
+        "SELECT count(*) FROM core.audit_log WHERE seq > $1 AND action = 'identity.token.issue' AND actor = $2",
+        before,
+        f"client:{portal_id}",
+    )
+    assert issued == 40
+    assert await audit.verify(res.db) == []
