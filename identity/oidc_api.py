@@ -476,21 +476,7 @@ class TokenHintForm(ClientAuthForm):
 async def introspect(request: Req, res: Resources, data: Annotated[TokenHintForm, URLENCODED]) -> dict[str, Any]:
     form = _form(data)
     await _client(request, res, form, "introspect")
-    access = await tokens.lookup(res, form.get("token", ""))
-    if access is None:
-        return {"active": False}
-    out: dict[str, Any] = {
-        "active": True,
-        "client_id": access.client_id,
-        "scope": " ".join(access.scopes),
-        "exp": access.exp,
-        "iat": access.iat,
-        "token_type": "Bearer",
-        "iss": _issuer(res),
-    }
-    if access.sub:
-        out["sub"] = access.sub
-    return out
+    return tokens.introspection(await tokens.lookup(res, form.get("token", "")), _issuer(res))
 
 
 @post(

@@ -347,6 +347,24 @@ async def lookup(res: Resources, token: str) -> AccessToken | None:
     return access if access.exp > time.time() else None
 
 
+def introspection(access: AccessToken | None, issuer: str) -> dict[str, Any]:
+    """The RFC 7662 answer about a looked-up access token (None: unknown, expired or revoked)."""
+    if access is None:
+        return {"active": False}
+    out: dict[str, Any] = {
+        "active": True,
+        "client_id": access.client_id,
+        "scope": " ".join(access.scopes),
+        "exp": access.exp,
+        "iat": access.iat,
+        "token_type": "Bearer",
+        "iss": issuer,
+    }
+    if access.sub:
+        out["sub"] = access.sub
+    return out
+
+
 async def revoke(res: Resources, client: Client, token: str) -> None:
     """RFC 7009: revoking a refresh token revokes its family; an access token only itself. Unknown: no error."""
     access = await lookup(res, token)

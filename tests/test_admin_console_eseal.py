@@ -9,40 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from asn1crypto import crl as acrl
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.admin_helpers import admin_password, make_admin, platform_admin
 from tests.harness import ROOT
+from tests.test_admin_console_apps import browser, console  # noqa: F401  (browser: the chromium fixture)
 
 OUT = ROOT / "test-output"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
-
-
-def console(browser: Browser, base_url: str, username: str, password: str) -> Page:
-    page = browser.new_context(base_url=base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN").new_page()
-    page.goto("/admin/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/admin/console")
-    return page
 
 
 def state_of(page: Page) -> str:
@@ -55,7 +32,10 @@ def press(page: Page, button: str, notice: str) -> None:
 
 
 def test_certificate_and_seal_lifecycle_in_the_console(
-    browser: Browser, http: httpx.Client, var_dir: Path, base_url: str
+    browser: Browser,  # noqa: F811  (the fixture imported above)
+    http: httpx.Client,
+    var_dir: Path,
+    base_url: str,
 ) -> None:
     OUT.mkdir(exist_ok=True)
     org = f"无锡市公安局{secrets.token_hex(2)}"
