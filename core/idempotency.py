@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from litestar.middleware import DefineMiddleware
 
-from core.observe import ASGIApp, Message, Receive, Scope, Send, current_request_id
+from core.observe import ASGIApp, Message, Receive, Scope, Send, current_request_id, send_body
 from core.problems import PROBLEM_JSON, TYPE_BASE, Problem
 
 _KEY = re.compile(rb"^[\x21-\x7e]{1,255}$")
@@ -43,17 +43,6 @@ def _problem(status: int, slug: str, title: str, title_zh: str, detail: str, pat
     return status, msgspec.json.encode(doc)
 
 
-async def _send_body(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, ttl_seconds: int = 86_400, lock_seconds: int = 60) -> None:
         self.app = app
@@ -76,7 +65,7 @@ class IdempotencyMiddleware:
                 "Idempotency-Key: 1 to 255 visible ASCII characters",
                 path,
             )
-            await _send_body(send, status, body, [(b"content-type", PROBLEM_JSON.encode())])
+            await send_body(send, status, body, [(b"content-type", PROBLEM_JSON.encode())])
             return
 
         # Read the whole body (already capped by the app's request_max_body_size upstream of the handler).
@@ -130,9 +119,9 @@ class IdempotencyMiddleware:
                 )
             else:
                 replay = [(k.encode(), v.encode()) for k, v in stored.headers]
-                await _send_body(send, stored.status, stored.body, [*replay, (b"idempotent-replayed", b"true")])
+                await send_body(send, stored.status, stored.body, [*replay, (b"idempotent-replayed", b"true")])
                 return
-            await _send_body(send, status, body, [(b"content-type", PROBLEM_JSON.encode())])
+            await send_body(send, status, body, [(b"content-type", PROBLEM_JSON.encode())])
             return
 
         replayed = False

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from core.observe import ASGIApp, Receive, Scope, Send
+from core.observe import ASGIApp, Receive, Scope, Send, send_body
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
 from identity import clients
@@ -81,17 +81,6 @@ def _window_keys(scope: Scope, client_id: str) -> list[str]:
     return [f"rl:oidc-ip:{ip}:{window}", f"rl:oidc-client:{client_id}:{window}"]
 
 
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 class OAuthFastPath:
     """ASGI: POST /identity/token (client_credentials) and /identity/introspect in their plain case."""
 
@@ -138,7 +127,7 @@ class OAuthFastPath:
         )
         if not ok:
             raise _Fallback  # over a limit: the route answers 429 (its guard counts this request once more)
-        await _send(send, 200, _ENCODE(TokenResponse(value, "Bearer", ACCESS_TTL, " ".join(scopes))), TOKEN_HEADERS)
+        await send_body(send, 200, _ENCODE(TokenResponse(value, "Bearer", ACCESS_TTL, " ".join(scopes))), TOKEN_HEADERS)
         ip = scope["client"][0] if scope.get("client") else ""
         await logs.record_integration(
             res,
@@ -171,7 +160,7 @@ class OAuthFastPath:
         access = msgspec.msgpack.decode(as_bytes(raw), type=AccessToken) if raw else None
         if access is not None and access.exp <= time.time():
             access = None  # as tokens.lookup: an expired record is no token
-        await _send(send, 200, _ENCODE(introspection(access, s.issuer_url)), JSON_HEADERS)
+        await send_body(send, 200, _ENCODE(introspection(access, s.issuer_url)), JSON_HEADERS)
 
 
 _ENCODE = msgspec.json.Encoder().encode
