@@ -17,6 +17,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,34 @@ def _cpu_seconds(pid: int) -> float:
             for child in (task / "children").read_text().split():
                 total += _cpu_seconds(int(child))
     return total
+
+
+def _profile_workers(workers: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
+    """`SZT_BENCH_PUSH_PYSPY=DIR`: sample each worker with py-spy during the broadcast (collapsed stacks in DIR)."""
+    out = os.environ.get("SZT_BENCH_PUSH_PYSPY")
+    if not out:
+        return []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--pid",
+                str(w.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--nonblocking",
+                "-o",
+                str(Path(out) / f"worker-{i}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i, w in enumerate(workers)
+    ]
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -198,6 +227,7 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
                 procs.append(_spawn(["worker"], env, var_dir / f"worker-{i}.log"))
             workers = procs[-WORKERS:]
             await asyncio.sleep(4)  # the workers import and connect
+            spies = _profile_workers(workers)
             req = SendRequest(
                 audience=SegmentAudience(tags=[tag]),
                 content=Broadcast(BroadcastParams(title="全省通知", body="基准测试广播")),
@@ -227,6 +257,10 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
                         raise RuntimeError(f"worker died: {(var_dir / 'worker-0.log').read_text()[-3000:]}")
                 await asyncio.sleep(0.2)
             elapsed = time.monotonic() - start
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    spy.wait(30)
             if len(finished) < len(counts):
                 raise RuntimeError(f"broadcast not finished in {limit:.0f} s: {got}")
             rss = max(_rss_peak_kb(w.pid) for w in workers)

@@ -39,6 +39,7 @@ from core.worker import heartbeat_key, worker_id
 from push import repo
 from push.providers import (
     HMS_BATCH,
+    SMS_BATCH,
     ApnsClient,
     HmsClient,
     Notification,
@@ -364,7 +365,7 @@ async def _send_apns(res: Resources, targets: list[Target]) -> list[Outcome]:
     p = providers(res)
     # A recovered pair is sent again with the same apns-id and apns-collapse-id: if the first call did reach
     # APNs, the device replaces that notification instead of showing a second one.
-    return list(await asyncio.gather(*(p.apns.send(t.device["token"], t.note, t.ref) for t in targets)))
+    return await p.apns.send_many([(t.device["token"], t.note, t.ref) for t in targets])
 
 
 async def _send_hms(res: Resources, targets: list[Target]) -> list[Outcome]:
@@ -389,20 +390,43 @@ async def _send_sms(res: Resources, targets: list[Target]) -> list[Outcome]:
     from push.service import phone_context
 
     p = providers(res)
+    out: list[Outcome | None] = [None] * len(targets)
 
-    async def one(t: Target) -> Outcome:
-        out_id = t.ref.replace("-", "")
-        if t.recovered:  # SMS cannot be taken back from a phone: ask the gateway whether the first call got there
-            try:
-                sent = await p.sms.sent_id(out_id)
-            except Exception as exc:  # any failure to ask means: ask again later
-                return Outcome("retry", f"query: {type(exc).__name__}")
-            if sent is not None:
-                return Outcome("delivered", provider_id=sent)
-        phone = res.fields.decrypt(t.device["phone_enc"], context=phone_context(t.device["person_id"]))
-        return await p.sms.send(phone, t.note, out_id=out_id)
+    async def recovered(i: int, t: Target) -> None:
+        # An SMS cannot be taken back from a phone: ask the gateway whether the first call got there.
+        try:
+            sent = await p.sms.sent_id(t.ref.replace("-", ""))
+        except Exception as exc:  # any failure to ask means: ask again later
+            out[i] = Outcome("retry", f"query: {type(exc).__name__}")
+            return
+        if sent is not None:
+            out[i] = Outcome("delivered", provider_id=sent)
 
-    return list(await asyncio.gather(*(one(t) for t in targets)))
+    await asyncio.gather(*(recovered(i, t) for i, t in enumerate(targets) if t.recovered))
+    # The rest in batch calls per message (one template and text each), each number with its own out_id.
+    by_message: dict[uuid.UUID, list[int]] = defaultdict(list)
+    for i, t in enumerate(targets):
+        if out[i] is None:
+            by_message[t.message_id].append(i)
+    calls: list[tuple[list[int], Awaitable[list[Outcome]]]] = []
+    for idx in by_message.values():
+        for k in range(0, len(idx), SMS_BATCH):
+            chunk = idx[k : k + SMS_BATCH]
+            items = [
+                (
+                    res.fields.decrypt(
+                        targets[i].device["phone_enc"], context=phone_context(targets[i].device["person_id"])
+                    ),
+                    targets[i].ref.replace("-", ""),
+                )
+                for i in chunk
+            ]
+            calls.append((chunk, p.sms.send_batch(targets[chunk[0]].note, items)))
+    results = await asyncio.gather(*(c for _, c in calls))
+    for (chunk, _), got in zip(calls, results, strict=True):
+        for i, o in zip(chunk, got, strict=True):
+            out[i] = o
+    return [o if o is not None else Outcome("failed", "no answer") for o in out]
 
 
 SENDERS: dict[str, Sender] = {"apns": _send_apns, "hms": _send_hms, "sms": _send_sms}

@@ -13,14 +13,18 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
+import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hpack import HeaderTuple
 
 from core.secrets_file import read_or_create
 from core.settings import Settings
+from push.h2client import H2Connection, H2Response, Headers, NotSent, header, unique_header
 
 log = logging.getLogger("szt.push.providers")
 
@@ -34,9 +38,7 @@ HMS_AUDIENCE = "https://oauth-login.cloud.huawei.com/oauth2/v3/token"
 HMS_BATCH = 1000
 TOKEN_REFRESH = 50 * 60  # APNs accepts a provider token for an hour; refresh before
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Concurrent APNs requests per worker (SMS: 80, within the shared client's pool of 100 connections). More does not
-# send faster: httpcore scans its whole queue for each request it assigns.
-IN_FLIGHT = 128
+APNS_TIMEOUT = 10.0  # seconds for a batch of APNs requests; a stream still open then is reset (outcome unknown)
 
 
 @dataclass(frozen=True)
@@ -118,26 +120,23 @@ class _SignedToken:
 
 
 class ApnsClient:
-    """APNs provider API over HTTP/2 (prior knowledge over cleartext to the simulator; TLS+ALPN to Apple)."""
+    """APNs provider API over HTTP/2: one connection per worker with many concurrent streams (h2c with prior
+    knowledge to the simulator; TLS + ALPN h2 to Apple), driven by `push.h2client` rather than httpx, whose
+    per-request overhead was most of a worker's CPU on an APNs-heavy broadcast."""
 
-    def __init__(self, settings: Settings, *, http2: bool = True) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.base = f"{settings.simulators_url}/apns"
         self.key = _private_pem(settings, "push-apns-es256.pem", lambda: _pem(ec.generate_private_key(ec.SECP256R1())))
-        cleartext = self.base.startswith("http://")
-        # httpx speaks h2c only with prior knowledge (http1=False); over TLS it negotiates h2 by ALPN.
-        self.http = httpx.AsyncClient(
-            http2=http2,
-            http1=not (http2 and cleartext),
-            timeout=httpx.Timeout(10.0, connect=3.0),
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
-        )
+        self.path_prefix = urlsplit(self.base).path.rstrip("/")
+        self.scheme = urlsplit(self.base).scheme.encode()
+        # The simulator's control endpoint (key registration) only, over HTTP/1.1.
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
         self.token = _SignedToken()
         self.registered = False
         self.registering = asyncio.Lock()  # hundreds of concurrent first sends register the key once, not each
-        # Calls in flight (HTTP/2 streams over the few connections): more wait here rather than in httpx's pool,
-        # whose timeout would turn a long queue of concurrent consumers' sends into needless retries.
-        self.in_flight = asyncio.Semaphore(IN_FLIGHT)
-        self.http_version = ""  # of the last answer: "HTTP/2" unless a fallback was configured
+        self.connecting = asyncio.Lock()
+        self.conn: H2Connection | None = None
+        self.http_version = ""  # of the last answer: "HTTP/2"
 
     def public_jwk(self) -> dict[str, Any]:
         jwk: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
@@ -154,56 +153,115 @@ class ApnsClient:
     def _mint(self, iat: int) -> str:
         return jwt.encode({"iss": APNS_TEAM_ID, "iat": iat}, self.key, algorithm="ES256", headers={"kid": APNS_KEY_ID})
 
+    async def _connection(self) -> H2Connection:
+        async with self.connecting:
+            if self.conn is None or not self.conn.usable:
+                if self.conn is not None:
+                    self.conn.close()
+                self.conn = await H2Connection.open(self.base)
+            return self.conn
+
     async def send(self, token: str, n: Notification, apns_id: str) -> Outcome:
+        return (await self.send_many([(token, n, apns_id)]))[0]
+
+    def _request(self, token: str, n: Notification, apns_id: str, auth: HeaderTuple, conn: H2Connection) -> Headers:
+        return [
+            header(":method", "POST"),
+            HeaderTuple(b":scheme", self.scheme),
+            header(":authority", conn.authority),
+            unique_header(":path", f"{self.path_prefix}/3/device/{token}"),
+            auth,
+            header("apns-topic", APNS_TOPIC),
+            header("apns-push-type", "alert"),
+            header("apns-priority", "10" if n.priority == "high" else "5"),
+            header("apns-expiration", str(n.expires_at)),
+            unique_header("apns-id", apns_id),
+            header("apns-collapse-id", n.collapse_id),
+        ]
+
+    async def send_many(self, items: list[tuple[str, Notification, str]]) -> list[Outcome]:
+        """One notification per (device token, notification, apns-id), all on one connection as concurrent
+        streams; one Outcome per item, in order."""
         if not self.registered:
             async with self.registering:
                 if not self.registered:
                     await self.register_key()
-        payload = {
-            "aps": {"alert": {"title": n.title, "body": n.body}, "sound": "default"},
-            "msg_id": n.message_id,
-            "template": n.template,
-        }
-        headers = {
-            "apns-topic": APNS_TOPIC,
-            "apns-push-type": "alert",
-            "apns-priority": "10" if n.priority == "high" else "5",
-            "apns-expiration": str(n.expires_at),
-            "apns-id": apns_id,
-        }
-        headers["apns-collapse-id"] = n.collapse_id
+        payloads: dict[str, bytes] = {}
+        for _, n, _ in items:
+            if n.message_id not in payloads:
+                payloads[n.message_id] = _JSON.encode(
+                    {
+                        "aps": {"alert": {"title": n.title, "body": n.body}, "sound": "default"},
+                        "msg_id": n.message_id,
+                        "template": n.template,
+                    }
+                )
+        out: list[Outcome | None] = [None] * len(items)
+        todo = list(range(len(items)))
         for attempt in (1, 2):
-            headers["authorization"] = f"bearer {self.token.get(self._mint)}"
             try:
-                async with self.in_flight:
-                    resp = await self.http.post(f"{self.base}/3/device/{token}", json=payload, headers=headers)
-            except httpx.HTTPError as exc:
-                return transport_failure(exc)
-            self.http_version = resp.http_version
-            if resp.status_code == 200:
-                return Outcome("delivered", provider_id=resp.headers.get("apns-id", apns_id))
-            reason = _reason(resp)
-            if resp.status_code == 403 and attempt == 1:  # a restarted simulator forgot our key, or token expired
-                self.token.reset()
-                await self.register_key()
-                continue
-            if resp.status_code == 410 or reason in ("BadDeviceToken", "DeviceTokenNotForTopic"):
-                return Outcome("invalid", reason)
-            if resp.status_code in RETRY_STATUSES:
-                return Outcome("retry", reason, _retry_after(resp))
-            return Outcome("failed", reason)
-        return Outcome("failed", "InvalidProviderToken")
+                conn = await self._connection()
+            except NotSent as exc:
+                for i in todo:
+                    out[i] = Outcome("retry", f"transport: {exc}")
+                break
+            auth = header("authorization", f"bearer {self.token.get(self._mint)}")
+            futures = conn.request_many(
+                [(self._request(t, n, a, auth, conn), payloads[n.message_id]) for t, n, a in (items[i] for i in todo)]
+            )
+            await asyncio.wait(futures, timeout=APNS_TIMEOUT)
+            refused: list[int] = []
+            for i, fut in zip(todo, futures, strict=True):
+                if not fut.done():
+                    conn.cancel(fut)
+                if not fut.done():
+                    out[i] = Outcome("retry", "transport: no answer", uncertain=True)
+                    continue
+                error = fut.exception()
+                if error is not None:
+                    out[i] = Outcome("retry", f"transport: {error}", uncertain=not isinstance(error, NotSent))
+                    continue
+                resp = fut.result()
+                self.http_version = "HTTP/2"
+                o = _apns_outcome(resp, items[i][2])
+                if o is None and attempt == 1:  # a restarted simulator forgot our key, or the token expired
+                    refused.append(i)
+                else:
+                    out[i] = o or Outcome("failed", "InvalidProviderToken")
+            if not refused:
+                break
+            self.token.reset()
+            await self.register_key()
+            todo = refused
+        return [o if o is not None else Outcome("failed", "no answer") for o in out]
 
     async def aclose(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
         await self.http.aclose()
 
 
-def _reason(resp: httpx.Response) -> str:
+def _apns_outcome(resp: H2Response, apns_id: str) -> Outcome | None:
+    """What an APNs answer means; None for 403 (provider token refused: register or mint again, then re-send)."""
+    if resp.status == 200:
+        return Outcome("delivered", provider_id=resp.headers.get(b"apns-id", apns_id.encode()).decode())
     try:
-        body = resp.json()
+        body = json.loads(resp.body) if resp.body else {}
+        reason = str(body.get("reason", "")) if isinstance(body, dict) else f"HTTP {resp.status}"
     except ValueError:
-        return f"HTTP {resp.status_code}"
-    return str(body.get("reason", "")) if isinstance(body, dict) else f"HTTP {resp.status_code}"
+        reason = f"HTTP {resp.status}"
+    if resp.status == 403:
+        return None
+    if resp.status == 410 or reason in ("BadDeviceToken", "DeviceTokenNotForTopic"):
+        return Outcome("invalid", reason)
+    if resp.status in RETRY_STATUSES:
+        value = resp.headers.get(b"retry-after", b"")
+        try:
+            retry_after = max(0.0, float(value)) if value else None
+        except ValueError:
+            retry_after = None
+        return Outcome("retry", reason, retry_after)
+    return Outcome("failed", reason)
 
 
 class HmsClient:
@@ -292,16 +350,61 @@ class HmsClient:
         return dict.fromkeys(tokens, Outcome("failed", "80200001 authentication"))
 
 
+SMS_BATCH = 100  # numbers per batch call (Aliyun SendBatchSms takes at most 100)
+
+
 class SmsClient:
     """The SMS gateway (template messages); the push templates map to gateway template codes."""
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self.url = f"{settings.simulators_url}/sms/v1/messages"
+        self.batch_url = f"{settings.simulators_url}/sms/v1/batch"
         self.http = http
         self.in_flight = asyncio.Semaphore(80)
 
+    @staticmethod
+    def _params(n: Notification) -> dict[str, str]:
+        return {k: v[:64] for k, v in list(n.params.items())[:10]}
+
+    async def send_batch(self, n: Notification, items: list[tuple[str, str]]) -> list[Outcome]:
+        """One template call for up to SMS_BATCH (phone, out_id) pairs; one Outcome per pair, in order. A refused
+        request (400: some number is malformed) is sent again one number at a time, so only that one fails."""
+        assert 0 < len(items) <= SMS_BATCH
+        params = self._params(n)
+        body = {
+            "template": f"SZT_PUSH_{n.template.upper()}",
+            "items": [{"phone": phone, "params": params, "out_id": out_id} for phone, out_id in items],
+        }
+        try:
+            async with self.in_flight:
+                resp = await self.http.post(
+                    self.batch_url, content=_JSON.encode(body), headers={"content-type": "application/json"}
+                )
+        except httpx.HTTPError as exc:
+            return [transport_failure(exc)] * len(items)
+        if resp.status_code == 400:
+            return [await self.send(phone, n, out_id) for phone, out_id in items]
+        if resp.status_code != 200:
+            kind: Literal["retry", "failed"] = "retry" if resp.status_code in RETRY_STATUSES else "failed"
+            return [Outcome(kind, f"HTTP {resp.status_code}", _retry_after(resp))] * len(items)
+        try:
+            answers = msgspec.json.decode(resp.content, type=_SmsBatchAnswer).items
+        except msgspec.ValidationError:
+            answers = []
+        if len(answers) != len(items):  # an answer we cannot map back: the sends may have happened
+            return [Outcome("retry", "unreadable batch answer", uncertain=True)] * len(items)
+        out: list[Outcome] = []
+        for a in answers:
+            if a.code == "OK":
+                out.append(Outcome("delivered", provider_id=a.message_id or ""))
+            elif a.status in RETRY_STATUSES:
+                out.append(Outcome("retry", a.code, float(a.retry_after) if a.retry_after else None))
+            else:
+                out.append(Outcome("failed", a.code))
+        return out
+
     async def send(self, phone: str, n: Notification, out_id: str) -> Outcome:
-        params = {k: v[:64] for k, v in list(n.params.items())[:10]}
+        params = self._params(n)
         body = {"phone": phone, "template": f"SZT_PUSH_{n.template.upper()}", "params": params, "out_id": out_id}
         try:
             async with self.in_flight:
@@ -322,6 +425,20 @@ class SmsClient:
         resp.raise_for_status()
         items = resp.json().get("items", [])
         return str(items[0]["message_id"]) if items else None
+
+
+class _SmsBatchResult(msgspec.Struct):
+    code: str
+    status: int = 200
+    message_id: str | None = None
+    retry_after: int | None = None
+
+
+class _SmsBatchAnswer(msgspec.Struct):
+    items: list[_SmsBatchResult]
+
+
+_JSON = msgspec.json.Encoder()
 
 
 def apns_id_for(message_id: str, device_id: str) -> str:

@@ -1,10 +1,11 @@
 """Simulator of the SMS gateway (template messages in the style of the common Chinese cloud SMS APIs).
 
-`GET /sms/v1/messages?out_id=` finds a message by the caller's reference (like QuerySendDetails), so a caller that
-lost the answer can learn whether it was sent. Sent messages are kept in process memory, the newest 50 per phone,
-so tests can read the codes they were sent from `GET /sms/_sim/outbox?phone=`. `POST /sms/_sim/fail` makes the next
-sends fail; it is left out of the OpenAPI document on purpose: an API fuzzer must not be able to break sending
-for everybody else.
+`POST /sms/v1/batch` sends one template to up to 100 numbers, each with its own parameters and reference (like Aliyun
+SendBatchSms), answering per number. `GET /sms/v1/messages?out_id=` finds a message by the caller's reference (like
+QuerySendDetails), so a caller that lost the answer can learn whether it was sent. Sent messages are kept in process
+memory, the newest 50 per phone, so tests can read the codes they were sent from `GET /sms/_sim/outbox?phone=`.
+`POST /sms/_sim/fail` makes the next sends fail; it is left out of the OpenAPI document on purpose: an API fuzzer
+must not be able to break sending for everybody else.
 """
 
 from __future__ import annotations
@@ -46,6 +47,38 @@ class SendRequest(msgspec.Struct):
     params: Annotated[dict[ParamName, ParamValue], Meta(max_length=MAX_PARAMS)] = {}
     sign_name: Annotated[str, Meta(min_length=1, max_length=32, description="短信签名")] = "苏证通"
     out_id: Annotated[str, Meta(max_length=64, description="caller's own reference")] | None = None
+
+
+MAX_BATCH = 100  # numbers per batch call, as Aliyun SendBatchSms allows
+
+
+class BatchItem(msgspec.Struct):
+    phone: Phone
+    params: Annotated[dict[ParamName, ParamValue], Meta(max_length=MAX_PARAMS)] = {}
+    out_id: Annotated[str, Meta(max_length=64, description="caller's own reference")] | None = None
+
+
+class BatchRequest(msgspec.Struct):
+    """One template to many numbers, each with its own parameters (SendBatchSms-style)."""
+
+    template: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$", description="模板编号")]
+    items: Annotated[list[BatchItem], Meta(min_length=1, max_length=MAX_BATCH)]
+    sign_name: Annotated[str, Meta(min_length=1, max_length=32, description="短信签名")] = "苏证通"
+
+
+class BatchResult(msgspec.Struct, omit_defaults=True):
+    """Per number: `OK` with the gateway's message id, or the failure's code and HTTP-like status."""
+
+    phone: str
+    code: str
+    status: int = 200
+    message_id: str | None = None
+    out_id: str | None = None
+    retry_after: int | None = None
+
+
+class BatchResponse(msgspec.Struct):
+    items: list[BatchResult]
 
 
 class SendResponse(msgspec.Struct):
@@ -165,6 +198,32 @@ def _handlers(state: _State) -> list[object]:
         state.store(msg)
         return SendResponse(message_id=msg.message_id, code="OK", phone=data.phone)
 
+    @post(
+        "/v1/batch", status_code=200, summary="Send a template SMS to many numbers", tags=["sms"], sync_to_thread=False
+    )
+    def send_batch(data: JSONBody[BatchRequest]) -> BatchResponse:
+        """Each number succeeds or fails on its own (an injected failure applies per number, like single sends)."""
+        out: list[BatchResult] = []
+        now = dt.datetime.now(dt.UTC)
+        for item in data.items:
+            status = state.take_failure(item.phone)
+            if status is not None:
+                retry = 1 if status == 429 else None
+                out.append(BatchResult(item.phone, _FAILURES[status][0], status, out_id=item.out_id, retry_after=retry))
+                continue
+            msg = Message(
+                message_id=uuid.uuid4().hex,
+                phone=item.phone,
+                template=data.template,
+                params=dict(item.params),
+                sign_name=data.sign_name,
+                out_id=item.out_id,
+                sent_at=now,
+            )
+            state.store(msg)
+            out.append(BatchResult(item.phone, "OK", message_id=msg.message_id, out_id=item.out_id))
+        return BatchResponse(items=out)
+
     @get("/_sim/outbox", summary="Control: messages sent to a phone, newest first", tags=["sim"], sync_to_thread=False)
     def outbox(
         phone: Annotated[str, Parameter(min_length=11, max_length=11, pattern=PHONE_PATTERN)],
@@ -189,7 +248,7 @@ def _handlers(state: _State) -> list[object]:
         with state.lock:
             return Counts(counts={p: len(state.boxes.get(p, ())) for p in data.phones}, total=state.total)
 
-    return [send, outbox, fail, details, counts]
+    return [send, send_batch, outbox, fail, details, counts]
 
 
 def _document_params(app: Litestar) -> None:
@@ -197,7 +256,7 @@ def _document_params(app: Litestar) -> None:
     components = app.openapi_schema.components
     request = (components.schemas or {})["SendRequest"]
     assert request.properties is not None
-    request.properties["params"] = Schema(
+    params = Schema(
         type=OpenAPIType.OBJECT,
         description="template variables",
         max_properties=MAX_PARAMS,
@@ -205,6 +264,10 @@ def _document_params(app: Litestar) -> None:
         additional_properties=Schema(type=OpenAPIType.STRING, max_length=64),
         default={},
     )
+    request.properties["params"] = params
+    item = (components.schemas or {})["BatchItem"]
+    assert item.properties is not None
+    item.properties["params"] = params
 
 
 def create_app(settings: Settings) -> Litestar:

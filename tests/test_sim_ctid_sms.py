@@ -326,3 +326,38 @@ def test_sms_validation_errors_name_the_field(sim: httpx.Client) -> None:
         assert resp.json()["type"] == PROBLEM + "validation" and field in named, resp.text
     resp = sim.get("/sms/_sim/outbox", params={"phone": "abc"})
     assert resp.status_code == 400 and "phone" in field_errors(resp)
+
+
+def test_sms_batch_answers_per_number(sim: httpx.Client) -> None:
+    """SendBatchSms-style: one template to many numbers, each with its own parameters and out_id; an injected
+    failure fails only its number; a malformed number or an over-long batch refuses the call, naming the field."""
+    ok, failing = "13700006666", "13700007777"
+    try:
+        sim.post("/sms/_sim/fail", json={"phone": failing, "count": 1, "status": 429})
+        items = [
+            {"phone": ok, "params": {"code": "111111"}, "out_id": "batch-ok"},
+            {"phone": failing, "params": {"code": "222222"}, "out_id": "batch-fail"},
+        ]
+        resp = sim.post("/sms/v1/batch", json={"template": "SZT_PUSH_BROADCAST", "items": items})
+        assert resp.status_code == 200, resp.text
+        first, second = resp.json()["items"]
+        assert first["code"] == "OK" and first["phone"] == ok and first["message_id"] and first["out_id"] == "batch-ok"
+        assert second == {
+            "phone": failing,
+            "code": "sms-rate-limited",
+            "status": 429,
+            "out_id": "batch-fail",
+            "retry_after": 1,
+        }
+        got = sim.get("/sms/v1/messages", params={"out_id": "batch-ok"}).json()["items"]
+        assert [m["message_id"] for m in got] == [first["message_id"]] and got[0]["params"] == {"code": "111111"}
+        assert sim.get("/sms/v1/messages", params={"out_id": "batch-fail"}).json() == {"items": []}
+        assert sim.get("/sms/_sim/outbox", params={"phone": failing}).json() == {"items": []}
+
+        bad = sim.post("/sms/v1/batch", json={"template": "T", "items": [{"phone": "12345"}]})
+        assert bad.status_code == 400 and "phone" in bad.text
+        too_many = [{"phone": ok}] * 101
+        bad = sim.post("/sms/v1/batch", json={"template": "T", "items": too_many})
+        assert bad.status_code == 400 and "items" in field_errors(bad)
+    finally:
+        sim.post("/sms/_sim/fail", json={"phone": failing, "count": 0})
