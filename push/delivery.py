@@ -63,6 +63,10 @@ SENDING_TIMEOUT = float(os.environ.get("SZT_PUSH_SENDING_TIMEOUT", "120"))
 STUCK_FACTOR = 10
 FANOUT_PAGE = 1000
 BATCH: dict[str, int] = {"apns": 500, "hms": HMS_BATCH, "sms": 200, FANOUT: 10}
+# Pairs per stream entry: the fan-out writes a page's devices of one channel as entries of up to this many pairs,
+# so Redis moves (and the consumers parse) one entry per hundred deliveries, not one per delivery. A consumer reads
+# BATCH // ENTRY_PAIRS entries at a time.
+ENTRY_PAIRS = 100
 STREAM_MAXLEN = 10_000_000
 DEAD_MAXLEN = 1_000_000
 
@@ -203,20 +207,44 @@ async def fan_out(
         if "inbox" in channels and persons:
             added = await repo.add_to_inbox(res.db, message_id, persons, m["send_at"])
             await announce(res, message_id, added)
-        targets = [r for r in page if r["platform"] in channels]
-        if targets:
+        by_channel: dict[str, list[tuple[uuid.UUID, uuid.UUID]]] = defaultdict(list)
+        for r in page:
+            if r["platform"] in channels:
+                by_channel[r["platform"]].append((r["id"], r["person_id"]))
+        if by_channel:
             # No send-log row yet: the consumer's claim inserts it (one write per pair saved on a broadcast).
             async with res.redis.pipeline(transaction=False) as pipe:
-                for r in targets:
-                    fields = {"m": str(message_id), "d": str(r["id"]), "p": str(r["person_id"])}
-                    pipe.xadd(stream(r["platform"]), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+                for ch, pairs in by_channel.items():
+                    for fields in entry_fields(message_id, pairs):
+                        pipe.xadd(stream(ch), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
                 await pipe.execute()
-            queued += len(targets)
+            queued += sum(len(v) for v in by_channel.values())
         await repo.save_fanout_cursor(res.db, message_id, resume)
         if keepalive is not None:
             await keepalive()
     await repo.mark_fanned_out(res.db, message_id)
     return queued
+
+
+def entry_fields(message_id: uuid.UUID, pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> list[dict[str, str]]:
+    """Stream entries of one message for (device, person) pairs: up to ENTRY_PAIRS each, ids comma-separated."""
+    out = []
+    for i in range(0, len(pairs), ENTRY_PAIRS):
+        chunk = pairs[i : i + ENTRY_PAIRS]
+        out.append(
+            {"m": str(message_id), "d": ",".join(d.hex for d, _ in chunk), "p": ",".join(p.hex for _, p in chunk)}
+        )
+    return out
+
+
+def parse_entry(fields: dict[bytes, bytes]) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
+    """(message, device, person) pairs of one stream entry; ValueError/KeyError when malformed."""
+    m = uuid.UUID(fields[b"m"].decode())
+    devices = fields[b"d"].decode().split(",")
+    persons = fields[b"p"].decode().split(",")
+    if len(devices) != len(persons):
+        raise ValueError("devices and persons differ in number")
+    return [(m, uuid.UUID(d), uuid.UUID(p)) for d, p in zip(devices, persons, strict=True)]
 
 
 def inbox_channel(person_id: uuid.UUID | str) -> str:
@@ -295,27 +323,22 @@ async def _messages(res: Resources, ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]
 
 
 async def process(res: Resources, channel: str, entries: list[Entry]) -> int:
-    """Deliver one batch of stream entries of a provider channel, then acknowledge them. Returns sends made."""
+    """Deliver one batch of stream entries of a provider channel, then acknowledge them. Returns the number of
+    (message, device) pairs the entries held (pairs already handled elsewhere are skipped, not sent)."""
     if not entries:
         return 0
-    parsed: list[tuple[bytes, uuid.UUID, uuid.UUID, uuid.UUID]] = []
-    bad: list[bytes] = []
+    parsed: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = []
+    ids: list[bytes] = []
     for entry_id, fields in entries:
+        ids.append(entry_id)
         try:
-            parsed.append(
-                (
-                    entry_id,
-                    uuid.UUID(fields[b"m"].decode()),
-                    uuid.UUID(fields[b"d"].decode()),
-                    uuid.UUID(fields[b"p"].decode()),
-                )
-            )
+            parsed.extend(parse_entry(fields))
         except (KeyError, ValueError):
-            bad.append(entry_id)
-    claimed = await repo.claim(res.db, [(m, d, p, channel) for _, m, d, p in parsed], worker_id(), with_devices=True)
+            log.warning("bad push entry", extra={"channel": channel, "entry": entry_id.decode()})
+    claimed = await repo.claim(res.db, [(m, d, p, channel) for m, d, p in parsed], worker_id(), with_devices=True)
     attempts = {(r["message_id"], r["device_id"]): r["attempts"] for r in claimed}
     recovered = {(r["message_id"], r["device_id"]) for r in claimed if r["recovered"]}
-    work = [(m, d, p) for _, m, d, p in parsed if (m, d) in attempts]
+    work = [(m, d, p) for m, d, p in parsed if (m, d) in attempts]
     outcomes: dict[tuple[uuid.UUID, uuid.UUID], Outcome] = {}
     send_times: dict[uuid.UUID, float] = {}
     if work:
@@ -334,9 +357,8 @@ async def process(res: Resources, channel: str, entries: list[Entry]) -> int:
                 sendable.append((m, d))
         outcomes.update(await _send(res, channel, sendable, messages, devices, recovered))
     await _record(res, channel, outcomes, attempts, {(m, d): p for m, d, p in work}, send_times)
-    ids = [e for e, _, _, _ in parsed] + bad
     await _done(res, channel, ids)
-    return len(outcomes)
+    return len(parsed)
 
 
 @dataclass(frozen=True)
@@ -523,9 +545,15 @@ async def _record(
     if retry:
         await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry if not o.uncertain])
         await repo.finish(res.db, "retry", [(m, d, o.reason, "") for m, d, o in retry if o.uncertain], uncertain=True)
+        # One delayed entry per message of the batch (its pairs retry together), not one per pair.
+        by_message: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = defaultdict(list)
+        waits: dict[uuid.UUID, float] = {}
         for m, d, o in retry:
-            wait = max(backoff(attempts[(m, d)]), o.retry_after or 0.0)
-            await _delay(res, channel, {"m": str(m), "d": str(d), "p": str(persons[(m, d)])}, now + wait)
+            by_message[m].append((d, persons[(m, d)]))
+            waits[m] = max(waits.get(m, 0.0), backoff(attempts[(m, d)]), o.retry_after or 0.0)
+        for m, pairs in by_message.items():
+            for fields in entry_fields(m, pairs):
+                await _delay(res, channel, fields, now + waits[m])
     if pause:
         await res.redis.set(pause_key(channel), "1", px=int(pause * 1000))
     if outcomes:
@@ -542,29 +570,33 @@ async def _record(
 
 
 async def read_batch(res: Resources, channel: str, consumer: str, block_ms: int | None = 1000) -> int:
-    """XREADGROUP new entries for `consumer` and handle them; returns the number of entries read."""
+    """XREADGROUP new entries for `consumer` and handle them; returns the number of pairs (fan-out: messages)."""
     reply: Any = await res.redis.xreadgroup(
-        GROUP, consumer, {stream(channel): ">"}, count=BATCH[channel], block=block_ms
+        GROUP, consumer, {stream(channel): ">"}, count=entries_per_read(channel), block=block_ms
     )
     entries: list[Entry] = reply[0][1] if reply else []
-    await _handle(res, channel, entries, consumer)
-    return len(entries)
+    return await _handle(res, channel, entries, consumer)
 
 
 async def claim_stale(res: Resources, channel: str, consumer: str, min_idle_ms: int = CLAIM_IDLE_MS) -> int:
-    """Take over entries another consumer read but never acknowledged (it crashed) and handle them."""
+    """Take over entries another consumer read but never acknowledged (it crashed) and handle them; returns the
+    number of pairs (fan-out: messages) they held."""
     total = 0
     start = "0-0"
     while True:
         reply: Any = await res.redis.xautoclaim(
-            stream(channel), GROUP, consumer, min_idle_time=min_idle_ms, start_id=start, count=BATCH[channel]
+            stream(channel), GROUP, consumer, min_idle_time=min_idle_ms, start_id=start, count=entries_per_read(channel)
         )
         start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         entries: list[Entry] = [e for e in reply[1] if e[1] is not None]
-        await _handle(res, channel, entries, consumer)
-        total += len(entries)
+        total += await _handle(res, channel, entries, consumer)
         if start == "0-0" or not entries:
             return total
+
+
+def entries_per_read(channel: str) -> int:
+    """Stream entries a consumer takes at once: about BATCH[channel] pairs when entries are full."""
+    return BATCH[channel] if channel == FANOUT else max(1, BATCH[channel] // ENTRY_PAIRS)
 
 
 async def _done(res: Resources, channel: str, ids: list[bytes]) -> None:
@@ -575,9 +607,10 @@ async def _done(res: Resources, channel: str, ids: list[bytes]) -> None:
         await pipe.execute()
 
 
-async def _handle(res: Resources, channel: str, entries: list[Entry], consumer: str) -> None:
+async def _handle(res: Resources, channel: str, entries: list[Entry], consumer: str) -> int:
+    """Handle entries read; returns how many items they held (fan-out: messages; else (message, device) pairs)."""
     if not entries:
-        return
+        return 0
     if channel == FANOUT:
         for entry_id, fields in entries:
 
@@ -589,8 +622,8 @@ async def _handle(res: Resources, channel: str, entries: list[Entry], consumer: 
             except (KeyError, ValueError):
                 log.warning("bad fan-out entry", extra={"entry": entry_id.decode()})
             await _done(res, FANOUT, [entry_id])
-        return
-    await process(res, channel, entries)
+        return len(entries)
+    return await process(res, channel, entries)
 
 
 async def _finish_on_cancel(work: Coroutine[Any, Any, int]) -> int:
@@ -661,10 +694,13 @@ async def recover_stale_sending(res: Resources, older_than: float | None = None,
             if r["claimed_by"] not in alive or r["age"] > STUCK_FACTOR * timeout
         ],
     )
+    grouped: dict[tuple[str, uuid.UUID], list[tuple[uuid.UUID, uuid.UUID]]] = defaultdict(list)
+    for r in taken:
+        grouped[(r["channel"], r["message_id"])].append((r["device_id"], r["person_id"]))
     async with res.redis.pipeline(transaction=False) as pipe:
-        for r in taken:
-            fields = {"m": str(r["message_id"]), "d": str(r["device_id"]), "p": str(r["person_id"])}
-            pipe.xadd(stream(r["channel"]), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        for (ch, m), pairs in grouped.items():
+            for fields in entry_fields(m, pairs):
+                pipe.xadd(stream(ch), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
         await pipe.execute()
     if taken:
         OUTCOMES.labels("all", "recovered").inc(len(taken))

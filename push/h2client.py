@@ -80,7 +80,11 @@ class H2Connection(asyncio.Protocol):
 
     def __init__(self, authority: str) -> None:
         config = h2.config.H2Configuration(
-            client_side=True, header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+            validate_inbound_headers=False,
         )
         self.h2 = h2.connection.H2Connection(config=config)
         self.h2.encoder = _PlainEncoder()
