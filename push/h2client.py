@@ -94,6 +94,9 @@ class H2Connection(asyncio.Protocol):
         self.streams: dict[int, _Request] = {}
         self.closed = False
         self.close_reason = ""
+        # Requests wait for the server's first SETTINGS: until then its stream limit is unknown, and streams over it
+        # would be refused (safe to re-send, but a wasted round of retries).
+        self.settled = asyncio.get_running_loop().create_future()
 
     @classmethod
     async def open(cls, url: str, *, connect_timeout: float = 3.0) -> H2Connection:
@@ -114,6 +117,13 @@ class H2Connection(asyncio.Protocol):
             )
         except (OSError, TimeoutError) as exc:
             raise NotSent(f"connect: {type(exc).__name__}: {exc}") from exc
+        try:
+            await asyncio.wait_for(asyncio.shield(proto.settled), connect_timeout)
+        except TimeoutError as exc:
+            proto.close()
+            raise NotSent("no SETTINGS from the server") from exc
+        if proto.closed:
+            raise NotSent(proto.close_reason)
         return proto
 
     # asyncio.Protocol
@@ -189,6 +199,8 @@ class H2Connection(asyncio.Protocol):
         self.closed = True
 
     def _start_pending(self) -> None:
+        if not self.settled.done():
+            return
         limit = self.h2.remote_settings.max_concurrent_streams
         while self.pending and not self.closed and len(self.streams) < limit:
             req = self.pending[0]
@@ -213,7 +225,9 @@ class H2Connection(asyncio.Protocol):
             self.transport.write(data)
 
     def _on_event(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.ResponseReceived):
+        if isinstance(event, h2.events.RemoteSettingsChanged) and not self.settled.done():
+            self.settled.set_result(None)
+        elif isinstance(event, h2.events.ResponseReceived):
             req = self.streams.get(event.stream_id)
             if req is not None:
                 req.response_headers = dict(event.headers or [])
@@ -254,6 +268,8 @@ class H2Connection(asyncio.Protocol):
 
     def _fail_all(self, reason: str) -> None:
         self.closed = True
+        if not self.settled.done():
+            self.settled.set_result(None)
         self.close_reason = self.close_reason or reason
         self._fail_pending(reason)
         for req in self.streams.values():
