@@ -2,9 +2,9 @@
 
 Streams (consumer group `push`):
 - `push:stream:fanout` — one entry per message due; the fan-out consumer pages through the audience's devices
-  (1000 at a time, never all in memory), fills the inbox and XADDs one entry
-  per device to `push:stream:<channel>`.
-- `push:stream:apns|hms|sms` — one entry per (message, device). A consumer reads a batch, claims the pairs in the
+  (1000 at a time, never all in memory), fills the inbox and XADDs the page's devices to `push:stream:<channel>`,
+  up to ENTRY_PAIRS (message, device) pairs of one message per entry.
+- `push:stream:apns|hms|sms` — entries of (message, device) pairs. A consumer reads a batch, claims the pairs in the
   send log (insert-if-absent, or take back from queued/retry: a pair already sending, delivered or failed is
   skipped, so it reaches the provider at most once), calls the provider (HMS: one request per up to 1000 tokens
   of a message), records the outcome, then acknowledges.
