@@ -57,6 +57,11 @@ class CodeGrant(msgspec.Struct):
     family: str
 
 
+def code_key(code: str) -> str:
+    """Where an authorization code's grant lives in Redis (only its digest is stored)."""
+    return f"oidc:code:{hashlib.sha256(code.encode()).hexdigest()}"
+
+
 class OAuthRedirectError(Exception):
     """An error that goes back to the client's redirect URI (RFC 6749 §4.1.2.1)."""
 
@@ -229,9 +234,7 @@ async def _grant(res: Resources, request: AuthRequest, *, person_id: str, acr: s
         sid=sid,
         family=str(uuid.uuid4()),
     )
-    await res.redis.set(
-        f"oidc:code:{hashlib.sha256(code.encode()).hexdigest()}", msgspec.msgpack.encode(grant), ex=CODE_TTL
-    )
+    await res.redis.set(code_key(code), msgspec.msgpack.encode(grant), ex=CODE_TTL)
     await res.db.execute(
         """INSERT INTO identity.consents (person_id, client_id, scopes) VALUES ($1, $2, $3)
            ON CONFLICT (person_id, client_id) DO UPDATE SET scopes = $3, granted_at = now(), withdrawn_at = NULL""",

@@ -10,8 +10,9 @@ from typing import Any
 
 import jwt
 import msgspec
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import Algorithm, ECAlgorithm
 
 from core.crypto import SM2PrivateKey, SM2PublicKey, der_to_raw, raw_to_der
@@ -143,7 +144,19 @@ async def sign_jwt(res: Resources, claims: dict[str, Any], *, alg: str = "ES256"
         return _jws.encode(
             msgspec.json.encode(claims), key, algorithm=SM2_ALG, headers={"kid": keys.sm2_kid, "typ": typ}
         )
-    return jwt.encode(claims, keys.es256, algorithm="ES256", headers={"kid": keys.es256_kid, "typ": typ})
+    return es256_jws(msgspec.json.encode(claims), keys.es256, keys.es256_kid, typ)
+
+
+def es256_jws(payload: bytes, key: ec.EllipticCurvePrivateKey, kid: str, typ: str) -> str:
+    """A compact ES256 JWS (RFC 7515/7518): what pyjwt's encode makes, without its JSON and algorithm dispatch —
+    an ID token is signed on every code redemption."""
+    header = b64u(msgspec.json.encode({"alg": "ES256", "kid": kid, "typ": typ}))
+    signing_input = f"{header}.{b64u(payload)}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), _ECDSA_SHA256))
+    return f"{signing_input}.{b64u(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
 async def verify_own_jwt(

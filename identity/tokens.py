@@ -11,14 +11,14 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from core import audit
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
-from identity.authorization import CodeGrant
+from identity.authorization import CodeGrant, code_key
 from identity.clients import Client
 from identity.jose import sign_jwt
 from identity.scopes import UNMASKED_SCOPES
@@ -74,13 +74,9 @@ def new_access_value() -> tuple[str, str]:
 
 
 async def _access(res: Resources, token: AccessToken) -> str:
+    """Store a client-credentials access token (no family: tokens of users are written by the issue writer)."""
     value, key = new_access_value()
-    async with res.redis.pipeline(transaction=True) as pipe:
-        pipe.set(key, msgspec.msgpack.encode(token), ex=ACCESS_TTL)
-        if token.family:  # so a family can be revoked at once (reuse, consent withdrawal, logout)
-            pipe.sadd(f"ofam:{token.family}", key)
-            pipe.expire(f"ofam:{token.family}", ACCESS_TTL)
-        await pipe.execute()
+    await res.redis.set(key, msgspec.msgpack.encode(token), ex=ACCESS_TTL)
     return value
 
 
@@ -109,11 +105,6 @@ async def _revoke_replayed(res: Resources, client: Client, family: str, what: st
     )
 
 
-def _check_pkce(verifier: str, challenge: str) -> bool:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return hmac.compare_digest(digest, challenge)
-
-
 async def _id_token(
     res: Resources, client: Client, *, sub: str, nonce: str, acr: str, auth_time: int, sid: str, access_token: str
 ) -> str:
@@ -137,39 +128,54 @@ async def _id_token(
     return await sign_jwt(res, claims, alg=client.id_token_alg)
 
 
-# A code redeems once; the second redemption learns the family the first one started, to revoke it.
-_REDEEM = LuaScript("""
-local v = redis.call('GET', KEYS[1])
-if not v then return {0, false} end
-if string.sub(v, 1, 5) == 'used:' then return {1, string.sub(v, 6)} end
-redis.call('SET', KEYS[1], 'used:' .. ARGV[1], 'KEEPTTL')
-return {2, v}
-""")
+def pkce_s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+# A code redeems once; the second redemption learns the family the first one started, to revoke it. The grant is
+# msgpack (identity.authorization.CodeGrant, a map), read in the script with cmsgpack. `strict` (the OAuth fast
+# layer) consumes the code only when client, redirect URI and PKCE all match and otherwise leaves it untouched
+# (state 3) for the token route, which consumes it whatever the outcome and names what was wrong.
+REDEEM_LUA = """
+local function redeem(key, strict, client_id, redirect_uri, s256)
+  local v = redis.call('GET', key)
+  if not v then return {0, false} end
+  if string.sub(v, 1, 5) == 'used:' then return {1, string.sub(v, 6)} end
+  local g = cmsgpack.unpack(v)
+  if strict == '1' and (g.client_id ~= client_id or g.redirect_uri ~= redirect_uri
+                        or (g.code_challenge ~= '' and g.code_challenge ~= s256)) then
+    return {3, false}
+  end
+  redis.call('SET', key, 'used:' .. g.family, 'KEEPTTL')
+  return {2, v}
+end
+"""
+_REDEEM = LuaScript(REDEEM_LUA + "return redeem(KEYS[1], '0', '', '', '')\n")
 
 
 async def redeem_code(
     res: Resources, client: Client, *, code: str, redirect_uri: str, verifier: str, ip: str
 ) -> TokenResponse:
-    key = f"oidc:code:{_h(code)}"
-    # We do not know the family before reading the grant; reserve one and fix it below.
-    state, value = await _REDEEM(res.redis, [key], ["pending"])
+    state, value = await _REDEEM(res.redis, [code_key(code)], [])
     if state == 0:
         raise OAuthError("invalid_grant", "the code is unknown or expired")
     if state == 1:
-        family = as_bytes(value).decode()
-        if family != "pending":
-            await _revoke_replayed(res, client, family, "code_replay", ip)
+        await _revoke_replayed(res, client, as_bytes(value).decode(), "code_replay", ip)
         raise OAuthError("invalid_grant", "the code was already used; tokens issued with it are revoked")
     grant = msgspec.msgpack.decode(as_bytes(value), type=CodeGrant)
-    await res.redis.set(key, f"used:{grant.family}".encode(), keepttl=True)
     if grant.client_id != client.client_id:
         raise OAuthError("invalid_grant", "the code was issued to another client")
     if grant.redirect_uri != redirect_uri:
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
-    if grant.code_challenge and not (verifier and _check_pkce(verifier, grant.code_challenge)):
+    if grant.code_challenge and not (verifier and hmac.compare_digest(pkce_s256(verifier), grant.code_challenge)):
         raise OAuthError("invalid_grant", "PKCE verification failed")
     if client.auth_method == "none" and not grant.code_challenge:
         raise OAuthError("invalid_grant", "public clients must use PKCE")
+    return await issue_for_code(res, client, grant, ip=ip)
+
+
+async def issue_for_code(res: Resources, client: Client, grant: CodeGrant, *, ip: str) -> TokenResponse:
+    """The tokens of a redeemed code whose client, redirect URI and PKCE verifier were checked."""
     return await _issue(
         res,
         client,
@@ -201,9 +207,8 @@ async def _issue(
 ) -> TokenResponse:
     now = int(time.time())
     sub = subject(res, client, person_id)
-    access = await _access(
-        res, AccessToken(client.client_id, scopes, now + ACCESS_TTL, now, sub, person_id, family, acr)
-    )
+    access, access_key = new_access_value()
+    record = AccessToken(client.client_id, scopes, now + ACCESS_TTL, now, sub, person_id, family, acr)
     id_token = None
     if with_id and "openid" in scopes:
         id_token = await _id_token(
@@ -231,9 +236,9 @@ async def _issue(
         ip=ip,
         detail={"scopes": scopes, "family": family, "unmasked": sorted(UNMASKED_SCOPES.intersection(scopes))},
     )
-    # The refresh token and the audit entry are committed (with those of the requests arriving alongside) before
-    # the answer leaves: nothing issued goes unrecorded.
-    await _writer(res).write(row, entry)
+    # The refresh token, the audit entry and the access token are written (with those of the requests arriving
+    # alongside) before the answer leaves: nothing issued goes unrecorded.
+    await _writer(res).write(_Issued(row, entry, access_key, msgspec.msgpack.encode(record), family))
     return TokenResponse(access, "Bearer", ACCESS_TTL, " ".join(scopes), id_token, refresh)
 
 
@@ -242,20 +247,30 @@ _INSERT_REFRESH = """INSERT INTO identity.oidc_refresh (token_hash, family, clie
 _BATCH_MAX = 256
 
 
-class _IssueWriter:
-    """Group commit of token issuance, one per process and database: the refresh-token rows and audit entries of
-    requests that arrive while a commit is under way are written together in the next transaction, and each
-    request waits for the commit of its own batch. Every issuance audit entry goes through the chain's single head
-    row, held until the commit; one commit per batch instead of one per request is what lifts that cap."""
+class _Issued(NamedTuple):
+    refresh_row: tuple[Any, ...] | None
+    entry: audit.Entry
+    access_key: str
+    access_record: bytes
+    family: str
 
-    def __init__(self, db: Any) -> None:
-        self.db = db
-        self.pending: list[tuple[tuple[Any, ...] | None, audit.Entry, asyncio.Future[None]]] = []
+
+class _IssueWriter:
+    """Group commit of token issuance, one per process and database: what the requests arriving while a batch is
+    under way issue is written together in the next one — refresh-token rows and audit entries in one PostgreSQL
+    transaction, then the access tokens in one Redis MULTI — and each request waits for its own batch. Every
+    issuance audit entry goes through the chain's single head row, held until the commit; one commit (and one Redis
+    round trip) per batch instead of one per request is what lifts that cap. The audit commit comes first: an
+    access token is never stored unaudited (a failure after it leaves an audited token nobody received)."""
+
+    def __init__(self, res: Resources) -> None:
+        self.db, self.redis = res.db, res.redis
+        self.pending: list[tuple[_Issued, asyncio.Future[None]]] = []
         self.task: asyncio.Task[None] | None = None
 
-    async def write(self, row: tuple[Any, ...] | None, entry: audit.Entry) -> None:
+    async def write(self, issued: _Issued) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append((row, entry, done))
+        self.pending.append((issued, done))
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
         await asyncio.shield(done)  # a request that goes away does not take its batch's commit with it
@@ -265,19 +280,29 @@ class _IssueWriter:
             await asyncio.sleep(0)  # the requests already on their way join this batch
             batch, self.pending = self.pending[:_BATCH_MAX], self.pending[_BATCH_MAX:]
             try:
-                async with self.db.acquire() as conn, conn.transaction():
-                    rows = [r for r, _, _ in batch if r is not None]
-                    if rows:
-                        await conn.executemany(_INSERT_REFRESH, rows)
-                    await audit.record_many(conn, [e for _, e, _ in batch])
-            except Exception as exc:  # every request of the batch fails: nothing of it was written
-                for _, _, f in batch:
+                await self._write([i for i, _ in batch])
+            except Exception as exc:  # every request of the batch fails
+                for _, f in batch:
                     if not f.done():
                         f.set_exception(exc)
             else:
-                for _, _, f in batch:
+                for _, f in batch:
                     if not f.done():
                         f.set_result(None)
+
+    async def _write(self, batch: list[_Issued]) -> None:
+        async with self.db.acquire() as conn, conn.transaction():
+            rows = [i.refresh_row for i in batch if i.refresh_row is not None]
+            if rows:
+                await conn.executemany(_INSERT_REFRESH, rows)
+            await audit.record_many(conn, [i.entry for i in batch])
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for i in batch:
+                pipe.set(i.access_key, i.access_record, ex=ACCESS_TTL)
+                if i.family:  # so a family can be revoked at once (reuse, consent withdrawal, logout)
+                    pipe.sadd(f"ofam:{i.family}", i.access_key)
+                    pipe.expire(f"ofam:{i.family}", ACCESS_TTL)
+            await pipe.execute()
 
 
 _writers: dict[int, _IssueWriter] = {}
@@ -285,8 +310,8 @@ _writers: dict[int, _IssueWriter] = {}
 
 def _writer(res: Resources) -> _IssueWriter:
     w = _writers.get(id(res.db))
-    if w is None or w.db is not res.db:
-        w = _writers[id(res.db)] = _IssueWriter(res.db)
+    if w is None or w.db is not res.db or w.redis is not res.redis:
+        w = _writers[id(res.db)] = _IssueWriter(res)
     return w
 
 
