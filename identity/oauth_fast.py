@@ -21,7 +21,8 @@ import msgspec
 from core.observe import ASGIApp, Receive, Scope, Send, send_body
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
-from identity import clients
+from identity import clients, tokens
+from identity.authorization import CodeGrant, code_key
 from identity.tokens import ACCESS_TTL, AccessToken, TokenResponse, introspection, new_access_value
 from orgs import logs
 
@@ -47,10 +48,26 @@ local cl = count(KEYS[2], ARGV[1])
 if ip > tonumber(ARGV[2]) or cl > tonumber(ARGV[3]) then return {0, false} end
 """
 _ISSUE = LuaScript(_COUNT_AND + "redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])\nreturn {1, false}\n")
+# Code redemption in its plain case: within the limits, the code is consumed only when client, redirect URI and PKCE
+# match (tokens.REDEEM_LUA, strict); anything else gives the counts back and leaves the code to the token route,
+# whose guard counts the request then.
+_REDEEM = LuaScript(
+    _COUNT_AND.replace("return {0, false}", "return {0, 0, false}")
+    + tokens.REDEEM_LUA
+    + """local r = redeem(KEYS[3], '1', ARGV[4], ARGV[5], ARGV[6])
+if r[1] ~= 2 then
+  redis.call('DECR', KEYS[1])
+  redis.call('DECR', KEYS[2])
+end
+return {1, r[1], r[2]}
+"""
+)
 _LOOKUP = LuaScript(
     _COUNT_AND + "if KEYS[3] == '' then return {1, false} end\nreturn {1, redis.call('GET', KEYS[3])}\n"
 )
 _INTROSPECT_FIELDS = {"token", "token_type_hint"}
+_CC_FIELDS = {"grant_type", "scope"}
+_TOKEN_FIELDS = _CC_FIELDS | {"code", "redirect_uri", "code_verifier"}
 
 
 class _Fallback(Exception):
@@ -75,10 +92,28 @@ def _form(body: bytes, allowed: set[str]) -> dict[str, str]:
     return form
 
 
+def _ip(scope: Scope) -> str:
+    return str(scope["client"][0]) if scope.get("client") else ""
+
+
 def _window_keys(scope: Scope, client_id: str) -> list[str]:
     window = int(time.time()) // 60
-    ip = scope["client"][0] if scope.get("client") else "unknown"
-    return [f"rl:oidc-ip:{ip}:{window}", f"rl:oidc-client:{client_id}:{window}"]
+    return [f"rl:oidc-ip:{_ip(scope) or 'unknown'}:{window}", f"rl:oidc-client:{client_id}:{window}"]
+
+
+async def _log_token_call(res: Resources, scope: Scope, client: clients.Client, grant: str, started: float) -> None:
+    """The app-integration log entry the token route writes for a successful call (orgs.logs.timed_call)."""
+    await logs.record_integration(
+        res,
+        app_code=client.client_id,
+        interface="/identity/token",
+        direction="inbound",
+        status=200,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        ip=_ip(scope),
+        detail=grant,
+        queued=True,
+    )
 
 
 class OAuthFastPath:
@@ -102,18 +137,24 @@ class OAuthFastPath:
                 raise _Fallback
             res: Resources = self.app.state.resources  # type: ignore[attr-defined]
             if path == self.token_path:
-                await self._client_credentials(scope, send, res, client, body)
+                form = _form(body, _TOKEN_FIELDS)
+                grant = form.get("grant_type")
+                if grant == "client_credentials":
+                    await self._client_credentials(scope, send, res, client, form)
+                elif grant == "authorization_code":
+                    await self._authorization_code(scope, send, res, client, form)
+                else:
+                    raise _Fallback
             else:
                 await self._introspect(scope, send, res, client, body)
         except _Fallback:
             await self.app(scope, _replay(body, receive, more), send)
 
     async def _client_credentials(
-        self, scope: Scope, send: Send, res: Resources, client: clients.Client, body: bytes
+        self, scope: Scope, send: Send, res: Resources, client: clients.Client, form: dict[str, str]
     ) -> None:
         started = time.perf_counter()
-        form = _form(body, {"grant_type", "scope"})
-        if form.get("grant_type") != "client_credentials":
+        if not set(form) <= _CC_FIELDS:
             raise _Fallback
         now = int(time.time())
         scopes = [s for s in form.get("scope", "").split() if s in CC_SCOPES]
@@ -128,18 +169,34 @@ class OAuthFastPath:
         if not ok:
             raise _Fallback  # over a limit: the route answers 429 (its guard counts this request once more)
         await send_body(send, 200, _ENCODE(TokenResponse(value, "Bearer", ACCESS_TTL, " ".join(scopes))), TOKEN_HEADERS)
-        ip = scope["client"][0] if scope.get("client") else ""
-        await logs.record_integration(
-            res,
-            app_code=client.client_id,
-            interface="/identity/token",
-            direction="inbound",
-            status=200,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            ip=ip,
-            detail="client_credentials",
-            queued=True,
+        await _log_token_call(res, scope, client, "client_credentials", started)
+
+    async def _authorization_code(
+        self, scope: Scope, send: Send, res: Resources, client: clients.Client, form: dict[str, str]
+    ) -> None:
+        started = time.perf_counter()
+        code, verifier = form.get("code", ""), form.get("code_verifier", "")
+        if not code or len(code) > 200 or len(verifier) > 128:
+            raise _Fallback
+        s = res.settings
+        ok, state, raw = await _REDEEM(
+            res.redis,
+            [*_window_keys(scope, client.client_id), code_key(code)],
+            [
+                61,
+                s.oidc_rate_per_ip,
+                s.oidc_rate_per_client,
+                client.client_id,
+                form.get("redirect_uri", ""),
+                tokens.pkce_s256(verifier) if verifier else "",
+            ],
         )
+        if not ok or state != 2:
+            raise _Fallback  # unknown, used, mismatched or over a limit: the route answers, the code untouched
+        grant = msgspec.msgpack.decode(as_bytes(raw), type=CodeGrant)
+        answer = await tokens.issue_for_code(res, client, grant, ip=_ip(scope))
+        await send_body(send, 200, _ENCODE(answer), TOKEN_HEADERS)
+        await _log_token_call(res, scope, client, "authorization_code", started)
 
     async def _introspect(self, scope: Scope, send: Send, res: Resources, client: clients.Client, body: bytes) -> None:
         form = _form(body, _INTROSPECT_FIELDS)

@@ -14,13 +14,17 @@ import uuid
 from collections.abc import MutableMapping
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+import msgspec
 import pytest
 
 from core import audit
 from core.resources import Resources
 from identity import clients, people, tokens
+from identity.authorization import CodeGrant, code_key
+from identity.jose import verify_own_jwt
 from identity.oauth_fast import OAuthFastPath
 from tests.test_admin_monitoring import id_number
 
@@ -185,3 +189,95 @@ async def test_concurrent_issuance_is_committed_in_batches_and_all_audited(res: 
     )
     assert issued == 40
     assert await audit.verify(res.db) == []
+
+
+async def test_code_redemption_answered_fast_only_when_everything_matches(res: Resources) -> None:
+    """A code whose client, redirect URI and PKCE verifier match is redeemed by the fast layer (tokens stored,
+    refresh row and audit entry committed, ID token verifiable); an unknown, used or mismatched code reaches the
+    route untouched, and the rate-limit counts it took are given back (the route's guard counts it then)."""
+    portal_id, secret = f"fc-{secrets.token_hex(3)}", secrets.token_urlsafe(16)
+    await clients.create(
+        res, client_id=portal_id, name="门户", kind="portal", secret=secret, redirect_uris=["https://p.example/cb"]
+    )
+    auth = "Basic " + base64.b64encode(f"{portal_id}:{secret}".encode()).decode()
+    await clients.authenticate_basic(res, auth)
+    async with res.db.acquire() as conn:
+        person, _ = await people.insert(
+            res,
+            conn,
+            id_type="resident",
+            id_number=id_number("320506", "1991-03-04"),
+            name="快速",
+            phone=f"136{secrets.randbelow(10**8):08d}",
+            gender="female",
+            birth_date="1991-03-04",
+        )
+    verifier = secrets.token_urlsafe(48)
+
+    async def new_code() -> tuple[str, CodeGrant]:
+        code = secrets.token_urlsafe(32)
+        grant = CodeGrant(
+            client_id=portal_id,
+            redirect_uri="https://p.example/cb",
+            person_id=str(person),
+            scopes=["openid", "offline_access"],
+            nonce="n-1",
+            code_challenge=tokens.pkce_s256(verifier),
+            acr="wz",
+            auth_time=int(time.time()),
+            sid="sid-1",
+            family=str(uuid.uuid4()),
+        )
+        await res.redis.set(code_key(code), msgspec.msgpack.encode(grant), ex=60)
+        return code, grant
+
+    def form(code: str, **over: str) -> bytes:
+        fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": "https://p.example/cb"}
+        fields["code_verifier"] = verifier
+        return urlencode({**fields, **over}).encode()
+
+    inner = Inner(res)
+    app = OAuthFastPath(inner, "identity")
+    counter = f"rl:oidc-client:{portal_id}:{int(time.time()) // 60}"
+    code, grant = await new_code()
+    before_seq = await res.db.fetchval("SELECT seq FROM core.audit_head")
+    status, body = await call(app, "/identity/token", form(code), auth)
+    assert status == 200 and inner.bodies == []
+    answer = json.loads(body)
+    assert set(answer) == {"access_token", "token_type", "expires_in", "scope", "id_token", "refresh_token"}
+    stored = await tokens.lookup(res, answer["access_token"])
+    assert stored is not None and stored.person_id == str(person) and stored.family == grant.family
+    access_key = f"oat:{hashlib.sha256(answer['access_token'].encode()).hexdigest()}"
+    assert await res.redis.sismember(f"ofam:{grant.family}", access_key)
+    claims = await verify_own_jwt(res, answer["id_token"], audience=portal_id)
+    assert claims["sub"] == stored.sub and claims["nonce"] == "n-1" and claims["sid"] == "sid-1"
+    refresh_hash = bytes.fromhex(hashlib.sha256(answer["refresh_token"].encode()).hexdigest())
+    assert await res.db.fetchval("SELECT family FROM identity.oidc_refresh WHERE token_hash = $1", refresh_hash) == (
+        uuid.UUID(grant.family)
+    )
+    assert (
+        await res.db.fetchval(
+            "SELECT count(*) FROM core.audit_log WHERE seq > $1 AND action = 'identity.token.issue' AND actor = $2",
+            before_seq,
+            f"client:{portal_id}",
+        )
+        == 1
+    )
+    assert await res.redis.get(code_key(code)) == f"used:{grant.family}".encode()
+    assert int(await res.redis.get(counter) or 0) == 1
+
+    # Replayed: the route answers (and revokes the family); the fast layer took no count.
+    assert await call(app, "/identity/token", form(code), auth) == (299, b"route")
+    assert inner.bodies[-1] == form(code)
+    # Wrong verifier, wrong redirect URI, unknown code: the route decides, the fresh code is not consumed.
+    fresh, _ = await new_code()
+    kept = await res.redis.get(code_key(fresh))
+    for bad in (
+        form(fresh, code_verifier=secrets.token_urlsafe(48)),
+        form(fresh, redirect_uri="https://p.example/other"),
+        form(secrets.token_urlsafe(32)),
+    ):
+        assert await call(app, "/identity/token", bad, auth) == (299, b"route")
+        assert inner.bodies[-1] == bad
+    assert await res.redis.get(code_key(fresh)) == kept
+    assert int(await res.redis.get(counter) or 0) == 1
