@@ -41,9 +41,9 @@ async def _prepare(settings: Settings, *, seed: bool = True) -> None:
             await res.close()
 
 
-def _granian(target: str, host: str, port: int, workers: int = 1) -> None:
+def _granian(target: str, host: str, port: int, workers: int = 1, loop: str = "uvloop") -> None:
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
 
     Granian(
         target,
@@ -55,6 +55,7 @@ def _granian(target: str, host: str, port: int, workers: int = 1) -> None:
         log_enabled=True,
         log_access=False,
         backlog=2048,
+        loop=Loops(loop),
     ).serve()
 
 
@@ -68,7 +69,7 @@ def _serve_target(target: str, settings: Settings, port: int) -> None:
     if settings.server == "uvicorn":
         _uvicorn(target, settings.host, port)
     else:
-        _granian(target, settings.host, port, settings.workers)
+        _granian(target, settings.host, port, settings.workers, settings.server_loop)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

@@ -1,13 +1,16 @@
-"""The OAuth hot paths of trusted back ends — client credentials at the token endpoint and token introspection —
-answered by a raw ASGI layer in front of identity's Litestar app, in one Redis round trip each.
+"""The OAuth hot paths of trusted back ends — client credentials and authorization-code redemption at the token
+endpoint, and token introspection — answered by a raw ASGI layer in front of identity's Litestar app, in one Redis
+round trip each (a redemption's refresh row, audit entry and access token then join identity.tokens' group commit).
 
 Only the plain case is taken here: POST of a small form with exactly the expected fields, from a client whose
-client_secret_basic header authenticated within the last 30 s (identity.clients cache). Everything else — the first
-request of a client, other grants, other authentication methods, malformed or oversized bodies, a rate limit
-reached — goes to the Litestar routes of identity/oidc_api.py with the body replayed, so every rule and every error
-answer stays in one place. The fast path applies the same rules as those routes: the per-IP and per-client rate
-limit counters (same keys, same windows: core.ratelimit), the access token stored as identity.tokens stores it, the
-app-integration log entry of a token call, and the same response bodies and headers."""
+client_secret_basic header authenticated within the last 30 s (identity.clients cache), and for a code: known,
+unused, issued to this client for this redirect URI, with a matching PKCE verifier. Everything else — the first
+request of a client, other grants, other authentication methods, malformed or oversized bodies, a replayed or
+mismatched code, a rate limit reached — goes to the Litestar routes of identity/oidc_api.py with the body replayed
+(and the code untouched), so every rule and every error answer stays in one place. The fast path applies the same
+rules as those routes: the per-IP and per-client rate limit counters (same keys, same windows: core.ratelimit),
+tokens stored and audited as identity.tokens stores them, the app-integration log entry of a token call, and the
+same response bodies and headers."""
 
 from __future__ import annotations
 
