@@ -25,7 +25,7 @@ RATES = {"client credentials": 500.0, "introspection": 500.0, "code redemption":
 # First guess of a peak, to size the first batch of one-time codes (later batches use the measured peak), and how
 # many more codes than that to make: ours cost an authorization request and an approval each (slow to mint: an audited
 # database write), the peer's are cheap. A run that still runs out is measured over a shorter window.
-FIRST_GUESS = {"ours": 1500.0, "peer": 1500.0}
+FIRST_GUESS = {"ours": 3000.0, "peer": 2000.0}
 MARGIN = {"ours": 1.3, "peer": 1.6}
 
 

@@ -6,6 +6,7 @@ sequence number and hash, so cutting rows off the end is detected too.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,36 +55,11 @@ async def record(
     detail: dict[str, Any] | None = None,
 ) -> int:
     """Append one entry; returns its sequence number. Joins the caller's transaction when given a connection."""
-    detail = msgspec.json.decode(msgspec.json.encode(detail or {}, order="sorted"))  # what jsonb will give back
+    entry = Entry(actor=actor, action=action, target=target, result=result, ip=ip, detail=detail or {})
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as pooled:
-            return await record(pooled, actor=actor, action=action, target=target, result=result, ip=ip, detail=detail)
-    conn = db
-    at = datetime.now(UTC)
-    rid = current_request_id()
-    async with conn.transaction():
-        head = await conn.fetchrow("UPDATE core.audit_head SET seq = seq + 1 RETURNING seq, hash")
-        assert head is not None
-        seq: int = head["seq"]
-        digest = _chain(bytes(head["hash"]), _canonical(seq, at, actor, action, target, result, ip, rid, detail))
-        await conn.execute(
-            """INSERT INTO core.audit_log (seq, at, actor, action, target, result, ip, request_id, detail,
-                                           prev_hash, hash)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)""",
-            seq,
-            at,
-            actor,
-            action,
-            target,
-            result,
-            ip,
-            rid,
-            detail,
-            bytes(head["hash"]),
-            digest,
-        )
-        await conn.execute("UPDATE core.audit_head SET hash = $1", digest)
-    return seq
+            return (await record_many(pooled, [entry]))[0]
+    return (await record_many(db, [entry]))[0]
 
 
 class Entry(msgspec.Struct, kw_only=True):
@@ -102,30 +78,53 @@ class Entry(msgspec.Struct, kw_only=True):
 async def record_many(conn: Any, entries: list[Entry]) -> list[int]:  # a connection, pooled or not
     """Append several entries in one transaction with one head update: a writer that gathers the entries of
     requests arriving together pays one commit for all of them (the head row is held until the commit). Joins the
-    caller's transaction. Returns their sequence numbers."""
+    caller's transaction (no savepoint). Returns their sequence numbers. Two statements: take the sequence numbers
+    and the previous hash, then insert the rows and move the head's hash in one."""
     if not entries:
         return []
     at = datetime.now(UTC)
-    async with conn.transaction():
+    async with contextlib.AsyncExitStack() as stack:
+        if not conn.is_in_transaction():
+            await stack.enter_async_context(conn.transaction())
         head = await conn.fetchrow("UPDATE core.audit_head SET seq = seq + $1 RETURNING seq, hash", len(entries))
         assert head is not None
         first: int = head["seq"] - len(entries) + 1
         prev = bytes(head["hash"])
-        rows = []
+        cols: list[list[Any]] = [[] for _ in range(11)]
         for i, e in enumerate(entries):
             seq = first + i
-            detail = msgspec.json.decode(msgspec.json.encode(e.detail, order="sorted"))
+            detail_json = msgspec.json.encode(e.detail, order="sorted")
+            detail = msgspec.json.decode(detail_json)  # what jsonb will give back
             body = _canonical(seq, at, e.actor, e.action, e.target, e.result, e.ip, e.request_id, detail)
             digest = _chain(prev, body)
-            rows.append((seq, at, e.actor, e.action, e.target, e.result, e.ip, e.request_id, detail, prev, digest))
+            row = (
+                seq,
+                at,
+                e.actor,
+                e.action,
+                e.target,
+                e.result,
+                e.ip,
+                e.request_id,
+                detail_json.decode(),
+                prev,
+                digest,
+            )
+            for col, value in zip(cols, row, strict=True):
+                col.append(value)
             prev = digest
-        await conn.executemany(
-            """INSERT INTO core.audit_log (seq, at, actor, action, target, result, ip, request_id, detail,
-                                           prev_hash, hash)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)""",
-            rows,
+        await conn.execute(
+            """WITH added AS (
+                 INSERT INTO core.audit_log (seq, at, actor, action, target, result, ip, request_id, detail,
+                                             prev_hash, hash)
+                 SELECT s, a, ac, act, t, r, ip, rid, d::jsonb, ph, h
+                 FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])
+                      AS x(s, a, ac, act, t, r, ip, rid, d, ph, h))
+               UPDATE core.audit_head SET hash = $12""",
+            *cols,
+            prev,
         )
-        await conn.execute("UPDATE core.audit_head SET hash = $1", prev)
     return [first + i for i in range(len(entries))]
 
 

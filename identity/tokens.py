@@ -291,11 +291,16 @@ class _IssueWriter:
                         f.set_result(None)
 
     async def _write(self, batch: list[_Issued]) -> None:
+        await asyncio.gather(self._commit(batch), self._store(batch))
+
+    async def _commit(self, batch: list[_Issued]) -> None:
         async with self.db.acquire() as conn, conn.transaction():
             rows = [i.refresh_row for i in batch if i.refresh_row is not None]
             if rows:
                 await conn.executemany(_INSERT_REFRESH, rows)
             await audit.record_many(conn, [i.entry for i in batch])
+
+    async def _store(self, batch: list[_Issued]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             for i in batch:
                 pipe.set(i.access_key, i.access_record, ex=ACCESS_TTL)
