@@ -8,6 +8,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from core.resp import LeanRedis, RespError
+
 Redis = aioredis.Redis
 
 
@@ -27,8 +29,15 @@ class LuaScript:
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
-    async def __call__(self, redis: Redis, keys: list[str], args: list[object] | None = None) -> Any:
+    async def __call__(self, redis: Redis | LeanRedis, keys: list[str], args: list[object] | None = None) -> Any:
         argv = [*keys, *(args or [])]
+        if isinstance(redis, LeanRedis):
+            try:
+                return await redis.execute("EVALSHA", self.sha, len(keys), *argv)
+            except RespError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                return await redis.execute("EVAL", self.source, len(keys), *argv)
         try:
             return await redis.evalsha(self.sha, len(keys), *argv)  # type: ignore[arg-type]
         except NoScriptError:

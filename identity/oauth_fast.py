@@ -1,6 +1,7 @@
 """The OAuth hot paths of trusted back ends — client credentials and authorization-code redemption at the token
 endpoint, and token introspection — answered by a raw ASGI layer in front of identity's Litestar app, in one Redis
-round trip each (a redemption's refresh row, audit entry and access token then join identity.tokens' group commit).
+round trip each (a redemption's refresh row, audit entry and access token then join identity.tokens' group commit),
+over the auto-pipelined connection of core.resp.
 
 Only the plain case is taken here: POST of a small form with exactly the expected fields, from a client whose
 client_secret_basic header authenticated within the last 30 s (identity.clients cache), and for a code: known,
@@ -24,6 +25,7 @@ import msgspec
 from core.observe import ASGIApp, Receive, Scope, Send, send_body
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
+from core.resp import lean_client
 from identity import clients, tokens
 from identity.authorization import CodeGrant, code_key
 from identity.tokens import ACCESS_TTL, AccessToken, TokenResponse, introspection, new_access_value
@@ -165,7 +167,7 @@ class OAuthFastPath:
         token = AccessToken(client.client_id, scopes, now + ACCESS_TTL, now)
         s = res.settings
         ok, _ = await _ISSUE(
-            res.redis,
+            lean_client(res.settings.redis_url),
             [*_window_keys(scope, client.client_id), key],
             [61, s.oidc_rate_per_ip, s.oidc_rate_per_client, msgspec.msgpack.encode(token), ACCESS_TTL],
         )
@@ -183,7 +185,7 @@ class OAuthFastPath:
             raise _Fallback
         s = res.settings
         ok, state, raw = await _REDEEM(
-            res.redis,
+            lean_client(res.settings.redis_url),
             [*_window_keys(scope, client.client_id), code_key(code)],
             [
                 61,
@@ -211,7 +213,7 @@ class OAuthFastPath:
         )
         s = res.settings
         ok, raw = await _LOOKUP(
-            res.redis,
+            lean_client(res.settings.redis_url),
             [*_window_keys(scope, client.client_id), key],
             [61, s.oidc_rate_per_ip, s.oidc_rate_per_client],
         )
