@@ -18,6 +18,7 @@ import msgspec
 from core import audit
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
+from core.resp import lean_client
 from identity.authorization import CodeGrant, code_key
 from identity.clients import Client
 from identity.jose import sign_jwt
@@ -81,14 +82,20 @@ async def _access(res: Resources, token: AccessToken) -> str:
 
 
 async def revoke_family(res: Resources, family: str, reason: str) -> None:
-    await res.db.execute(
-        "UPDATE identity.oidc_refresh SET revoked_at = now() WHERE family = $1 AND revoked_at IS NULL",
-        uuid.UUID(family),
-    )
+    # The mark goes first: an issuance of this family still being written checks it after its commit (the issue
+    # writer), so whichever of the two finishes last revokes what the other wrote.
+    await res.redis.set(f"ofam-revoked:{family}", reason.encode(), ex=ACCESS_TTL + 60)
+    await _revoke_refresh(res.db, [family])
     keys = await res.redis.smembers(f"ofam:{family}")
     if keys:
         await res.redis.delete(*keys)
-    await res.redis.set(f"ofam-revoked:{family}", reason.encode(), ex=ACCESS_TTL + 60)
+
+
+async def _revoke_refresh(db: Any, families: list[str]) -> None:
+    await db.execute(
+        "UPDATE identity.oidc_refresh SET revoked_at = now() WHERE family = ANY($1::uuid[]) AND revoked_at IS NULL",
+        [uuid.UUID(f) for f in families],
+    )
 
 
 async def _revoke_replayed(res: Resources, client: Client, family: str, what: str, ip: str) -> None:
@@ -258,13 +265,13 @@ class _Issued(NamedTuple):
 class _IssueWriter:
     """Group commit of token issuance, one per process and database: what the requests arriving while a batch is
     under way issue is written together in the next one — refresh-token rows and audit entries in one PostgreSQL
-    transaction, then the access tokens in one Redis MULTI — and each request waits for its own batch. Every
+    transaction, then the access tokens in one Redis script — and each request waits for its own batch. Every
     issuance audit entry goes through the chain's single head row, held until the commit; one commit (and one Redis
     round trip) per batch instead of one per request is what lifts that cap. The audit commit comes first: an
-    access token is never stored unaudited (a failure after it leaves an audited token nobody received)."""
+    access token is never stored unaudited (a failure after it leaves an audited issuance nobody received)."""
 
     def __init__(self, res: Resources) -> None:
-        self.db, self.redis = res.db, res.redis
+        self.db, self.redis, self.redis_url = res.db, res.redis, res.settings.redis_url
         self.pending: list[tuple[_Issued, asyncio.Future[None]]] = []
         self.task: asyncio.Task[None] | None = None
 
@@ -291,23 +298,40 @@ class _IssueWriter:
                         f.set_result(None)
 
     async def _write(self, batch: list[_Issued]) -> None:
-        await asyncio.gather(self._commit(batch), self._store(batch))
-
-    async def _commit(self, batch: list[_Issued]) -> None:
         async with self.db.acquire() as conn, conn.transaction():
             rows = [i.refresh_row for i in batch if i.refresh_row is not None]
             if rows:
                 await conn.executemany(_INSERT_REFRESH, rows)
             await audit.record_many(conn, [i.entry for i in batch])
+        # After the commit: the access tokens, unless their family was revoked meanwhile (a replayed code arriving
+        # while this batch was written), in which case the refresh rows just committed are revoked too.
+        revoked = await _STORE_ACCESS(
+            lean_client(self.redis_url),
+            [i.access_key for i in batch],
+            [ACCESS_TTL, *(x for i in batch for x in (i.access_record, i.family))],
+        )
+        if revoked:
+            await _revoke_refresh(self.db, [as_bytes(f).decode() for f in revoked])
 
-    async def _store(self, batch: list[_Issued]) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for i in batch:
-                pipe.set(i.access_key, i.access_record, ex=ACCESS_TTL)
-                if i.family:  # so a family can be revoked at once (reuse, consent withdrawal, logout)
-                    pipe.sadd(f"ofam:{i.family}", i.access_key)
-                    pipe.expire(f"ofam:{i.family}", ACCESS_TTL)
-            await pipe.execute()
+
+# Store each access token (and its family membership) unless its family is marked revoked; returns those families.
+_STORE_ACCESS = LuaScript("""
+local ttl = ARGV[1]
+local revoked = {}
+for i, key in ipairs(KEYS) do
+  local record, family = ARGV[2 * i], ARGV[2 * i + 1]
+  if family ~= '' and redis.call('EXISTS', 'ofam-revoked:' .. family) == 1 then
+    revoked[#revoked + 1] = family
+  else
+    redis.call('SET', key, record, 'EX', ttl)
+    if family ~= '' then
+      redis.call('SADD', 'ofam:' .. family, key)
+      redis.call('EXPIRE', 'ofam:' .. family, ttl)
+    end
+  end
+end
+return revoked
+""")
 
 
 _writers: dict[int, _IssueWriter] = {}

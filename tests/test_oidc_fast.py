@@ -281,3 +281,61 @@ async def test_code_redemption_answered_fast_only_when_everything_matches(res: R
         assert inner.bodies[-1] == bad
     assert await res.redis.get(code_key(fresh)) == kept
     assert int(await res.redis.get(counter) or 0) == 1
+
+
+async def test_a_replay_during_the_write_revokes_what_the_batch_writes(res: Resources) -> None:
+    """A replayed code is refused and its family revoked while the first redemption's tokens may still be on their
+    way to the stores: the writer checks the family's revocation mark after its commit, stores no access token of a
+    revoked family and revokes the refresh row it just committed. Without that check both would stay valid."""
+    portal_id = f"rv-{secrets.token_hex(3)}"
+    await clients.create(res, client_id=portal_id, name="门户", kind="portal", secret=secrets.token_urlsafe(16))
+    portal = await clients.get(res, portal_id)
+    assert portal is not None
+    async with res.db.acquire() as conn:
+        person, _ = await people.insert(
+            res,
+            conn,
+            id_type="resident",
+            id_number=id_number("320507", "1992-04-05"),
+            name="重放",
+            phone=f"135{secrets.randbelow(10**8):08d}",
+            gender="male",
+            birth_date="1992-04-05",
+        )
+    family = str(uuid.uuid4())
+    await tokens.revoke_family(res, family, "code replay")  # the replay got in first
+    answer = await tokens._issue(
+        res,
+        portal,
+        person_id=str(person),
+        scopes=["openid", "offline_access"],
+        acr="wz",
+        sid="s",
+        auth_time=int(time.time()),
+        nonce="",
+        family=family,
+        ip="127.0.0.1",
+        with_id=False,
+    )
+    assert await tokens.lookup(res, answer.access_token) is None
+    assert answer.refresh_token is not None
+    refresh_hash = bytes.fromhex(hashlib.sha256(answer.refresh_token.encode()).hexdigest())
+    revoked_at = await res.db.fetchval(
+        "SELECT revoked_at FROM identity.oidc_refresh WHERE token_hash = $1", refresh_hash
+    )
+    assert revoked_at is not None
+    # Another family in the same process is untouched.
+    other = await tokens._issue(
+        res,
+        portal,
+        person_id=str(person),
+        scopes=["openid"],
+        acr="wz",
+        sid="s",
+        auth_time=int(time.time()),
+        nonce="",
+        family=str(uuid.uuid4()),
+        ip="127.0.0.1",
+        with_id=False,
+    )
+    assert await tokens.lookup(res, other.access_token) is not None
