@@ -75,57 +75,86 @@ class Entry(msgspec.Struct, kw_only=True):
     request_id: str = msgspec.field(default_factory=current_request_id)
 
 
+_INSERT_ROWS = """INSERT INTO core.audit_log (seq, at, actor, action, target, result, ip, request_id, detail,
+                                prev_hash, hash)
+     SELECT s, a, ac, act, t, r, ip, rid, d::jsonb, ph, h
+     FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                 $8::text[], $9::text[], $10::bytea[], $11::bytea[]) AS x(s, a, ac, act, t, r, ip, rid, d, ph, h)"""
+# The 11 row arrays are $1–$11, then $12 the new head hash, $13 the head's sequence number the rows were chained on.
+APPEND_PARAMS = 13
+_RECORD_LOCKED = f"WITH added AS ({_INSERT_ROWS}) UPDATE core.audit_head SET hash = $12"  # noqa: S608 (constants)
+_APPEND_IF_HEAD = f"""WITH moved AS (UPDATE core.audit_head SET seq = $13 + cardinality($1::bigint[]), hash = $12
+                                     WHERE seq = $13 RETURNING 1),
+                      added AS ({_INSERT_ROWS} WHERE EXISTS (SELECT 1 FROM moved)){{also}}
+                 SELECT count(*) FROM moved"""  # noqa: S608 (constants)
+
+
+def _chained(entries: list[Entry], head_seq: int, head_hash: bytes) -> tuple[list[list[Any]], int, bytes]:
+    """The rows of `entries` chained after the head (seq, hash), as the 11 column arrays of _INSERT_ROWS, and the
+    new head (last seq, last hash)."""
+    at = datetime.now(UTC)
+    prev = head_hash
+    cols: list[list[Any]] = [[] for _ in range(11)]
+    for i, e in enumerate(entries):
+        seq = head_seq + 1 + i
+        detail_json = msgspec.json.encode(e.detail, order="sorted")
+        detail = msgspec.json.decode(detail_json)  # what jsonb will give back
+        digest = _chain(prev, _canonical(seq, at, e.actor, e.action, e.target, e.result, e.ip, e.request_id, detail))
+        row = (seq, at, e.actor, e.action, e.target, e.result, e.ip, e.request_id, detail_json.decode(), prev, digest)
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+        prev = digest
+    return cols, head_seq + len(entries), prev
+
+
 async def record_many(conn: Any, entries: list[Entry]) -> list[int]:  # a connection, pooled or not
     """Append several entries in one transaction with one head update: a writer that gathers the entries of
     requests arriving together pays one commit for all of them (the head row is held until the commit). Joins the
     caller's transaction (no savepoint). Returns their sequence numbers. Two statements: take the sequence numbers
-    and the previous hash, then insert the rows and move the head's hash in one."""
+    and the previous hash (locking the head), then insert the rows and move the head's hash in one."""
     if not entries:
         return []
-    at = datetime.now(UTC)
     async with contextlib.AsyncExitStack() as stack:
         if not conn.is_in_transaction():
             await stack.enter_async_context(conn.transaction())
         head = await conn.fetchrow("UPDATE core.audit_head SET seq = seq + $1 RETURNING seq, hash", len(entries))
         assert head is not None
         first: int = head["seq"] - len(entries) + 1
-        prev = bytes(head["hash"])
-        cols: list[list[Any]] = [[] for _ in range(11)]
-        for i, e in enumerate(entries):
-            seq = first + i
-            detail_json = msgspec.json.encode(e.detail, order="sorted")
-            detail = msgspec.json.decode(detail_json)  # what jsonb will give back
-            body = _canonical(seq, at, e.actor, e.action, e.target, e.result, e.ip, e.request_id, detail)
-            digest = _chain(prev, body)
-            row = (
-                seq,
-                at,
-                e.actor,
-                e.action,
-                e.target,
-                e.result,
-                e.ip,
-                e.request_id,
-                detail_json.decode(),
-                prev,
-                digest,
-            )
-            for col, value in zip(cols, row, strict=True):
-                col.append(value)
-            prev = digest
-        await conn.execute(
-            """WITH added AS (
-                 INSERT INTO core.audit_log (seq, at, actor, action, target, result, ip, request_id, detail,
-                                             prev_hash, hash)
-                 SELECT s, a, ac, act, t, r, ip, rid, d::jsonb, ph, h
-                 FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])
-                      AS x(s, a, ac, act, t, r, ip, rid, d, ph, h))
-               UPDATE core.audit_head SET hash = $12""",
-            *cols,
-            prev,
-        )
+        cols, _, last_hash = _chained(entries, first - 1, bytes(head["hash"]))
+        await conn.execute(_RECORD_LOCKED, *cols, last_hash)
     return [first + i for i in range(len(entries))]
+
+
+Head = tuple[int, bytes]
+
+
+async def read_head(conn: Any) -> Head:
+    """The committed head (sequence number, hash), without locking it."""
+    row = await conn.fetchrow("SELECT seq, hash FROM core.audit_head")
+    assert row is not None
+    return int(row["seq"]), bytes(row["hash"])
+
+
+async def append_if_head(
+    conn: Any, head: Head, entries: list[Entry], *, also: str = "", also_args: tuple[Any, ...] = ()
+) -> Head | None:
+    """Append entries chained on a head read earlier, in one statement that moves the head only if it is still
+    that one (and inserts nothing otherwise): the new head, or None when another writer got there first (read the
+    head again and retry). Outside a transaction the statement commits alone, so an uncontended append is one round
+    trip. `also`: a data-modifying statement of the caller's to run in the same statement only when the head moved,
+    with its parameters numbered from APPEND_PARAMS + 1 and `WHERE EXISTS (SELECT 1 FROM moved)` in it."""
+    if not entries:
+        return head
+    cols, last_seq, last_hash = _chained(entries, head[0], head[1])
+    extra = f", also AS ({also})" if also else ""
+    moved = await conn.fetchval(
+        _APPEND_IF_HEAD.replace("{also}", extra),
+        *cols,
+        last_hash,
+        head[0],
+        *also_args,
+    )
+    return (last_seq, last_hash) if moved else None
 
 
 async def verify(db: Executor, *, batch: int = 5000) -> list[AuditFinding]:

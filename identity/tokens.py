@@ -251,6 +251,16 @@ async def _issue(
 
 _INSERT_REFRESH = """INSERT INTO identity.oidc_refresh (token_hash, family, client_id, person_id, scopes, acr, sid,
                                                    auth_time, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"""
+# The refresh rows of a batch, inserted by the audit append's statement only when it moved the chain's head
+# (core.audit.append_if_head): columns as unnest arrays from $14, scopes space-joined (an array of arrays would
+# flatten).
+_REFRESH_IF_MOVED = """INSERT INTO identity.oidc_refresh (token_hash, family, client_id, person_id, scopes, acr, sid,
+                                                      auth_time, expires_at)
+    SELECT th, f, c, p, string_to_array(sc, ' '), a, s, at, ex
+    FROM unnest($14::bytea[], $15::uuid[], $16::text[], $17::uuid[], $18::text[], $19::text[], $20::text[],
+                $21::timestamptz[], $22::timestamptz[]) AS y(th, f, c, p, sc, a, s, at, ex)
+    WHERE EXISTS (SELECT 1 FROM moved)"""
+assert audit.APPEND_PARAMS == 13
 _BATCH_MAX = 256
 
 
@@ -265,7 +275,7 @@ class _Issued(NamedTuple):
 class _IssueWriter:
     """Group commit of token issuance, one per process and database: what the requests arriving while a batch is
     under way issue is written together in the next one — refresh-token rows and audit entries in one PostgreSQL
-    transaction, then the access tokens in one Redis script — and each request waits for its own batch. Every
+    statement, then the access tokens in one Redis script — and each request waits for its own batch. Every
     issuance audit entry goes through the chain's single head row, held until the commit; one commit (and one Redis
     round trip) per batch instead of one per request is what lifts that cap. The audit commit comes first: an
     access token is never stored unaudited (a failure after it leaves an audited issuance nobody received)."""
@@ -273,6 +283,7 @@ class _IssueWriter:
     def __init__(self, res: Resources) -> None:
         self.db, self.redis, self.redis_url = res.db, res.redis, res.settings.redis_url
         self.pending: list[tuple[_Issued, asyncio.Future[None]]] = []
+        self.head: audit.Head | None = None  # the audit chain's head after this writer's last append
         self.task: asyncio.Task[None] | None = None
 
     async def write(self, issued: _Issued) -> None:
@@ -298,11 +309,7 @@ class _IssueWriter:
                         f.set_result(None)
 
     async def _write(self, batch: list[_Issued]) -> None:
-        async with self.db.acquire() as conn, conn.transaction():
-            rows = [i.refresh_row for i in batch if i.refresh_row is not None]
-            if rows:
-                await conn.executemany(_INSERT_REFRESH, rows)
-            await audit.record_many(conn, [i.entry for i in batch])
+        await self._commit(batch)
         # After the commit: the access tokens, unless their family was revoked meanwhile (a replayed code arriving
         # while this batch was written), in which case the refresh rows just committed are revoked too.
         revoked = await _STORE_ACCESS(
@@ -312,6 +319,27 @@ class _IssueWriter:
         )
         if revoked:
             await _revoke_refresh(self.db, [as_bytes(f).decode() for f in revoked])
+
+    async def _commit(self, batch: list[_Issued]) -> None:
+        """The batch's audit entries and refresh rows in one statement chained on the head this writer last saw
+        (one round trip, committing alone); if another writer moved the head meanwhile, read it and try again, and
+        while the chain stays that busy take the head's lock in a transaction instead."""
+        entries = [i.entry for i in batch]
+        rows = [i.refresh_row for i in batch if i.refresh_row is not None]
+        cols: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(9)]
+        cols[4] = [" ".join(scopes) for scopes in cols[4]]
+        async with self.db.acquire() as conn:
+            for _ in range(3):
+                head = self.head or await audit.read_head(conn)
+                self.head = await audit.append_if_head(
+                    conn, head, entries, also=_REFRESH_IF_MOVED, also_args=tuple(cols)
+                )
+                if self.head is not None:
+                    return
+            async with conn.transaction():
+                if rows:
+                    await conn.executemany(_INSERT_REFRESH, rows)
+                await audit.record_many(conn, entries)
 
 
 # Store each access token (and its family membership) unless its family is marked revoked; returns those families.

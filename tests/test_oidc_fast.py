@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Coroutine, MutableMapping
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
@@ -339,3 +339,61 @@ async def test_a_replay_during_the_write_revokes_what_the_batch_writes(res: Reso
         with_id=False,
     )
     assert await tokens.lookup(res, other.access_token) is not None
+
+
+async def test_two_writers_and_other_audit_entries_keep_one_intact_chain(res: Resources) -> None:
+    """Two processes' issue writers (each its own pool and remembered head) and ordinary audit entries appending at
+    once: a writer whose head is stale appends nothing, reads the head and retries, so every entry is stored once
+    and the chain verifies."""
+    other = await Resources.open(res.settings)
+    try:
+        portal_id = f"tw-{secrets.token_hex(3)}"
+        await clients.create(res, client_id=portal_id, name="门户", kind="portal", secret=secrets.token_urlsafe(16))
+        portal = await clients.get(res, portal_id)
+        assert portal is not None
+        async with res.db.acquire() as conn:
+            person, _ = await people.insert(
+                res,
+                conn,
+                id_type="resident",
+                id_number=id_number("320508", "1993-05-06"),
+                name="双写",
+                phone=f"133{secrets.randbelow(10**8):08d}",
+                gender="female",
+                birth_date="1993-05-06",
+            )
+        before = await res.db.fetchval("SELECT seq FROM core.audit_head")
+
+        async def issue(r: Resources, i: int) -> tokens.TokenResponse:
+            return await tokens._issue(
+                r,
+                portal,
+                person_id=str(person),
+                scopes=["openid", "offline_access"],
+                acr="wz",
+                sid=f"s{i}",
+                auth_time=int(time.time()),
+                nonce="",
+                family=str(uuid.uuid4()),
+                ip="127.0.0.1",
+                with_id=False,
+            )
+
+        work: list[Coroutine[Any, Any, object]] = [issue(res if i % 2 else other, i) for i in range(60)]
+        work += [audit.record(res.db, actor="test", action="test.interleaved", target=str(i)) for i in range(10)]
+        answers = [a for a in await asyncio.gather(*work) if isinstance(a, tokens.TokenResponse)]
+        assert tokens._writer(res) is not tokens._writer(other)
+        hashes = [
+            bytes.fromhex(hashlib.sha256(a.refresh_token.encode()).hexdigest()) for a in answers if a.refresh_token
+        ]
+        assert len(hashes) == 60
+        stored = await res.db.fetch("SELECT scopes FROM identity.oidc_refresh WHERE token_hash = ANY($1)", hashes)
+        assert len(stored) == 60 and all(list(r["scopes"]) == ["openid", "offline_access"] for r in stored)
+        for a in answers:
+            assert await tokens.lookup(res, a.access_token) is not None
+        added = await res.db.fetchval("SELECT count(*) FROM core.audit_log WHERE seq > $1", before)
+        assert added == 70
+        assert await res.db.fetchval("SELECT seq FROM core.audit_head") == before + 70
+        assert await audit.verify(res.db) == []
+    finally:
+        await other.close()
