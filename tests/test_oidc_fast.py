@@ -78,6 +78,46 @@ async def call(app: OAuthFastPath, path: str, body: bytes, auth: str, ip: str = 
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
+async def portal_and_person(res: Resources, prefix: str) -> tuple[clients.Client, str]:
+    """A new portal client and a new enrolled person to issue its tokens for."""
+    portal_id = f"{prefix}-{secrets.token_hex(3)}"
+    await clients.create(res, client_id=portal_id, name="门户", kind="portal", secret=secrets.token_urlsafe(16))
+    client = await clients.get(res, portal_id)
+    assert client is not None
+    birth = f"19{secrets.randbelow(40) + 50}-0{secrets.randbelow(9) + 1}-1{secrets.randbelow(9)}"
+    async with res.db.acquire() as conn:
+        person, _ = await people.insert(
+            res,
+            conn,
+            id_type="resident",
+            id_number=id_number("320505", birth),
+            name="签发",
+            phone=f"13{secrets.randbelow(10**9):09d}",
+            gender="male",
+            birth_date=birth,
+        )
+    return client, person
+
+
+async def issue(
+    res: Resources, portal: clients.Client, person: str, family: str = "", scopes: tuple[str, ...] = ()
+) -> tokens.TokenResponse:
+    """Tokens as a code redemption issues them (identity.tokens._issue), without an ID token."""
+    return await tokens._issue(
+        res,
+        portal,
+        person_id=str(person),
+        scopes=list(scopes or ("openid", "offline_access")),
+        acr="wz",
+        sid="s",
+        auth_time=int(time.time()),
+        nonce="",
+        family=family or str(uuid.uuid4()),
+        ip="127.0.0.1",
+        with_id=False,
+    )
+
+
 async def test_plain_cases_answered_fast_with_the_routes_rules(res: Resources, res_client: tuple[str, str]) -> None:
     client_id, secret = res_client
     auth = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
@@ -144,40 +184,10 @@ def test_fast_answers_equal_the_routes_over_http(http: httpx.Client, res_client:
 async def test_concurrent_issuance_is_committed_in_batches_and_all_audited(res: Resources) -> None:
     """Tokens issued together share commits (the group-commit writer) yet each has its refresh row and its own
     audit entry, and the chain stays intact."""
-    portal_id = f"gc-{secrets.token_hex(3)}"
-    await clients.create(res, client_id=portal_id, name="门户", kind="portal", secret=secrets.token_urlsafe(16))
-    portal = await clients.get(res, portal_id)
-    assert portal is not None
-    async with res.db.acquire() as conn:
-        person, _ = await people.insert(
-            res,
-            conn,
-            id_type="resident",
-            id_number=id_number("320505", "1990-02-03"),
-            name="并发",
-            phone=f"137{secrets.randbelow(10**8):08d}",
-            gender="male",
-            birth_date="1990-02-03",
-        )
+    portal, person = await portal_and_person(res, "gc")
+    portal_id = portal.client_id
     before = await res.db.fetchval("SELECT seq FROM core.audit_head")
-    answers = await asyncio.gather(
-        *(
-            tokens._issue(
-                res,
-                portal,
-                person_id=str(person),
-                scopes=["openid", "offline_access"],
-                acr="wz",
-                sid=f"s{i}",
-                auth_time=int(time.time()),
-                nonce="",
-                family=str(uuid.uuid4()),
-                ip="127.0.0.1",
-                with_id=False,
-            )
-            for i in range(40)
-        )
-    )
+    answers = await asyncio.gather(*(issue(res, portal, person) for _ in range(40)))
     hashes = [bytes.fromhex(hashlib.sha256(a.refresh_token.encode()).hexdigest()) for a in answers if a.refresh_token]
     assert len(hashes) == 40
     stored = await res.db.fetchval("SELECT count(*) FROM identity.oidc_refresh WHERE token_hash = ANY($1)", hashes)
@@ -287,36 +297,10 @@ async def test_a_replay_during_the_write_revokes_what_the_batch_writes(res: Reso
     """A replayed code is refused and its family revoked while the first redemption's tokens may still be on their
     way to the stores: the writer checks the family's revocation mark after its commit, stores no access token of a
     revoked family and revokes the refresh row it just committed. Without that check both would stay valid."""
-    portal_id = f"rv-{secrets.token_hex(3)}"
-    await clients.create(res, client_id=portal_id, name="门户", kind="portal", secret=secrets.token_urlsafe(16))
-    portal = await clients.get(res, portal_id)
-    assert portal is not None
-    async with res.db.acquire() as conn:
-        person, _ = await people.insert(
-            res,
-            conn,
-            id_type="resident",
-            id_number=id_number("320507", "1992-04-05"),
-            name="重放",
-            phone=f"135{secrets.randbelow(10**8):08d}",
-            gender="male",
-            birth_date="1992-04-05",
-        )
+    portal, person = await portal_and_person(res, "rv")
     family = str(uuid.uuid4())
     await tokens.revoke_family(res, family, "code replay")  # the replay got in first
-    answer = await tokens._issue(
-        res,
-        portal,
-        person_id=str(person),
-        scopes=["openid", "offline_access"],
-        acr="wz",
-        sid="s",
-        auth_time=int(time.time()),
-        nonce="",
-        family=family,
-        ip="127.0.0.1",
-        with_id=False,
-    )
+    answer = await issue(res, portal, person, family)
     assert await tokens.lookup(res, answer.access_token) is None
     assert answer.refresh_token is not None
     refresh_hash = bytes.fromhex(hashlib.sha256(answer.refresh_token.encode()).hexdigest())
@@ -325,19 +309,7 @@ async def test_a_replay_during_the_write_revokes_what_the_batch_writes(res: Reso
     )
     assert revoked_at is not None
     # Another family in the same process is untouched.
-    other = await tokens._issue(
-        res,
-        portal,
-        person_id=str(person),
-        scopes=["openid"],
-        acr="wz",
-        sid="s",
-        auth_time=int(time.time()),
-        nonce="",
-        family=str(uuid.uuid4()),
-        ip="127.0.0.1",
-        with_id=False,
-    )
+    other = await issue(res, portal, person, scopes=("openid",))
     assert await tokens.lookup(res, other.access_token) is not None
 
 
@@ -347,39 +319,10 @@ async def test_two_writers_and_other_audit_entries_keep_one_intact_chain(res: Re
     and the chain verifies."""
     other = await Resources.open(res.settings)
     try:
-        portal_id = f"tw-{secrets.token_hex(3)}"
-        await clients.create(res, client_id=portal_id, name="门户", kind="portal", secret=secrets.token_urlsafe(16))
-        portal = await clients.get(res, portal_id)
-        assert portal is not None
-        async with res.db.acquire() as conn:
-            person, _ = await people.insert(
-                res,
-                conn,
-                id_type="resident",
-                id_number=id_number("320508", "1993-05-06"),
-                name="双写",
-                phone=f"133{secrets.randbelow(10**8):08d}",
-                gender="female",
-                birth_date="1993-05-06",
-            )
+        portal, person = await portal_and_person(res, "tw")
         before = await res.db.fetchval("SELECT seq FROM core.audit_head")
 
-        async def issue(r: Resources, i: int) -> tokens.TokenResponse:
-            return await tokens._issue(
-                r,
-                portal,
-                person_id=str(person),
-                scopes=["openid", "offline_access"],
-                acr="wz",
-                sid=f"s{i}",
-                auth_time=int(time.time()),
-                nonce="",
-                family=str(uuid.uuid4()),
-                ip="127.0.0.1",
-                with_id=False,
-            )
-
-        work: list[Coroutine[Any, Any, object]] = [issue(res if i % 2 else other, i) for i in range(60)]
+        work: list[Coroutine[Any, Any, object]] = [issue(res if i % 2 else other, portal, person) for i in range(60)]
         work += [audit.record(res.db, actor="test", action="test.interleaved", target=str(i)) for i in range(10)]
         answers = [a for a in await asyncio.gather(*work) if isinstance(a, tokens.TokenResponse)]
         assert tokens._writer(res) is not tokens._writer(other)
