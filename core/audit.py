@@ -82,7 +82,8 @@ _INSERT_ROWS = """INSERT INTO core.audit_log (seq, at, actor, action, target, re
                  $8::text[], $9::text[], $10::bytea[], $11::bytea[]) AS x(s, a, ac, act, t, r, ip, rid, d, ph, h)"""
 # The 11 row arrays are $1–$11, then $12 the new head hash, $13 the head's sequence number the rows were chained on.
 APPEND_PARAMS = 13
-_RECORD_LOCKED = f"WITH added AS ({_INSERT_ROWS}) UPDATE core.audit_head SET hash = $12"  # noqa: S608 (constants)
+_READ_HEAD = "SELECT seq, hash FROM core.audit_head"
+_READ_HEAD_LOCKED = _READ_HEAD + " FOR UPDATE"
 _APPEND_IF_HEAD = f"""WITH moved AS (UPDATE core.audit_head SET seq = $13 + cardinality($1::bigint[]), hash = $12
                                      WHERE seq = $13 RETURNING 1),
                       added AS ({_INSERT_ROWS} WHERE EXISTS (SELECT 1 FROM moved)){{also}}
@@ -110,27 +111,25 @@ def _chained(entries: list[Entry], head_seq: int, head_hash: bytes) -> tuple[lis
 async def record_many(conn: Any, entries: list[Entry]) -> list[int]:  # a connection, pooled or not
     """Append several entries in one transaction with one head update: a writer that gathers the entries of
     requests arriving together pays one commit for all of them (the head row is held until the commit). Joins the
-    caller's transaction (no savepoint). Returns their sequence numbers. Two statements: take the sequence numbers
-    and the previous hash (locking the head), then insert the rows and move the head's hash in one."""
+    caller's transaction (no savepoint). Returns their sequence numbers. Two statements: lock and read the head,
+    then append_if_head (which cannot miss while the lock is held)."""
     if not entries:
         return []
     async with contextlib.AsyncExitStack() as stack:
         if not conn.is_in_transaction():
             await stack.enter_async_context(conn.transaction())
-        head = await conn.fetchrow("UPDATE core.audit_head SET seq = seq + $1 RETURNING seq, hash", len(entries))
-        assert head is not None
-        first: int = head["seq"] - len(entries) + 1
-        cols, _, last_hash = _chained(entries, first - 1, bytes(head["hash"]))
-        await conn.execute(_RECORD_LOCKED, *cols, last_hash)
-    return [first + i for i in range(len(entries))]
+        head = await read_head(conn, lock=True)
+        moved = await append_if_head(conn, head, entries)
+        assert moved is not None
+    return [head[0] + 1 + i for i in range(len(entries))]
 
 
 Head = tuple[int, bytes]
 
 
-async def read_head(conn: Any) -> Head:
-    """The committed head (sequence number, hash), without locking it."""
-    row = await conn.fetchrow("SELECT seq, hash FROM core.audit_head")
+async def read_head(conn: Any, *, lock: bool = False) -> Head:
+    """The head (sequence number, hash): as committed, or locked until the caller's transaction ends."""
+    row = await conn.fetchrow(_READ_HEAD_LOCKED if lock else _READ_HEAD)
     assert row is not None
     return int(row["seq"]), bytes(row["hash"])
 

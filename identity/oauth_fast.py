@@ -57,7 +57,7 @@ _ISSUE = LuaScript(_COUNT_AND + "redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[
 # match (tokens.REDEEM_LUA, strict); anything else gives the counts back and leaves the code to the token route,
 # whose guard counts the request then.
 _REDEEM = LuaScript(
-    _COUNT_AND.replace("return {0, false}", "return {0, 0, false}")
+    _COUNT_AND
     + tokens.REDEEM_LUA
     + """local r = redeem(KEYS[3], '1', ARGV[4], ARGV[5], ARGV[6])
 if r[1] ~= 2 then
@@ -184,7 +184,7 @@ class OAuthFastPath:
         if not code or len(code) > 200 or len(verifier) > 128:
             raise _Fallback
         s = res.settings
-        ok, state, raw = await _REDEEM(
+        reply = await _REDEEM(
             lean_client(res.settings.redis_url),
             [*_window_keys(scope, client.client_id), code_key(code)],
             [
@@ -196,9 +196,9 @@ class OAuthFastPath:
                 tokens.pkce_s256(verifier) if verifier else "",
             ],
         )
-        if not ok or state != 2:
-            raise _Fallback  # unknown, used, mismatched or over a limit: the route answers, the code untouched
-        grant = msgspec.msgpack.decode(as_bytes(raw), type=CodeGrant)
+        if reply[0] != 1 or reply[1] != 2:  # over a limit ({0, nil}); unknown, used or mismatched (counts given back)
+            raise _Fallback  # the route answers, the code untouched
+        grant = msgspec.msgpack.decode(as_bytes(reply[2]), type=CodeGrant)
         answer = await tokens.issue_for_code(res, client, grant, ip=_ip(scope))
         await send_body(send, 200, _ENCODE(answer), TOKEN_HEADERS)
         await _log_token_call(res, scope, client, "authorization_code", started)

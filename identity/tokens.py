@@ -249,8 +249,6 @@ async def _issue(
     return TokenResponse(access, "Bearer", ACCESS_TTL, " ".join(scopes), id_token, refresh)
 
 
-_INSERT_REFRESH = """INSERT INTO identity.oidc_refresh (token_hash, family, client_id, person_id, scopes, acr, sid,
-                                                   auth_time, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"""
 # The refresh rows of a batch, inserted by the audit append's statement only when it moved the chain's head
 # (core.audit.append_if_head): columns as unnest arrays from $14, scopes space-joined (an array of arrays would
 # flatten).
@@ -281,7 +279,7 @@ class _IssueWriter:
     access token is never stored unaudited (a failure after it leaves an audited issuance nobody received)."""
 
     def __init__(self, res: Resources) -> None:
-        self.db, self.redis, self.redis_url = res.db, res.redis, res.settings.redis_url
+        self.res, self.db = res, res.db
         self.pending: list[tuple[_Issued, asyncio.Future[None]]] = []
         self.head: audit.Head | None = None  # the audit chain's head after this writer's last append
         self.task: asyncio.Task[None] | None = None
@@ -313,7 +311,7 @@ class _IssueWriter:
         # After the commit: the access tokens, unless their family was revoked meanwhile (a replayed code arriving
         # while this batch was written), in which case the refresh rows just committed are revoked too.
         revoked = await _STORE_ACCESS(
-            lean_client(self.redis_url),
+            lean_client(self.res.settings.redis_url),
             [i.access_key for i in batch],
             [ACCESS_TTL, *(x for i in batch for x in (i.access_record, i.family))],
         )
@@ -328,18 +326,16 @@ class _IssueWriter:
         rows = [i.refresh_row for i in batch if i.refresh_row is not None]
         cols: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(9)]
         cols[4] = [" ".join(scopes) for scopes in cols[4]]
+        args = tuple(cols)
         async with self.db.acquire() as conn:
-            for _ in range(3):
+            for _ in range(2):
                 head = self.head or await audit.read_head(conn)
-                self.head = await audit.append_if_head(
-                    conn, head, entries, also=_REFRESH_IF_MOVED, also_args=tuple(cols)
-                )
+                self.head = await audit.append_if_head(conn, head, entries, also=_REFRESH_IF_MOVED, also_args=args)
                 if self.head is not None:
                     return
-            async with conn.transaction():
-                if rows:
-                    await conn.executemany(_INSERT_REFRESH, rows)
-                await audit.record_many(conn, entries)
+            async with conn.transaction():  # a busy chain: hold the head while appending
+                head = await audit.read_head(conn, lock=True)
+                self.head = await audit.append_if_head(conn, head, entries, also=_REFRESH_IF_MOVED, also_args=args)
 
 
 # Store each access token (and its family membership) unless its family is marked revoked; returns those families.
@@ -366,9 +362,9 @@ _writers: dict[int, _IssueWriter] = {}
 
 
 def _writer(res: Resources) -> _IssueWriter:
-    w = _writers.get(id(res.db))
-    if w is None or w.db is not res.db or w.redis is not res.redis:
-        w = _writers[id(res.db)] = _IssueWriter(res)
+    w = _writers.get(id(res))
+    if w is None or w.res is not res:
+        w = _writers[id(res)] = _IssueWriter(res)
     return w
 
 
