@@ -618,10 +618,14 @@ async def test_no_criminal_record_with_the_ministry(http: httpx.Client, sim_url:
         assert fb.status_code == 200, fb.text
         results[c.id_number] = fb.json()["result"]
         refs[c.id_number] = fb.json()["certificate_ref"]
-        row = await res.db.fetchrow(
-            "SELECT status, id_number_enc, certificate_ref FROM affairs.ncr_applications WHERE mps_apply_no = $1",
-            pushed["apply_no"],
-        )
+        for _ in range(200):  # the feedback is delivered first, then the application is marked fed back
+            row = await res.db.fetchrow(
+                "SELECT status, id_number_enc, certificate_ref FROM affairs.ncr_applications WHERE mps_apply_no = $1",
+                pushed["apply_no"],
+            )
+            if row is not None and row["status"] == "fed_back":
+                break
+            await asyncio.sleep(0.05)
         assert row is not None and row["status"] == "fed_back" and c.id_number not in row["id_number_enc"]
         assert (row["certificate_ref"] or "") == refs[c.id_number]
     assert results == {clean.id_number: "no_record", recorded.id_number: "has_record"}

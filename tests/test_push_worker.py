@@ -46,7 +46,7 @@ async def test_one_due_time_runs_once_among_concurrent_firings(res: Resources) -
         await asyncio.sleep(0.05)
 
     item = Scheduled(f"t.{secrets.token_hex(3)}", 60, job)
-    now = dt.datetime.now(dt.UTC)
+    now = item.due_time(dt.datetime.now(dt.UTC)) + dt.timedelta(seconds=5)  # one second later is the same due time
     ran = await asyncio.gather(*(run_once(res, item, now) for _ in range(8)))  # eight workers, one due time
     assert sorted(ran) == [False] * 7 + [True] and runs == [1]
     assert not await run_once(res, item, now + dt.timedelta(seconds=1))  # still the same due time
