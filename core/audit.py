@@ -87,7 +87,7 @@ _READ_HEAD_LOCKED = _READ_HEAD + " FOR UPDATE"
 _APPEND_IF_HEAD = f"""WITH moved AS (UPDATE core.audit_head SET seq = $13 + cardinality($1::bigint[]), hash = $12
                                      WHERE seq = $13 RETURNING 1),
                       added AS ({_INSERT_ROWS} WHERE EXISTS (SELECT 1 FROM moved)){{also}}
-                 SELECT count(*) FROM moved"""  # noqa: S608 (constants)
+                 SELECT (SELECT count(*) FROM moved) AS moved, seq, hash FROM core.audit_head"""  # noqa: S608 (constants)
 
 
 def _chained(entries: list[Entry], head_seq: int, head_hash: bytes) -> tuple[list[list[Any]], int, bytes]:
@@ -119,8 +119,8 @@ async def record_many(conn: Any, entries: list[Entry]) -> list[int]:  # a connec
         if not conn.is_in_transaction():
             await stack.enter_async_context(conn.transaction())
         head = await read_head(conn, lock=True)
-        moved = await append_if_head(conn, head, entries)
-        assert moved is not None
+        moved, _ = await append_if_head(conn, head, entries)
+        assert moved
     return [head[0] + 1 + i for i in range(len(entries))]
 
 
@@ -136,24 +136,27 @@ async def read_head(conn: Any, *, lock: bool = False) -> Head:
 
 async def append_if_head(
     conn: Any, head: Head, entries: list[Entry], *, also: str = "", also_args: tuple[Any, ...] = ()
-) -> Head | None:
+) -> tuple[bool, Head]:
     """Append entries chained on a head read earlier, in one statement that moves the head only if it is still
-    that one (and inserts nothing otherwise): the new head, or None when another writer got there first (read the
-    head again and retry). Outside a transaction the statement commits alone, so an uncontended append is one round
-    trip. `also`: a data-modifying statement of the caller's to run in the same statement only when the head moved,
-    with its parameters numbered from APPEND_PARAMS + 1 and `WHERE EXISTS (SELECT 1 FROM moved)` in it."""
+    that one (and inserts nothing otherwise). Returns whether it moved, and the new head; or, when another writer
+    got there first, the head as this statement found it, to chain a retry on without reading it again. Outside a
+    transaction the statement commits alone, so an uncontended append is one round trip. `also`: a data-modifying
+    statement of the caller's to run in the same statement only when the head moved, with its parameters numbered
+    from APPEND_PARAMS + 1 and `WHERE EXISTS (SELECT 1 FROM moved)` in it."""
     if not entries:
-        return head
+        return True, head
     cols, last_seq, last_hash = _chained(entries, head[0], head[1])
     extra = f", also AS ({also})" if also else ""
-    moved = await conn.fetchval(
+    row = await conn.fetchrow(
         _APPEND_IF_HEAD.replace("{also}", extra),
         *cols,
         last_hash,
         head[0],
         *also_args,
     )
-    return (last_seq, last_hash) if moved else None
+    if row["moved"]:
+        return True, (last_seq, last_hash)
+    return False, (int(row["seq"]), bytes(row["hash"]))
 
 
 async def verify(db: Executor, *, batch: int = 5000) -> list[AuditFinding]:

@@ -320,22 +320,27 @@ class _IssueWriter:
 
     async def _commit(self, batch: list[_Issued]) -> None:
         """The batch's audit entries and refresh rows in one statement chained on the head this writer last saw
-        (one round trip, committing alone); if another writer moved the head meanwhile, read it and try again, and
-        while the chain stays that busy take the head's lock in a transaction instead."""
+        (one round trip, committing alone); if another writer moved the head meanwhile, try again on the head that
+        statement found, and while the chain stays that busy take the head's lock in a transaction instead."""
         entries = [i.entry for i in batch]
         rows = [i.refresh_row for i in batch if i.refresh_row is not None]
         cols: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(9)]
         cols[4] = [" ".join(scopes) for scopes in cols[4]]
         args = tuple(cols)
         async with self.db.acquire() as conn:
+            head = self.head or await audit.read_head(conn)
             for _ in range(2):
-                head = self.head or await audit.read_head(conn)
-                self.head = await audit.append_if_head(conn, head, entries, also=_REFRESH_IF_MOVED, also_args=args)
-                if self.head is not None:
+                moved, head = await audit.append_if_head(conn, head, entries, also=_REFRESH_IF_MOVED, also_args=args)
+                if moved:
+                    self.head = head
                     return
+            self.head = None
             async with conn.transaction():  # a busy chain: hold the head while appending
                 head = await audit.read_head(conn, lock=True)
-                self.head = await audit.append_if_head(conn, head, entries, also=_REFRESH_IF_MOVED, also_args=args)
+                moved, self.head = await audit.append_if_head(
+                    conn, head, entries, also=_REFRESH_IF_MOVED, also_args=args
+                )
+                assert moved
 
 
 # Store each access token (and its family membership) unless its family is marked revoked; returns those families.
