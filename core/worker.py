@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import logging
 import os
@@ -38,6 +39,8 @@ from core.settings import Settings
 log = logging.getLogger("szt.worker")
 
 Job = Callable[[Resources], Coroutine[Any, Any, None]]
+# The due time a scheduled job is running for (a late run still knows which period it serves).
+current_due: contextvars.ContextVar[dt.datetime] = contextvars.ContextVar("current_due")
 ALIGN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 # Configurable by environment: how often a worker proves it is alive (its heartbeat lives three times as long;
 # push takes back a dead worker's in-flight pairs by it), and the port of its Prometheus /metrics (0: none).
@@ -120,11 +123,14 @@ async def run_once(res: Resources, item: Scheduled, now: dt.datetime | None = No
         return False
     started = time.monotonic()
     ok = False
+    token = current_due.set(due)
     try:
         await item.job(res)
         ok = True
     except Exception:
         log.exception("scheduled job failed", extra={"job": item.name})
+    finally:
+        current_due.reset(token)
     with contextlib.suppress(Exception):
         await res.redis.hset(
             f"job:last:{item.name}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import os
 import secrets
 import subprocess
@@ -87,9 +86,9 @@ async def test_two_workers_run_each_due_time_once(res: Resources, var_dir: Path)
             p.terminate()
         for p in procs:
             p.wait(15)
-    times = sorted(float(t) for t, _ in got)
-    assert 5 <= len(times) <= 7, got  # one run per second, not two
-    assert all(b - a > 0.5 for a, b in itertools.pairwise(times)), got  # no due time ran twice
+    dues = [due for _, _, due in got]
+    assert len(dues) == len(set(dues)), got  # no due time ran twice
+    assert 4 <= len(dues) <= 7, got  # one run per second (a run fired late may take the next second's due time)
     assert all(p.returncode == 0 for p in procs)
 
 
