@@ -649,7 +649,12 @@ async def test_stopping_a_worker_finishes_the_batch_in_flight(
     await delivery.read_batch(res, delivery.FANOUT, "A", block_ms=None)
     httpx.post(f"{sim_url}/apns/_sim/fail", json={"count": 30, "status": 0, "delay_ms": 800})  # slow answers
     worker = asyncio.create_task(delivery.run_consumer(res, "apns", "stopping"))
-    await asyncio.sleep(0.4)  # the batch is in flight at APNs
+    for _ in range(100):  # until the batch is claimed ('sending'): in flight at APNs, whose answers take 0.8 s
+        claimed = "SELECT count(*) FROM push.deliveries WHERE message_id = $1 AND status = 'sending'"
+        if await res.db.fetchval(claimed, uuid.UUID(mid)):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
     worker.cancel()  # what `szt worker` does on SIGTERM
     with pytest.raises(asyncio.CancelledError):
         await worker
