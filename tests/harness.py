@@ -35,10 +35,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
     raise RuntimeError(f"{url} not up in {timeout} s:\n{log.read_text()[-4000:]}")
 
 
-def inside_one_window(per_seconds: int, need: float = 15.0) -> None:
-    """Wait for the next fixed rate-limit window when less than `need` seconds are left of this one, so a test that
-    counts requests up to a limit stays in one window."""
-    left = per_seconds - time.time() % per_seconds
+def inside_one_window(per_seconds: int, need: float = 15.0, offset: int = 0) -> None:
+    """Wait for the next fixed window when less than `need` seconds are left of this one, so a test that counts
+    requests up to a rate limit (or works with "today") stays in one window. `offset`: seconds east of UTC for
+    windows aligned to local days."""
+    left = per_seconds - (time.time() + offset) % per_seconds
     if left < need:
         time.sleep(left + 0.05)
 
