@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,10 @@ from bench.context import Context
 from bench.report import Row
 from bench.servers import ROOT, free_port
 
-MIX = {"hms": 0.70, "apns": 0.20, "sms": 0.10}  # of devices, per channel
+# Of devices, per channel. Mini programs are a small share: a subscribe message (WeChat) or template message
+# (Alipay) goes only to users who granted one (a one-time consent, a form id), which each of theirs here did.
+MIX = {"hms": 0.67, "apns": 0.20, "sms": 0.10, "wechat": 0.02, "alipay": 0.01}
+MINI = ("wechat", "alipay")
 WORKERS = 2
 COPY_CHUNK = 50_000
 
@@ -107,6 +111,8 @@ def _sim_totals(sim_port: int) -> dict[str, int]:
         "apns": httpx.post(f"{base}/apns/_sim/counts", json={"tokens": []}).json()["total"],
         "hms": httpx.post(f"{base}/hms/_sim/counts", json={"tokens": []}).json()["total"],
         "sms": httpx.post(f"{base}/sms/_sim/counts", json={"phones": []}).json()["total"],
+        "wechat": httpx.get(f"{base}/wechat/_sim/calls").json().get("subscribe", 0),
+        "alipay": httpx.get(f"{base}/alipay/_sim/counts").json()["total"],
     }
 
 
@@ -142,12 +148,44 @@ async def _raw_stream_rate(redis_url: str, n: int) -> float:
         await r.aclose()
 
 
-async def _populate(res: Any, n: int, tag: str) -> dict[str, int]:
+async def _mini_users(sim: str, channel: str, k: int) -> list[tuple[str, str]]:
+    """k simulated users of one mini program, each with what a message needs at the platform: (address, grant) —
+    a WeChat openid with a one-time consent to the broadcast template, an Alipay user id with a form id."""
+    from identity.miniprograms import ALIPAY_APP_ID, WECHAT_APPID
+    from push.mini_providers import WECHAT_TEMPLATES
+
+    template = WECHAT_TEMPLATES["broadcast"][0]
+    gate = asyncio.Semaphore(32)
+
+    async def one(http: httpx.AsyncClient, i: int) -> tuple[str, str]:
+        async with gate:
+            if channel == "wechat":
+                r = await http.post(f"{sim}/wechat/_sim/codes", json={"appid": WECHAT_APPID, "user": f"bench-{i}"})
+                openid = r.json()["openid"]
+                r = await http.post(
+                    f"{sim}/wechat/_sim/subscriptions", json={"openid": openid, "template_id": template, "count": 1}
+                )
+                r.raise_for_status()
+                return openid, template
+            r = await http.post(f"{sim}/alipay/_sim/codes", json={"app_id": ALIPAY_APP_ID, "user": f"bench-{i}"})
+            user_id = r.json()["user_id"]
+            r = await http.post(f"{sim}/alipay/_sim/form-ids", json={"user_id": user_id})
+            return user_id, r.json()["form_id"]
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        return list(await asyncio.gather(*(one(http, i) for i in range(k))))
+
+
+async def _populate(res: Any, n: int, tag: str, sim: str) -> dict[str, int]:
     from push.service import phone_context
 
     counts = {ch: int(n * share) for ch, share in MIX.items()}
     counts["hms"] += n - sum(counts.values())
     plan = [ch for ch, k in counts.items() for _ in range(k)]
+    mini = {ch: iter(await _mini_users(sim, ch, counts[ch])) for ch in MINI}
+    consents: list[tuple[Any, ...]] = []
+    form_ids: list[tuple[Any, ...]] = []
+    week = datetime.now(UTC) + timedelta(days=7)
     async with res.db.acquire() as conn:
         for start in range(0, n, COPY_CHUNK):
             rows: list[tuple[Any, ...]] = []
@@ -157,6 +195,14 @@ async def _populate(res: Any, n: int, tag: str) -> dict[str, int]:
                     rows.append((uuid.uuid4(), pid, ch, secrets.token_hex(32), None, [tag]))
                 elif ch == "hms":
                     rows.append((uuid.uuid4(), pid, ch, f"IQAAAACy0{i:040d}", None, [tag]))
+                elif ch in MINI:
+                    address, grant = next(mini[ch])
+                    device = uuid.uuid4()
+                    rows.append((device, pid, ch, address, None, [tag]))
+                    if ch == "wechat":
+                        consents.append((device, grant, 1))
+                    else:
+                        form_ids.append((grant, device, week))
                 else:
                     phone = f"1{3 + i % 7}{i:09d}"
                     rows.append(
@@ -168,6 +214,12 @@ async def _populate(res: Any, n: int, tag: str) -> dict[str, int]:
                 columns=["id", "person_id", "platform", "token", "phone_enc", "tags"],
                 records=rows,
             )
+        await conn.copy_records_to_table(
+            "mini_consents", schema_name="push", columns=["device_id", "template_id", "remaining"], records=consents
+        )
+        await conn.copy_records_to_table(
+            "mini_form_ids", schema_name="push", columns=["form_id", "device_id", "expires_at"], records=form_ids
+        )
         await conn.execute("ANALYZE push.devices")
     return counts
 
@@ -217,11 +269,11 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
         res = await Resources.open(settings)
         try:
             tag = "bench"
-            ctx.progress(f"push: {n:,} synthetic devices by COPY")
+            ctx.progress(f"push: {n:,} synthetic devices by COPY (mini-program users made at the simulators first)")
             t0 = time.monotonic()
-            counts = await _populate(res, n, tag)
-            ctx.progress(f"push: populated in {time.monotonic() - t0:.1f} s: {counts}")
             await asyncio.to_thread(_wait_up, f"http://127.0.0.1:{sim_port}/healthz")
+            counts = await _populate(res, n, tag, f"http://127.0.0.1:{sim_port}")
+            ctx.progress(f"push: populated in {time.monotonic() - t0:.1f} s: {counts}")
             await delivery.ensure_groups(res)
             for i in range(WORKERS):
                 procs.append(_spawn(["worker"], env, var_dir / f"worker-{i}.log"))
@@ -231,7 +283,7 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
             req = SendRequest(
                 audience=SegmentAudience(tags=[tag]),
                 content=Broadcast(BroadcastParams(title="全省通知", body="基准测试广播")),
-                channels=["apns", "hms", "sms", "inbox"],
+                channels=["apns", "hms", "sms", "wechat", "alipay", "inbox"],
             )
             ctx.progress("push: broadcast sent")
             sim_proc = procs[0]
@@ -312,7 +364,13 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
             ],
         )
     ]
-    labels = {"apns": "APNs, per token over HTTP/2", "hms": "HarmonyOS, batches of 1,000", "sms": "SMS gateway"}
+    labels = {
+        "apns": "APNs, per token over HTTP/2",
+        "hms": "HarmonyOS, batches of 1,000",
+        "sms": "SMS gateway",
+        "wechat": "WeChat subscribe messages",
+        "alipay": "Alipay template messages (RSA2)",
+    }
     for ch, k in counts.items():
         rows.append(
             Row(

@@ -21,7 +21,8 @@ names for those three cases).
 
 Control (hidden from OpenAPI): `POST /alipay/_sim/apps` registers an app's public key and answers the Alipay public
 key; `POST /alipay/_sim/codes` mints a my.getAuthCode code for a simulated user; `POST /alipay/_sim/form-ids` a
-form id (a form submitted in the mini program); `GET /alipay/_sim/outbox?user_id=`; `POST /alipay/_sim/fail`
+form id (a form submitted in the mini program); `GET /alipay/_sim/outbox?user_id=`; `GET /alipay/_sim/counts` the
+template messages accepted in all; `POST /alipay/_sim/fail`
 makes the next answers a system error or a response tampered with after signing.
 """
 
@@ -110,6 +111,10 @@ class Outbox(msgspec.Struct):
     items: list[Delivered]
 
 
+class Sent(msgspec.Struct):
+    total: int
+
+
 class Ok(msgspec.Struct):
     ok: bool = True
 
@@ -131,6 +136,7 @@ class _State:
         self.refresh: dict[str, tuple[str, float]] = {}
         self.form_ids: dict[str, tuple[str, float]] = {}  # form_id -> (user_id, expires_at)
         self.outbox: dict[str, deque[Delivered]] = {}
+        self.sent = 0  # template messages accepted, over all users (the outboxes keep only the latest)
         self.failures: FailureQueue[FailRequest] = FailureQueue(self.lock)
 
     def public_pem(self) -> str:
@@ -273,6 +279,7 @@ class _Gateway:
             return node, _error(BUSINESS, "FORM_ID_ILLEGAL", "form_id不合法或已使用")
         box = s.outbox.setdefault(to_user, deque(maxlen=OUTBOX_MAX))
         box.append(Delivered(to_user, template, page, data, time.time()))
+        s.sent += 1
         return node, {"code": "10000", "msg": "Success"}
 
     def answer(self, p: dict[str, str]) -> str:
@@ -352,13 +359,19 @@ def _handlers(state: _State) -> list[object]:
         with state.lock:
             return Outbox(items=list(state.outbox.get(user_id, ())))
 
+    @get("/_sim/counts", include_in_schema=False, sync_to_thread=False)
+    def counts() -> Sent:
+        """Control: template messages accepted so far (a broadcast counts thousands)."""
+        with state.lock:
+            return Sent(state.sent)
+
     @post("/_sim/fail", include_in_schema=False, status_code=200, sync_to_thread=False)
     def fail(data: JSONBody[FailRequest]) -> Ok:
         """Control: the next `count` answers are a system error or tampered with after signing (0 clears)."""
         state.failures.control(data)
         return Ok()
 
-    return [gateway_do, apps, codes, form_ids, outbox, fail]
+    return [gateway_do, apps, codes, form_ids, outbox, counts, fail]
 
 
 def _document(app: Litestar) -> None:
