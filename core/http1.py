@@ -14,9 +14,11 @@ import ssl
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["HTTPResponse", "KeepAliveClient", "StaleConnection"]
+__all__ = ["TRANSPORT_ERRORS", "HTTPResponse", "KeepAliveClient", "StaleConnection", "keepalive_client"]
 
 MAX_HEADER = 64 * 1024
+# What a call can raise when the server is unreachable, slow, or answers something that is not HTTP/1.x.
+TRANSPORT_ERRORS = (OSError, TimeoutError, EOFError, asyncio.LimitOverrunError, ValueError)
 
 
 class StaleConnection(ConnectionError):
@@ -131,3 +133,15 @@ class KeepAliveClient:
             return HTTPResponse(status, headers, content), False
         keep = headers.get("connection", "").lower() != "close" and parts[0] != b"HTTP/1.0"
         return HTTPResponse(status, headers, content), keep
+
+
+_clients: dict[tuple[str, float], tuple[asyncio.AbstractEventLoop, KeepAliveClient]] = {}
+
+
+def keepalive_client(base_url: str, *, timeout: float = 30.0) -> KeepAliveClient:
+    """The client of this process and event loop for `base_url` (its connections belong to one loop)."""
+    loop = asyncio.get_running_loop()
+    held = _clients.get((base_url, timeout))
+    if held is None or held[0] is not loop:
+        held = _clients[(base_url, timeout)] = (loop, KeepAliveClient(base_url, timeout=timeout))
+    return held[1]
