@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from core.http1 import KeepAliveClient
+from core.http1 import KeepAliveClient, keepalive_client
 
 
 async def _serve(answers: list[bytes], close_after_each: bool) -> tuple[asyncio.Server, list[bytes], list[int]]:
@@ -80,3 +80,15 @@ async def test_a_connection_closed_while_idle_is_retried_with_fresh_headers() ->
     assert connections[0] == 2
     # The request that hit the dead connection was signed anew (a one-time nonce is never sent twice).
     assert b"X-Nonce: 0" in heads[0] and b"X-Nonce: 0" not in heads[1]
+
+
+def test_one_keepalive_client_per_base_url_and_event_loop() -> None:
+    async def get(base: str) -> KeepAliveClient:
+        return keepalive_client(base, timeout=5.0)
+
+    async def same_loop() -> tuple[KeepAliveClient, KeepAliveClient, KeepAliveClient]:
+        return await get("http://127.0.0.1:1/a"), await get("http://127.0.0.1:1/a"), await get("http://127.0.0.1:1/b")
+
+    first, again, other = asyncio.run(same_loop())
+    assert first is again and first is not other
+    assert asyncio.run(get("http://127.0.0.1:1/a")) is not first  # connections belong to the loop that opened them

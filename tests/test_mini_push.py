@@ -162,6 +162,7 @@ async def test_an_alipay_template_message_spends_one_form_id(
     stored = http.post("/mini/v1/alipay/form-ids", json={"form_id": form_id}, headers=u.headers)
     assert stored.status_code == 200 and stored.json() == {"available": 1}
     await drain(res)
+    accepted = httpx.get(f"{sim_url}/alipay/_sim/counts").json()["total"]
     mid = send(http, business, pid, "alipay", "SZ2026-0401")
     await drain(res)
     row = await delivery_of(res, mid, "alipay")
@@ -174,6 +175,7 @@ async def test_an_alipay_template_message_spends_one_form_id(
     await drain(res)
     assert (await delivery_of(res, again, "alipay"))["status"] == "failed"
     assert len(httpx.get(f"{sim_url}/alipay/_sim/outbox", params={"user_id": u.subject}).json()["items"]) == 1
+    assert httpx.get(f"{sim_url}/alipay/_sim/counts").json()["total"] == accepted + 1  # the platform took one
 
 
 async def test_a_tampered_alipay_answer_is_never_resent(
