@@ -111,17 +111,25 @@ def _chained(entries: list[Entry], head_seq: int, head_hash: bytes) -> tuple[lis
 async def record_many(conn: Any, entries: list[Entry]) -> list[int]:  # a connection, pooled or not
     """Append several entries in one transaction with one head update: a writer that gathers the entries of
     requests arriving together pays one commit for all of them (the head row is held until the commit). Joins the
-    caller's transaction (no savepoint). Returns their sequence numbers. Two statements: lock and read the head,
-    then append_if_head (which cannot miss while the lock is held)."""
+    caller's transaction (no savepoint). Returns their sequence numbers."""
     if not entries:
         return []
+    last_seq, _ = await append_locked(conn, entries)
+    return list(range(last_seq - len(entries) + 1, last_seq + 1))
+
+
+async def append_locked(conn: Any, entries: list[Entry], *, also: str = "", also_args: tuple[Any, ...] = ()) -> Head:
+    """Append while holding the head (joining the caller's transaction, or in one of its own): two statements, lock
+    and read the head, then append_if_head, which cannot miss while the lock is held. Returns the new head; `also`
+    as for append_if_head."""
     async with contextlib.AsyncExitStack() as stack:
         if not conn.is_in_transaction():
             await stack.enter_async_context(conn.transaction())
-        head = await read_head(conn, lock=True)
-        moved, _ = await append_if_head(conn, head, entries)
+        moved, head = await append_if_head(
+            conn, await read_head(conn, lock=True), entries, also=also, also_args=also_args
+        )
         assert moved
-    return [head[0] + 1 + i for i in range(len(entries))]
+    return head
 
 
 Head = tuple[int, bytes]

@@ -14,6 +14,8 @@ import ssl
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+from core.loop_local import loop_local
+
 __all__ = ["TRANSPORT_ERRORS", "HTTPResponse", "KeepAliveClient", "StaleConnection", "keepalive_client"]
 
 MAX_HEADER = 64 * 1024
@@ -135,13 +137,6 @@ class KeepAliveClient:
         return HTTPResponse(status, headers, content), keep
 
 
-_clients: dict[tuple[str, float], tuple[asyncio.AbstractEventLoop, KeepAliveClient]] = {}
-
-
 def keepalive_client(base_url: str, *, timeout: float = 30.0) -> KeepAliveClient:
     """The client of this process and event loop for `base_url` (its connections belong to one loop)."""
-    loop = asyncio.get_running_loop()
-    held = _clients.get((base_url, timeout))
-    if held is None or held[0] is not loop:
-        held = _clients[(base_url, timeout)] = (loop, KeepAliveClient(base_url, timeout=timeout))
-    return held[1]
+    return loop_local(("http1", base_url, timeout), lambda: KeepAliveClient(base_url, timeout=timeout))

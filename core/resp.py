@@ -16,6 +16,8 @@ import collections
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from core.loop_local import loop_local
+
 TIMEOUT = 5.0
 
 
@@ -205,13 +207,6 @@ def _expire(proto: _Protocol, fut: asyncio.Future[Any]) -> None:
         proto.fail(RespConnectionError("no reply within the timeout"))
 
 
-_clients: dict[str, tuple[asyncio.AbstractEventLoop, LeanRedis]] = {}
-
-
 def lean_client(url: str) -> LeanRedis:
     """The lean client of this process and event loop for `url` (a connection belongs to one loop)."""
-    loop = asyncio.get_running_loop()
-    held = _clients.get(url)
-    if held is None or held[0] is not loop:
-        held = _clients[url] = (loop, LeanRedis(url))
-    return held[1]
+    return loop_local(("resp", url), lambda: LeanRedis(url))

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
+import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -73,14 +74,6 @@ _FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded;charset=utf-
 CALL_TIMEOUT = 5.0
 
 
-_loads = json.loads  # `json` is a parameter name in WechatApi._json
-
-
-def _json_bytes(value: Any) -> bytes:
-    """UTF-8 JSON as both platforms take it (non-ASCII text unescaped)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 async def _call(base: str, method: str, target: str, content: bytes, headers: dict[str, str]) -> HTTPResponse:
     return await keepalive_client(base, timeout=CALL_TIMEOUT).request(method, target, content, lambda: headers)
 
@@ -112,14 +105,14 @@ class WechatApi:
     ) -> dict[str, Any]:
         await self._register()
         target = f"{path}?{urlencode(params)}" if params else path
-        content = _json_bytes(json) if json is not None else b""
+        content = msgspec.json.encode(json) if json is not None else b""
         for attempt in (1, 2):
             try:
                 r = await _call(self.base, method, target, content, _JSON_HEADERS)
             except TRANSPORT_ERRORS as exc:
                 raise WechatError(-2, f"unreachable: {type(exc).__name__}") from exc
             try:
-                body: dict[str, Any] = _loads(r.content)
+                body: dict[str, Any] = msgspec.json.decode(r.content)
             except ValueError as exc:
                 raise WechatError(-2, f"HTTP {r.status_code}") from exc
             code = int(body.get("errcode", 0) or 0)

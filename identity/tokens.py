@@ -334,13 +334,8 @@ class _IssueWriter:
                 if moved:
                     self.head = head
                     return
-            self.head = None
-            async with conn.transaction():  # a busy chain: hold the head while appending
-                head = await audit.read_head(conn, lock=True)
-                moved, self.head = await audit.append_if_head(
-                    conn, head, entries, also=_REFRESH_IF_MOVED, also_args=args
-                )
-                assert moved
+            # A busy chain: hold the head while appending.
+            self.head = await audit.append_locked(conn, entries, also=_REFRESH_IF_MOVED, also_args=args)
 
 
 # Store each access token (and its family membership) unless its family is marked revoked; returns those families.
