@@ -1,0 +1,1 @@
+"""Clients of outside platforms that several packages use (WeChat, Alipay)."""
