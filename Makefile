@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: run test bench lint fmt openapi clean-var deps
+.PHONY: run test bench lint docs fmt openapi clean-var deps
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,15 @@ test: deps
 	$(BIN)/pytest
 
 bench: deps
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench  # prints the table and writes it into docs/benchmarks.md
 
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+docs: deps
+	$(BIN)/mkdocs build --strict --site-dir var/site
 
 fmt: deps
 	$(BIN)/ruff format .
