@@ -195,7 +195,7 @@ def _pkce() -> tuple[str, str]:
 @get("/login/qr", **NO_SCHEMA)
 async def login_qr(request: Request[Any, Any, Any], res: Resources) -> Redirect:
     """QR sign-in through our own OIDC provider: the authorization request page shows the QR code that
-    苏证通 scans; the provider redirects back with a code (DESIGN.md, "Contract points")."""
+    苏证通 scans; the provider redirects back with a code (docs/design.md, "Contract points")."""
     bind_to = ""
     if request.query_params.get("bind"):
         bind_to = str((await _me(request, None)).id)

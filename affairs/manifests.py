@@ -1,5 +1,5 @@
 """The 49 applications as versioned manifests: generated from catalog/data/apps49.tsv plus per-kind defaults, with
-hand-written forms for the items that need more than the default (README: "manifest format")."""
+hand-written forms for the items that need more than the default (docs/integration.md: "Manifest format")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Rules of the handling engine: manifests, online declaration (authorisation, prefill, drafts, attachments,
 submission), cases and their states. Every function takes the person id, never a request, so the app BFF and the
-mini programs call the same operations (CONTRACTS.md). The other kinds live beside it and are re-exported here:
+mini programs call the same operations (docs/contracts.md). The other kinds live beside it and are re-exported here:
 affairs.bookings, affairs.payments, affairs.extras."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import msgspec
 from msgspec import Meta
 
 PROVINCE = "320000"
-# GB/T 2260 codes of the 13 cities of Jiangsu (CONTRACTS.md) and their centres (lon, lat) for GPS → city.
+# GB/T 2260 codes of the 13 cities of Jiangsu (docs/contracts.md) and their centres (lon, lat) for GPS → city.
 CITIES: dict[str, tuple[str, float, float]] = {
     "320100": ("南京", 118.7969, 32.0603),
     "320200": ("无锡", 120.3119, 31.4912),
@@ -181,7 +181,7 @@ class VersionPage(msgspec.Struct, kw_only=True):
 
 
 class ListedApp(msgspec.Struct, frozen=True, kw_only=True):
-    """The read model of the home screen (CONTRACTS.md: catalog.service.listed_apps)."""
+    """The read model of the home screen (docs/contracts.md: catalog.service.listed_apps)."""
 
     code: str
     name: str

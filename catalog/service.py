@@ -418,7 +418,7 @@ async def all_listed(res: Resources) -> list[ListedApp]:
 
 
 async def listed_apps(res: Resources, *, region_code: str | None, channel: str) -> list[ListedApp]:
-    """CONTRACTS.md: listed apps visible for the region (province-wide or that city) and channel."""
+    """docs/contracts.md: listed apps visible for the region (province-wide or that city) and channel."""
     city = None if region_code in (None, PROVINCE) else region_code[:4] + "00"
     return [a for a in await all_listed(res) if visible(a, city, channel)]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-# Environment variable name -> Settings field. Documented in README.md ("Configuration").
+# Environment variable name -> Settings field. Documented in docs/configuration.md.
 ENV_VARS: dict[str, str] = {
     "DATABASE_URL": "database_url",
     "REDIS_URL": "redis_url",

@@ -1,5 +1,5 @@
 """The seeded organisation tree (1+N): 江苏省公安厅 and its police types, the 13 city bureaus with theirs, two
-county/district branches per city and one station under each (GB/T 2260 codes, CONTRACTS.md)."""
+county/district branches per city and one station under each (GB/T 2260 codes, docs/contracts.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Simulator of the police business systems, one per police type (neibao crj jiaoguan zhian jianguan other),
-speaking the adapter protocol szt-biz/1 (README): signed submissions, supplements, withdrawals and queries in;
-signed status callbacks out. Each system moves its cases on its own schedule (one step every
+speaking the adapter protocol szt-biz/1 (docs/integration.md): signed submissions, supplements, withdrawals and
+queries in; signed status callbacks out. Each system moves its cases on its own schedule (one step every
 SZT_BIZ_STEP_SECONDS, default 30) along submitted → pre_review → accepted → handling → completed, unless a test
 took the case over with `POST /biz/_sim/cases/{ref}/status`, which moves it at once.
 
