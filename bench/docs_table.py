@@ -28,9 +28,9 @@ def render_group(
     mode = " with `--quick` (rough numbers)" if quick else ""
     parts = [
         f"<!-- bench:group {group} -->",
-        f"### {group}: {'; '.join(titles)}",
+        f"### {group}",
         "",
-        f"Run {started}{mode}; measure again with `python -m bench --only {group}`.",
+        f"{'; '.join(titles)}. Run {started}{mode}; measure again with `python -m bench --only {group}`.",
         "",
         *[f"- {f}" for f in facts],
         "",
