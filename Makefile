@@ -29,6 +29,7 @@ lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-cache
 
 docs: deps
 	$(BIN)/mkdocs build --strict --site-dir var/site

@@ -44,14 +44,14 @@ async def _closed(fn: Callable[[int], Awaitable[Any]], concurrency: int, seconds
 
 
 async def _scenario(ctx: Context) -> list[Row]:
-    from core.cli import _prepare
+    from core.boot import prepare
     from core.resources import Resources
     from core.settings import load_settings
     from orgs import logs, masks, stats
     from orgs.models import AdminPrincipal
 
     settings = load_settings()
-    await _prepare(settings)
+    await prepare(settings)
     res = await Resources.open(settings)
     rows: list[Row] = []
     secs = 3.0 if ctx.options.quick else 8.0

@@ -149,14 +149,14 @@ class Stack:
         self.env = {**os.environ}
         log = (self.var / "signer.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "sim-only", "signer"],
+            [sys.executable, "-m", "szt.cli", "sim-only", "signer"],
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         self.sim = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "sim-only", "simulators"],
+            [sys.executable, "-m", "szt.cli", "sim-only", "simulators"],
             cwd=ROOT,
             env=self.env,
             stdout=(self.var / "sim.log").open("wb"),
@@ -183,7 +183,7 @@ class Stack:
 
 
 async def _scenario(ctx: Context, stack: Stack) -> list[Row]:
-    from core.cli import _prepare
+    from core.boot import prepare
     from core.resources import Resources
     from core.settings import load_settings
     from eseal import ca, keys, legacy_import, seals, signing
@@ -192,7 +192,7 @@ async def _scenario(ctx: Context, stack: Stack) -> list[Row]:
 
     quick = ctx.options.quick
     settings = load_settings()
-    await _prepare(settings, seed=False)
+    await prepare(settings, seed=False)
     res = await Resources.open(settings)
     rows: list[Row] = []
     secs = 3.0 if quick else 8.0

@@ -31,10 +31,10 @@ def create_app() -> Litestar:
 
 
 def main() -> None:
-    from core.cli import _granian
+    from core.boot import granian
 
     os.environ[BODY_ENV] = sys.argv[2]
-    _granian("bench.home_bare:create_app", "127.0.0.1", int(sys.argv[1]), workers=1)
+    granian("bench.home_bare:create_app", "127.0.0.1", int(sys.argv[1]), workers=1)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ BATCH = 32
 
 
 async def mint(access_token: str, n: int) -> list[str]:
-    from core.cli import _with_embedded
+    from core.boot import with_embedded
     from core.resources import Resources
     from core.settings import load_settings
     from identity import verification
@@ -23,7 +23,7 @@ async def mint(access_token: str, n: int) -> list[str]:
     from identity.sessions import authenticate
 
     verification.qr_version = lambda _text: 0  # type: ignore[assignment]  # see the module docstring
-    settings, embedded = _with_embedded(load_settings())
+    settings, embedded = with_embedded(load_settings())
     out: list[str] = []
     try:
         res = await Resources.open(settings)

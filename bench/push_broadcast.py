@@ -93,7 +93,7 @@ def _profile_workers(workers: list[subprocess.Popen[bytes]]) -> list[subprocess.
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=out)
+        return subprocess.Popen([sys.executable, "-m", "szt.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=out)
 
 
 def _wait_up(url: str) -> None:
@@ -235,7 +235,7 @@ def _delivered(raw: dict[Any, Any]) -> dict[str, int]:
 
 
 async def _broadcast(ctx: Context, n: int) -> list[Row]:
-    from core.cli import _prepare
+    from core.boot import prepare
     from core.embedded import EmbeddedServices
     from core.resources import Resources
     from core.settings import load_settings
@@ -264,7 +264,7 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
         }
         settings = load_settings(env)
         ctx.progress("push: migrating")
-        await _prepare(settings)
+        await prepare(settings)
         procs.append(_spawn(["sim-only", "simulators"], env, var_dir / "simulators.log"))
         res = await Resources.open(settings)
         try:

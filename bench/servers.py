@@ -188,12 +188,12 @@ def mounted_server(workers: int = 1) -> Iterator[Server]:
     var_dir = Path(tempfile.mkdtemp(prefix="szt-bench-"))  # short: PostgreSQL and Redis put Unix sockets in it
     port, sim_port = free_port(), free_port()
     env = _mounted_env(var_dir, port, sim_port, workers)
-    sim_argv = [sys.executable, "-m", "core.cli", "sim-only", "simulators"]
+    sim_argv = [sys.executable, "-m", "szt.cli", "sim-only", "simulators"]
     # One worker whatever the server has: the simulators keep their state (SMS outbox, face captures) in memory.
     sims = _spawn("simulators", sim_argv, sim_port, {**env, "SZT_WORKERS": "1"}, var_dir / "simulators.log")
     server: Server | None = None
     try:
-        argv = [sys.executable, "-m", "core.cli", "serve", "--port", str(port)]
+        argv = [sys.executable, "-m", "szt.cli", "serve", "--port", str(port)]
         name = "mounted server" + (f" ({workers} workers)" if workers != 1 else "")
         server = _spawn(name, argv, port, env, var_dir / "server.log")
         server.env, server.sim_url = env, sims.base_url
