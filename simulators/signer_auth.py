@@ -24,7 +24,7 @@ from typing import Any
 from litestar import Request
 
 from core.problems import ProblemError
-from core.reqsig import NONCE_TTL, canonical, check
+from core.reqsig import NONCE_TTL, canonical, check_headers
 from core.secrets_file import read_or_create
 
 __all__ = ["NONCE_TTL", "Authenticator", "canonical", "load_apps"]
@@ -96,16 +96,7 @@ class Authenticator:
         now = time.time()
         nonce = headers.get("x-nonce", "")
         body = await request.body()
-        why = check(
-            secret,
-            request.method,
-            request.url.path,
-            headers.get("x-timestamp", ""),
-            nonce,
-            headers.get("authorization", ""),
-            body,
-            now,
-        )
+        why = check_headers(secret, request.method, request.url.path, headers, body)
         if why is not None:
             raise _unauthorized(why)
         if not self._fresh_nonce(f"{app_id}:{nonce}", now):
