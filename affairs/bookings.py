@@ -12,10 +12,11 @@ from affairs import service as svc
 from affairs.adapters import BizClient
 from affairs.models import BookingIn, BookingList, BookingView, OfficeList, OfficeView, SlotList, SlotView
 from affairs.notify import notify
+from core import clock
+from core.clock import SHANGHAI
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
-from push.service import SHANGHAI
 
 OFFICE_KIND = {
     "app-02": "exit_entry",
@@ -94,7 +95,7 @@ async def book(res: Resources, person_id: str, acr: str, req: BookingIn) -> Book
             "因多次爽约暂停预约",
             f"until {until.isoformat()}",
         )
-    clean = forms.validate(m.form, dict(req.form), elicence_ok=lambda _: False, today=svc._today())
+    clean = forms.validate(m.form, dict(req.form), elicence_ok=lambda _: False, today=clock.utc_today())
     if req.code == "app-44":
         found = await BizClient(res, "jianguan").query("lawyer_licence", {"licence": clean["lawyer_licence"]})
         if not found.get("valid"):

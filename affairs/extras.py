@@ -31,6 +31,7 @@ from affairs.models import (
     RectificationView,
 )
 from affairs.notify import notify
+from core import clock
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.ratelimit import hit
@@ -235,7 +236,7 @@ async def enterprise_request(
         raise invalid("preferred_at", "a time in the future")
     from affairs import forms
 
-    clean = forms.validate(m.form, dict(req.form), elicence_ok=lambda _: False, today=svc._today())
+    clean = forms.validate(m.form, dict(req.form), elicence_ok=lambda _: False, today=clock.utc_today())
     row = await repo.insert_enterprise_request(
         res.db,
         id=uuid.uuid4(),

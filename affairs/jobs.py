@@ -6,10 +6,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from affairs import bookings, payments, service
+from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.resources import Resources
 from core.worker import scheduled
-from push.service import SHANGHAI
 
 log = logging.getLogger("szt.affairs.jobs")
 

@@ -17,9 +17,9 @@ from affairs.models import OrderIn, OrderView, Reconciliation, RefundIn
 from affairs.notify import notify
 from affairs.paykeys import aead_decrypt, apiv3_key
 from core import audit
+from core.clock import SHANGHAI
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
-from push.service import SHANGHAI
 
 log = logging.getLogger("szt.affairs.pay")
 PAY_CODE = "app-07"

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
@@ -35,7 +35,7 @@ from affairs.models import (
     RatingView,
 )
 from affairs.notify import notify
-from core import audit
+from core import audit, clock
 from core.crypto import sm3
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
@@ -187,7 +187,7 @@ async def _enterprise_uscc(res: Resources, person_id: str, enterprise_id: str) -
 async def save_draft(res: Resources, person_id: str, code: str, req: DraftIn) -> Draft:
     m = await manifest(res, code, "application")
     clean = forms.validate(
-        m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=_today(), partial=True
+        m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=clock.utc_today(), partial=True
     )
     enc = res.fields.encrypt(json.dumps(clean, ensure_ascii=False), context=DRAFT_CTX)
     row = await repo.save_draft(res.db, uuid.UUID(person_id), code, enc, req.revision)
@@ -246,10 +246,6 @@ async def upload(res: Resources, person_id: str, data: bytes, filename: str) -> 
 # ---------------------------------------------------------------- cases
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
 async def _check_attachments(
     res: Resources, person_id: str, m: Manifest, clean: dict[str, str]
 ) -> list[dict[str, Any]]:
@@ -286,7 +282,9 @@ async def submit(res: Resources, person_id: str, acr: str, req: CaseIn, idempote
         raise invalid("enterprise_id", f"{m.code} is for enterprises: say which one you act for")
     # The form is checked first (no I/O), so that one query can then bring the replay, the authorisation and the
     # attachments together.
-    clean = forms.validate(m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=_today())
+    clean = forms.validate(
+        m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=clock.utc_today()
+    )
     ids = [uuid.UUID(i) for i in forms.attachment_ids(m.form, clean)]
     ctx = await repo.submission_context(res.db, pid, m.code, idempotency_key, ids)
     if ctx["existing"] is not None:
@@ -513,7 +511,9 @@ async def supplement(res: Resources, person_id: str, case_id: uuid.UUID, form: d
     if row["status"] != "supplement_requested":
         raise ProblemError(409, "no-supplement-requested", "No materials requested", "当前无需补正", row["status"])
     m = await _manifest_of(res, row)
-    patch = forms.validate(m.form, form, elicence_ok=_elicence_checker(res, person_id), today=_today(), partial=True)
+    patch = forms.validate(
+        m.form, form, elicence_ok=_elicence_checker(res, person_id), today=clock.utc_today(), partial=True
+    )
     if not patch:
         raise invalid("form", "nothing supplied")
     merged = {**json.loads(res.fields.decrypt(row["form_enc"], context=FORM_CTX)), **patch}
@@ -602,7 +602,7 @@ class Reminder(msgspec.Struct, omit_defaults=True):
 
 async def appointments_tomorrow(res: Resources, person_id: str) -> list[Reminder]:
     """The person's held bookings whose time is tomorrow, Beijing time."""
-    from affairs.bookings import SHANGHAI
+    from core.clock import SHANGHAI
 
     tomorrow = datetime.now(UTC).astimezone(SHANGHAI).date() + timedelta(days=1)
     start = datetime.combine(tomorrow, dtime(0), tzinfo=SHANGHAI)

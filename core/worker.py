@@ -33,6 +33,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from core.clock import DISPLAY_TZ_NAME
 from core.resources import Resources
 from core.settings import Settings
 
@@ -55,7 +56,7 @@ class Scheduled:
     seconds: int | None
     job: Job
     cron: str | None = None
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DISPLAY_TZ_NAME
 
     def trigger(self) -> IntervalTrigger | CronTrigger:
         if self.cron is not None:
@@ -85,7 +86,7 @@ JOB_PACKAGES: tuple[str, ...] = ("core", "identity", "catalog", "affairs", "push
 
 
 def scheduled(
-    name: str, seconds: int | None = None, *, cron: str | None = None, timezone: str = "Asia/Shanghai"
+    name: str, seconds: int | None = None, *, cron: str | None = None, timezone: str = DISPLAY_TZ_NAME
 ) -> Callable[[Job], Job]:
     """Register a job: every `seconds`, or at the times of a crontab line `cron` (in `timezone`)."""
     if (seconds is None) == (cron is None):

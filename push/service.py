@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from core.clock import SHANGHAI
 from core.masking import mask_phone
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
@@ -46,7 +47,6 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 INTERNAL_CLIENT_PREFIX = "internal:"  # messages of other domains (notify) carry client_id "internal:<source>"
 INBOX_PAGE_MAX = 50
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 
 
 def after_quiet_hours(at: dt.datetime, quiet: QuietHours) -> dt.datetime:
