@@ -31,7 +31,7 @@ from affairs.models import (
     RectificationView,
 )
 from affairs.notify import notify
-from core import clock
+from core import clock, regions
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.ratelimit import hit
@@ -41,21 +41,7 @@ from identity.externals import SmsClient
 from identity.numbers import valid_resident_id
 
 log = logging.getLogger("szt.affairs.extras")
-CITY_CODES = (
-    "320100",
-    "320200",
-    "320300",
-    "320400",
-    "320500",
-    "320600",
-    "320700",
-    "320800",
-    "320900",
-    "321000",
-    "321100",
-    "321200",
-    "321300",
-)
+CITY_CODES = regions.CITY_CODES
 NAME_COUNTS_PER_HOUR = 10
 MOVE_CAR_PER_DAY = 5
 MOVE_CAR_PLATE_GAP = timedelta(minutes=10)

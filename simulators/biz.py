@@ -26,6 +26,7 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from affairs import signing
+from core import regions
 from core.crypto import sm3
 from core.problems import ProblemError
 from core.settings import Settings
@@ -33,10 +34,7 @@ from simulators import population
 
 SYSTEMS = ("neibao", "crj", "jiaoguan", "zhian", "jianguan", "other")
 HAPPY = ("submitted", "pre_review", "accepted", "handling", "completed")
-PLATE_LETTER = {
-    "南京": "A", "无锡": "B", "徐州": "C", "常州": "D", "苏州": "E", "南通": "F", "连云港": "G",
-    "淮安": "H", "盐城": "J", "扬州": "K", "镇江": "L", "泰州": "M", "宿迁": "N",
-}  # fmt: skip
+PLATE_LETTER = {c.name: c.plate for c in regions.CITIES}
 VEHICLES = 1500
 Req = Request[Any, Any, Any]
 
