@@ -5,7 +5,6 @@ users (the rollup built from 1,000,000 generated people; orgs.stats.users by reg
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 import time
@@ -192,10 +191,10 @@ async def _scenario(ctx: Context) -> list[Row]:
 
 def run(ctx: Context) -> list[Row]:
     from core.embedded import EmbeddedServices
+    from core.settings import export
 
     var = Path(tempfile.mkdtemp(prefix="szt-bench-admin-"))
-    os.environ["SZT_VAR_DIR"] = str(var)
-    os.environ["SZT_LOG_LEVEL"] = "WARNING"
+    export(var_dir=var, log_level="WARNING")
     embedded = EmbeddedServices(var)
     embedded.start("", "")
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -126,7 +125,7 @@ class _State:
         self.cases: dict[str, SimCase] = {}
         self.by_case_no: dict[str, str] = {}
         self.records: set[str] = set()
-        self.step = float(os.environ.get("SZT_BIZ_STEP_SECONDS", "30"))
+        self.step = settings.biz_step_seconds
         self.http: httpx.AsyncClient | None = None
         self.last_sent: dict[str, tuple[dict[str, str], bytes, str]] = {}
         self.lock = asyncio.Lock()
