@@ -647,19 +647,3 @@ def spawn(coro: Any) -> asyncio.Task[None]:
     _pending.add(task)
     task.add_done_callback(_pending.discard)
     return task
-
-
-_ELSEWHERE = ("affairs.bookings", "affairs.payments", "affairs.extras", "affairs.officemap")
-
-
-def __getattr__(name: str) -> Any:
-    """The other kinds' operations (bookings, payments, queries, map, move car, enterprise platform) are reachable
-    as affairs.service.<name> too, so a front door needs this one module; resolved lazily to keep imports acyclic."""
-    import importlib
-
-    for module in _ELSEWHERE:
-        found = getattr(importlib.import_module(module), name, None)
-        if found is not None and not name.startswith("_"):
-            globals()[name] = found  # found once: later lookups are plain module attributes
-            return found
-    raise AttributeError(name)
