@@ -179,7 +179,7 @@ async def _mini_users(sim: str, channel: str, k: int) -> list[tuple[str, str]]:
 
 
 async def _populate(res: Any, n: int, tag: str, sim: str) -> dict[str, int]:
-    from push.service import phone_context
+    from push.models import phone_context
 
     counts = {ch: int(n * share) for ch, share in MIX.items()}
     counts["hms"] += n - sum(counts.values())

@@ -17,6 +17,29 @@ CITIES: dict[str, tuple[str, float, float]] = {c.code: (c.name, c.lon, c.lat) fo
 # The counties of the region picker.
 COUNTIES: dict[str, str] = regions.DISTRICT_NAMES
 
+# The home screen's modules: key -> (title, kind, slots); and the line module of each category.
+MODULES: dict[str, tuple[str, str, int]] = {
+    "zone.zhian": ("治安", "zone", 8),
+    "zone.huzheng": ("户证", "zone", 8),
+    "zone.chejiaguan": ("车驾管", "zone", 8),
+    "area.natural": ("个人服务", "area", 8),
+    "area.legal": ("法人服务", "area", 8),
+    "line.neibao": ("内保", "line", 12),
+    "line.churujing": ("出入境", "line", 12),
+    "line.jiaoguan": ("交管", "line", 12),
+    "line.zhian": ("治安", "line", 24),
+    "line.jianguan": ("监管", "line", 12),
+    "line.qita": ("其它", "line", 12),
+    "city.local": ("本地服务", "city", 12),
+}
+LINE_OF: dict[str, str] = {
+    "内保": "line.neibao",
+    "出入境": "line.churujing",
+    "交管": "line.jiaoguan",
+    "治安": "line.zhian",
+    "监管": "line.jianguan",
+    "其它": "line.qita",
+}
 Category = Literal["内保", "出入境", "交管", "治安", "监管", "其它"]
 CATEGORIES: tuple[str, ...] = ("内保", "出入境", "交管", "治安", "监管", "其它")
 Kind = Literal["h5", "mini_program", "native", "backend"]

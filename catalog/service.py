@@ -13,6 +13,7 @@ from pypinyin import lazy_pinyin
 from catalog import icons, repo
 from catalog.models import (
     CITIES,
+    MODULES,
     PROVINCE,
     Application,
     AppView,
@@ -335,8 +336,6 @@ async def set_visibility(res: Resources, actor: Actor, code: str, hidden: list[s
 
 async def set_layout(res: Resources, actor: Actor, update: LayoutUpdate, *, ip: str = "") -> int:
     """Replace one module's slots for the province or a city; returns the new layout version."""
-    from catalog.home import MODULES
-
     region = update.region_code
     if region != PROVINCE and region not in CITIES:
         raise invalid("region_code", "the province or one of its cities")

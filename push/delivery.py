@@ -37,6 +37,7 @@ from core.observe import REGISTRY
 from core.resources import Resources
 from core.worker import heartbeat_key, worker_id
 from push import repo
+from push.models import phone_context
 from push.providers import (
     HMS_BATCH,
     SMS_BATCH,
@@ -407,8 +408,6 @@ async def _send_hms(res: Resources, targets: list[Target]) -> list[Outcome]:
 
 
 async def _send_sms(res: Resources, targets: list[Target]) -> list[Outcome]:
-    from push.service import phone_context
-
     p = providers(res)
     out: list[Outcome | None] = [None] * len(targets)
 

@@ -35,6 +35,7 @@ from push.models import (
     PushMetrics,
     QuietHours,
     SendRequest,
+    phone_context,
 )
 
 # The template registry: title and body formats, filled from the typed params of each template.
@@ -62,10 +63,6 @@ def after_quiet_hours(at: dt.datetime, quiet: QuietHours) -> dt.datetime:
     if end_at <= local:
         end_at += dt.timedelta(days=1)
     return end_at.astimezone(dt.UTC)
-
-
-def phone_context(person_id: uuid.UUID | str) -> str:
-    return f"push.devices.phone:{person_id}"
 
 
 def render(template: str, params: dict[str, str]) -> tuple[str, str]:
