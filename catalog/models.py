@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import Meta
@@ -32,16 +32,9 @@ MODULES: dict[str, tuple[str, str, int]] = {
     "line.qita": ("其它", "line", 12),
     "city.local": ("本地服务", "city", 12),
 }
-LINE_OF: dict[str, str] = {
-    "内保": "line.neibao",
-    "出入境": "line.churujing",
-    "交管": "line.jiaoguan",
-    "治安": "line.zhian",
-    "监管": "line.jianguan",
-    "其它": "line.qita",
-}
+LINE_OF: dict[str, str] = {title: key for key, (title, kind, _) in MODULES.items() if kind == "line"}
 Category = Literal["内保", "出入境", "交管", "治安", "监管", "其它"]
-CATEGORIES: tuple[str, ...] = ("内保", "出入境", "交管", "治安", "监管", "其它")
+CATEGORIES: tuple[str, ...] = get_args(Category)
 Kind = Literal["h5", "mini_program", "native", "backend"]
 Channel = Literal["ios", "android", "harmony", "wechat", "alipay"]
 CHANNELS: tuple[str, ...] = ("ios", "android", "harmony", "wechat", "alipay")

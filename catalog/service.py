@@ -154,16 +154,19 @@ def version_view(r: Any) -> VersionView:
     )
 
 
+_LISTING = ("name", "category", "kind", "audience", "entry_path", "icon_digest")
+
+
+def _listing(r: Any) -> dict[str, Any]:
+    """The columns of an app row that its console view and its read model take as they are."""
+    return {k: r[k] for k in _LISTING}
+
+
 def app_view(r: Any) -> AppView:
     return AppView(
         code=r["code"],
         org_path=r["org_path"],
-        name=r["name"],
-        category=r["category"],
-        kind=r["kind"],
-        audience=r["audience"],
-        entry_path=r["entry_path"],
-        icon_digest=r["icon_digest"],
+        **_listing(r),
         channels=list(r["channels"]),
         regions=list(r["regions"]),
         hidden_cities=list(r["hidden_cities"]),
@@ -391,12 +394,7 @@ async def notifications(res: Resources, actor: Actor, code: str, limit: int = 50
 def _listed(r: Any) -> ListedApp:
     return ListedApp(
         code=r["code"],
-        name=r["name"],
-        category=r["category"],
-        kind=r["kind"],
-        audience=r["audience"],
-        entry_path=r["entry_path"],
-        icon_digest=r["icon_digest"],
+        **_listing(r),
         channels=tuple(r["channels"]),
         regions=tuple(r["regions"]),
         hidden_cities=tuple(r["hidden_cities"]),
