@@ -270,7 +270,7 @@ async def rate_enterprise_request(res: Resources, person_id: str, request_id: uu
     await _as_handler(res, person_id, row["enterprise_id"])
     if row["status"] not in ("visited", "closed"):
         raise ProblemError(409, "not-finished", "Rate once served", "服务完成后方可评价", row["status"])
-    return await svc.rate(res, person_id, f"ent:{request_id}", "320000.other", req)
+    return await svc.rate(res, person_id, f"ent:{request_id}", f"{regions.PROVINCE_CODE}.other", req)
 
 
 async def rectifications(res: Resources, org_code: str, *, cursor: str | None, limit: int) -> RectificationList:

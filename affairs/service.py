@@ -35,7 +35,7 @@ from affairs.models import (
     RatingView,
 )
 from affairs.notify import notify
-from core import audit, clock
+from core import audit, clock, regions
 from core.crypto import sm3
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
@@ -307,7 +307,7 @@ async def submit(res: Resources, person_id: str, acr: str, req: CaseIn, idempote
         if uscc is not None and clean.get("uscc") != uscc:
             raise invalid("form.uscc", "not the code of the enterprise you act for")
     attachments = _match_attachments(m, clean, ctx["attachments"] or [])
-    region = clean.get("region_code", "320000")
+    region = clean.get("region_code", regions.PROVINCE_CODE)
     city = region[:4] + "00"
     now = datetime.now(UTC)
     row = await repo.insert_case(
@@ -319,7 +319,7 @@ async def submit(res: Resources, person_id: str, acr: str, req: CaseIn, idempote
         code=m.code,
         manifest_version=m.version,
         system=m.binding["system"],
-        org_code=f"320000.{city}.{m.binding['system']}",
+        org_code=f"{regions.PROVINCE_CODE}.{city}.{m.binding['system']}",
         region_code=region,
         idempotency_key=idempotency_key,
         form_enc=res.fields.encrypt(json.dumps(clean, ensure_ascii=False), context=FORM_CTX),
