@@ -142,7 +142,7 @@ async def cancel_booking(res: Resources, person_id: str, booking_id: uuid.UUID) 
     now = datetime.now(UTC)
     if row["starts_at"] - now < CANCEL_BEFORE:
         raise ProblemError(409, "cancel-window-closed", "Too late to cancel", "距预约时间不足 2 小时，无法取消")
-    day_start = datetime.combine(now.astimezone(SHANGHAI).date(), time(0), tzinfo=SHANGHAI)
+    day_start = clock.beijing_midnight(clock.beijing_today(now))
     if await repo.cancellations_since(res.db, row["person_id"], day_start) >= CANCELS_PER_DAY:
         raise ProblemError(429, "too-many-cancellations", "At most 3 cancellations a day", "每日最多取消 3 次")
     async with res.db.acquire() as conn, conn.transaction():
@@ -179,8 +179,7 @@ async def attend(res: Resources, booking_id: uuid.UUID) -> None:
 async def remind(res: Resources, now: datetime | None = None) -> int:
     """The day before (Beijing time), once per booking."""
     now = now or datetime.now(UTC)
-    tomorrow = now.astimezone(SHANGHAI).date() + timedelta(days=1)
-    start = datetime.combine(tomorrow, time(0), tzinfo=SHANGHAI)
+    start = clock.beijing_midnight(clock.beijing_today(now) + timedelta(days=1))
     rows = await repo.due_reminders(res.db, start, start + timedelta(days=1))
     ms = await svc.manifests(res)
     for r in rows:

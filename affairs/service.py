@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from datetime import time as dtime
 from typing import Any
 
 import msgspec
@@ -602,16 +601,13 @@ class Reminder(msgspec.Struct, omit_defaults=True):
 
 async def appointments_tomorrow(res: Resources, person_id: str) -> list[Reminder]:
     """The person's held bookings whose time is tomorrow, Beijing time."""
-    from core.clock import SHANGHAI
-
-    tomorrow = datetime.now(UTC).astimezone(SHANGHAI).date() + timedelta(days=1)
-    start = datetime.combine(tomorrow, dtime(0), tzinfo=SHANGHAI)
+    start = clock.beijing_midnight(clock.beijing_today() + timedelta(days=1))
     rows = await repo.bookings_between(res.db, uuid.UUID(person_id), start, start + timedelta(days=1))
     ms = await manifests(res)
     out = []
     for r in rows:
         name = ms[r["code"]].name if r["code"] in ms else r["code"]
-        at = r["starts_at"].astimezone(SHANGHAI)
+        at = clock.to_beijing(r["starts_at"])
         out.append(
             Reminder(
                 kind="appointment",
