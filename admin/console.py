@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -24,13 +23,13 @@ from litestar.response import Redirect
 from admin import charts
 from admin.guards import COOKIE, authenticate, token_of
 from admin.log_routes import INT_COLUMNS, OP_COLUMNS
+from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.ratelimit import client_ip, rate_limit
 from core.resources import Resources
 from orgs import logs, masks, monitoring, permissions, registration, seed, service, sessions, stats, tree
 from orgs.models import AdminPrincipal, NewRole, Review, SignIn
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 NO_SCHEMA: dict[str, Any] = {"include_in_schema": False}
 

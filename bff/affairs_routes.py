@@ -11,7 +11,7 @@ import msgspec
 from litestar import Request, get, post, put
 from litestar.params import Parameter
 
-from affairs import service
+from affairs import bookings, extras, officemap, payments, service
 from affairs.models import (
     CURSOR_PATTERN,
     PAGE_MAX,
@@ -190,24 +190,24 @@ async def rate_case(res: Resources, me: Principal, case_id: uuid.UUID, data: Rat
 
 @get("/v1/affairs/apps/{code:str}/offices", summary="Offices where an appointment item is served", tags=TAG)
 async def offices(res: Resources, code: Code, region: Region | None = None) -> OfficeList:
-    return await service.list_offices(res, code, region)
+    return await bookings.list_offices(res, code, region)
 
 
 @get(
     "/v1/affairs/apps/{code:str}/slots", summary="Bookable times at an office for the next two weeks", tags=TAG, **AUTH
 )
 async def slots(res: Resources, me: Principal, code: Code, office_id: uuid.UUID) -> SlotList:
-    return await service.list_slots(res, code, office_id)
+    return await bookings.list_slots(res, code, office_id)
 
 
 @post("/v1/affairs/bookings", status_code=201, summary="Book a time", tags=TAG, middleware=[idempotent()], **AUTH)
 async def book(res: Resources, me: Principal, data: BookingIn) -> BookingView:
-    return await service.book(res, me.person_id, me.acr, data)
+    return await bookings.book(res, me.person_id, me.acr, data)
 
 
 @get("/v1/affairs/bookings", summary="My bookings, newest first", tags=TAG, **AUTH)
 async def my_bookings(res: Resources, me: Principal, cursor: Cursor = None, limit: Limit = 20) -> BookingList:
-    return await service.my_bookings(res, me.person_id, cursor=cursor, limit=limit)
+    return await bookings.my_bookings(res, me.person_id, cursor=cursor, limit=limit)
 
 
 @post(
@@ -218,7 +218,7 @@ async def my_bookings(res: Resources, me: Principal, cursor: Cursor = None, limi
     **AUTH,
 )
 async def cancel(res: Resources, me: Principal, booking_id: uuid.UUID) -> BookingView:
-    return await service.cancel_booking(res, me.person_id, booking_id)
+    return await bookings.cancel_booking(res, me.person_id, booking_id)
 
 
 @post(
@@ -229,12 +229,12 @@ async def cancel(res: Resources, me: Principal, booking_id: uuid.UUID) -> Bookin
     **AUTH,
 )
 async def run_query(res: Resources, me: Principal, code: Code, data: QueryIn) -> QueryResult:
-    return await service.query(res, me.person_id, code, data)
+    return await extras.query(res, me.person_id, code, data)
 
 
 @get("/v1/affairs/city-links/{code:str}", summary="The link of my city for items 8 and 25", tags=TAG)
 async def city_link(res: Resources, code: Code, region: Region) -> CityLink:
-    return await service.city_link(res, code, region)
+    return await extras.city_link(res, code, region)
 
 
 @post(
@@ -246,12 +246,12 @@ async def city_link(res: Resources, code: Code, region: Region) -> CityLink:
     **AUTH,
 )
 async def create_order(res: Resources, me: Principal, data: OrderIn) -> OrderView:
-    return await service.create_order(res, me.person_id, me.acr, data)
+    return await payments.create_order(res, me.person_id, me.acr, data)
 
 
 @get("/v1/affairs/orders/{order_id:uuid}", summary="One of my orders", tags=TAG, **AUTH)
 async def get_order(res: Resources, me: Principal, order_id: uuid.UUID) -> OrderView:
-    return await service.get_order(res, me.person_id, order_id)
+    return await payments.get_order(res, me.person_id, order_id)
 
 
 @post(
@@ -263,7 +263,7 @@ async def get_order(res: Resources, me: Principal, order_id: uuid.UUID) -> Order
     **AUTH,
 )
 async def refund(res: Resources, me: Principal, order_id: uuid.UUID, data: RefundIn) -> OrderView:
-    return await service.refund(res, me.person_id, order_id, data)
+    return await payments.refund(res, me.person_id, order_id, data)
 
 
 @get("/v1/affairs/offices/nearby", summary="警务地图: offices near a point, nearest first", tags=TAG)
@@ -275,7 +275,7 @@ async def nearby(
     kind: Annotated[Literal["station", "exit_entry", "vehicle", "detention", "service"] | None, Parameter()] = None,
     limit: Annotated[int, Parameter(ge=1, le=50)] = 20,
 ) -> OfficeList:
-    return await service.nearby(res, lat, lon, radius_m, kind, limit)
+    return await officemap.nearby(res, lat, lon, radius_m, kind, limit)
 
 
 @post(
@@ -287,14 +287,14 @@ async def nearby(
     **AUTH,
 )
 async def move_car(res: Resources, me: Principal, data: MoveCarIn) -> MoveCarView:
-    return await service.move_car(res, me.person_id, data)
+    return await extras.move_car(res, me.person_id, data)
 
 
 @get(
     "/v1/affairs/move-car/{report_id:uuid}", summary="Status of a move-car report (reporter or owner)", tags=TAG, **AUTH
 )
 async def get_move_car(res: Resources, me: Principal, report_id: uuid.UUID) -> MoveCarView:
-    return await service.get_move_car(res, me.person_id, report_id)
+    return await extras.get_move_car(res, me.person_id, report_id)
 
 
 class OwnerReply(msgspec.Struct):
@@ -303,7 +303,7 @@ class OwnerReply(msgspec.Struct):
 
 @post("/v1/affairs/move-car/{report_id:uuid}/reply", status_code=200, summary="The owner answers", tags=TAG, **AUTH)
 async def owner_reply(res: Resources, me: Principal, report_id: uuid.UUID, data: OwnerReply) -> MoveCarView:
-    return await service.owner_reply(res, me.person_id, report_id, data.status)
+    return await extras.owner_reply(res, me.person_id, report_id, data.status)
 
 
 @post(
@@ -315,14 +315,14 @@ async def owner_reply(res: Resources, me: Principal, report_id: uuid.UUID, data:
     **AUTH,
 )
 async def enterprise_request(res: Resources, me: Principal, data: EnterpriseRequestIn) -> EnterpriseRequestView:
-    return await service.enterprise_request(res, me.person_id, me.acr, data)
+    return await extras.enterprise_request(res, me.person_id, me.acr, data)
 
 
 @get("/v1/affairs/enterprise-requests", summary="An enterprise's service requests (its handlers)", tags=TAG, **AUTH)
 async def enterprise_requests(
     res: Resources, me: Principal, enterprise_id: uuid.UUID, cursor: Cursor = None, limit: Limit = 20
 ) -> EnterpriseRequestList:
-    return await service.enterprise_requests(res, me.person_id, enterprise_id, cursor=cursor, limit=limit)
+    return await extras.enterprise_requests(res, me.person_id, enterprise_id, cursor=cursor, limit=limit)
 
 
 @post(
@@ -333,14 +333,14 @@ async def enterprise_requests(
     **AUTH,
 )
 async def rate_request(res: Resources, me: Principal, request_id: uuid.UUID, data: RatingIn) -> RatingView:
-    return await service.rate_enterprise_request(res, me.person_id, request_id, data)
+    return await extras.rate_enterprise_request(res, me.person_id, request_id, data)
 
 
 @get("/v1/affairs/notifications", summary="What the handling engine told me, newest first", tags=TAG, **AUTH)
 async def notifications(
     res: Resources, me: Principal, limit: Annotated[int, Parameter(ge=1, le=50)] = 20
 ) -> NotificationList:
-    return await service.notifications(res, me.person_id, limit)
+    return await extras.notifications(res, me.person_id, limit)
 
 
 ROUTES = [

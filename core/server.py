@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
-import os
 from typing import Any
 
 from litestar import Litestar
@@ -120,5 +119,4 @@ def server_from_env() -> ASGIApp:
     """Import target for granian workers: the apps to serve come from SZT_SERVE_APPS."""
     settings = load_settings()
     setup_logging(settings.log_level)
-    names = [n for n in os.environ.get("SZT_SERVE_APPS", "").split(",") if n]
-    return create_server(settings, names or None)
+    return create_server(settings, settings.serve_app_names or None)

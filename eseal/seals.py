@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from core import audit
+from core import audit, regions
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
 from eseal import ca, impression, keys, logs, repo, ses
@@ -73,7 +73,7 @@ async def apply(
     shape: Shape = "round",
     upload: bytes | None = None,
     cert_ids: list[uuid.UUID] | None = None,
-    region_code: str = "320000",
+    region_code: str = regions.PROVINCE_CODE,
     org_path: str = "",
     valid_days: int = 365 * 5,
     applicant: str = "",

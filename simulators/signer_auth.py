@@ -14,7 +14,6 @@ default `127.0.0.1,::1`).
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 import threading
 import time
@@ -28,7 +27,6 @@ from core.reqsig import NONCE_TTL, canonical, check_headers
 from core.secrets_file import read_or_create
 
 __all__ = ["NONCE_TTL", "Authenticator", "canonical", "load_apps"]
-DEFAULT_ALLOW = "127.0.0.1,::1"
 
 
 def load_apps(directory: Path) -> dict[str, bytes]:
@@ -53,9 +51,10 @@ def _unauthorized(detail: str) -> ProblemError:
 
 
 class Authenticator:
-    def __init__(self, directory: Path, allow: str | None = None) -> None:
+    def __init__(self, directory: Path, allow: str) -> None:
+        """`allow`: addresses or CIDRs accepted, comma-separated (Settings.signer_allow)."""
         self.apps = load_apps(directory)
-        spec = allow if allow is not None else os.environ.get("SZT_SIGNER_ALLOW", DEFAULT_ALLOW)
+        spec = allow
         self.allow = [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
         self._nonces: dict[str, float] = {}
         self._lock = threading.Lock()

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from core.boot import prepare, serve_target, with_embedded
 from core.observe import setup_logging
-from core.settings import load_settings
+from core.settings import export, load_settings
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings, embedded = with_embedded(load_settings())
     if not args.no_migrate:
         asyncio.run(prepare(settings))
-    os.environ["SZT_SERVE_APPS"] = ",".join(args.names)
+    export(serve_apps=",".join(args.names))  # for the app factory in granian's worker processes
     try:
         serve_target("core.server:server_from_env", settings, args.port or settings.port)
     finally:
