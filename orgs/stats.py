@@ -9,7 +9,7 @@ from typing import Literal
 import msgspec
 
 from core.resources import Resources
-from identity import stats as identity_stats
+from identity.facade import stats as identity_stats
 from orgs import tree
 from orgs.models import AdminPrincipal
 from orgs.scope import sql_scope

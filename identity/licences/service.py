@@ -23,13 +23,14 @@ from core.masking import mask_address, mask_id_number, mask_name
 from core.problems import ProblemError, not_found
 from core.resources import Resources
 from identity import clients as client_registry
-from identity import codes, people
+from identity import people
 from identity.clients import Client
+from identity.codes import codec as codes
+from identity.codes.service import pairwise_user_code, verify_code
+from identity.codes.signed import SignedDocumentError, sign_document, verify_document
 from identity.errors import forbidden
 from identity.keys import issuer_keys
 from identity.models import Voucher
-from identity.signed import SignedDocumentError, sign_document, verify_document
-from identity.verification import pairwise_user_code, verify_code
 
 log = logging.getLogger("szt.identity.licences")
 
@@ -403,7 +404,7 @@ _FACT_LABELS = {
 
 
 def card_png(record: LibraryRecord, p: Presentation) -> bytes:
-    from identity import licence_card  # PIL is only loaded by the process that renders
+    from identity.licences import card as licence_card  # PIL is only loaded by the process that renders
 
     period = f"{record.valid_from or '—'} 至 {record.valid_until or '长期'}"
     rows = [("姓名", record.holder_name), ("证号", mask_id_number(record.number))]

@@ -23,7 +23,7 @@ from core.problems import ProblemError, not_found
 from core.resources import Resources
 from identity import people
 from identity.errors import conflict, forbidden, unprocessable
-from identity.legal_models import (
+from identity.legal.models import (
     LEGAL_SCOPES,
     AgentGrant,
     AgentList,
