@@ -36,9 +36,7 @@ from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.ratelimit import hit
 from core.resources import Resources
-from identity import legal, people
-from identity.externals import SmsClient
-from identity.numbers import valid_resident_id
+from identity.facade import SmsClient, legal, people, valid_resident_id
 
 log = logging.getLogger("szt.affairs.extras")
 CITY_CODES = regions.CITY_CODES

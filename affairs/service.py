@@ -39,8 +39,7 @@ from core.crypto import sm3
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
-from identity import legal, people
-from identity.sessions import ACR_ORDER
+from identity.facade import ACR_ORDER, legal, people
 
 log = logging.getLogger("szt.affairs")
 

@@ -17,7 +17,7 @@ async def create_all(specs: list[dict[str, Any]]) -> dict[str, str]:
     from core.boot import with_embedded
     from core.resources import Resources
     from core.settings import load_settings
-    from identity import clients
+    from identity.facade import clients
 
     settings, embedded = with_embedded(load_settings())
     made: dict[str, str] = {}

@@ -153,7 +153,8 @@ async def _raw_stream_rate(redis_url: str, n: int) -> float:
 async def _mini_users(sim: str, channel: str, k: int) -> list[tuple[str, str]]:
     """k simulated users of one mini program, each with what a message needs at the platform: (address, grant) —
     a WeChat openid with a one-time consent to the broadcast template, an Alipay user id with a form id."""
-    from identity.miniprograms import ALIPAY_APP_ID, WECHAT_APPID
+    from platforms.alipay import ALIPAY_APP_ID
+    from platforms.wechat import WECHAT_APPID
     from push.mini_providers import WECHAT_TEMPLATES
 
     template = WECHAT_TEMPLATES["broadcast"][0]

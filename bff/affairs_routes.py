@@ -50,7 +50,7 @@ from bff.auth import principal
 from core.auth import BEARER_REQUIRED
 from core.idempotency import idempotent
 from core.resources import Resources
-from identity.sessions import Principal
+from identity.facade import Principal
 
 Req = Request[Any, Any, Any]
 AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_REQUIRED}

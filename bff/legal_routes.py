@@ -12,8 +12,7 @@ from bff.auth import client_ip, principal
 from core.auth import BEARER_REQUIRED
 from core.idempotency import idempotent
 from core.resources import Resources
-from identity import legal
-from identity.legal_models import (
+from identity.facade import (
     CURSOR_PATTERN,
     AgentGrant,
     AgentList,
@@ -25,8 +24,9 @@ from identity.legal_models import (
     HandlerGrant,
     HandlerList,
     HandlerView,
+    Principal,
+    legal,
 )
-from identity.sessions import Principal
 
 Req = Request[Any, Any, Any]
 AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_REQUIRED}

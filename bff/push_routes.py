@@ -14,7 +14,7 @@ from bff.auth import principal
 from core.auth import BEARER_REQUIRED
 from core.idempotency import idempotent
 from core.resources import Resources
-from identity.sessions import Principal
+from identity.facade import Principal
 from push import service
 from push.models import DeviceList, DeviceRegistration, DeviceView, InboxPage, UnreadCount
 

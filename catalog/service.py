@@ -32,8 +32,7 @@ from core import audit
 from core.pagination import decode_cursor, next_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
-from identity import clients
-from identity.scopes import SCOPE_ENTITLEMENT
+from identity.facade import SCOPE_ENTITLEMENT, clients
 from orgs.models import AdminPrincipal as Actor
 from orgs.scope import can_see, sql_scope
 

@@ -110,7 +110,7 @@ def create_server(settings: Settings | None = None, names: list[str] | None = No
     settings = settings or load_settings()
     apps = build_apps(settings, names)
     # The demo portal lives at the root; it is identity's showcase, loaded by name like the apps.
-    demo = load_factory("identity.demo:ROUTES") if "identity" in apps else []
+    demo = load_factory("identity.oidc.demo:ROUTES") if "identity" in apps else []
     root = create_root_app(settings, sorted(apps), demo)
     return Observability(Dispatcher(settings, apps, root), access_log_enabled=settings.log_level.upper() == "DEBUG")
 

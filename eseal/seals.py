@@ -17,7 +17,7 @@ from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
 from eseal import ca, impression, keys, logs, repo, ses
 from eseal.models import Seal, SealKind, Shape
-from identity.pin import check_pin, hash_pin
+from identity.facade import check_pin, hash_pin
 
 KIND_DIGIT = {"official": "1", "contract": "2", "finance": "3", "personal": "4"}
 PURPOSE = {"official": "", "contract": "合同专用章", "finance": "财务专用章", "personal": ""}

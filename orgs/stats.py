@@ -10,7 +10,7 @@ import msgspec
 
 from core import regions
 from core.resources import Resources
-from identity import stats as identity_stats
+from identity.facade import stats as identity_stats
 from orgs.models import AdminPrincipal
 from orgs.scope import sql_scope
 

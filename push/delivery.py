@@ -159,7 +159,7 @@ async def _pages(res: Resources, m: Any, after: uuid.UUID) -> AsyncIterator[Page
     """The audience of a message a page at a time, from `after` (a device id, or a person id for a person
     segment, whose ids identity streams through a server-side cursor)."""
     if person_segment(m):
-        from identity import segments
+        from identity.facade import segments
 
         async for ids in segments.person_ids(
             res,

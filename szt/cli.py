@@ -171,7 +171,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
 def cmd_clients(args: argparse.Namespace) -> None:
     """Register a relying party until app access management issues them on approval."""
     from core.resources import Resources
-    from identity import clients
+    from identity.facade import clients
 
     async def go() -> None:
         settings, embedded = with_embedded(load_settings())
@@ -200,7 +200,7 @@ def cmd_keys(args: argparse.Namespace) -> None:
     """Rotate the issuer's SM2 key: new credentials, codes and SM2 tokens use the new one; the old one stays
     published (verifiers keep working) until retired."""
     from core.resources import Resources
-    from identity import keys
+    from identity.facade import keys
 
     async def go() -> None:
         settings, embedded = with_embedded(load_settings())

@@ -14,15 +14,16 @@ from core.ids import new_id
 from core.problems import ProblemError
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
-from identity import codes, people
+from identity import people
 from identity.clients import Client
+from identity.codes import codec as codes
+from identity.codes.qr import qr_version
+from identity.codes.signed import sign_document
+from identity.credentials.service import STATUS_HASH, credential_status
 from identity.errors import forbidden
 from identity.keys import issuer_keys
 from identity.models import CodeRequest, IdentityCode, Voucher
-from identity.qr import qr_version
-from identity.service import STATUS_HASH, credential_status
 from identity.sessions import ACR_ORDER, Principal
-from identity.signed import sign_document
 
 _CTX = "identity.code"
 # One round trip: read the code's record, mark it used (keeping its TTL), and read its credential's status.

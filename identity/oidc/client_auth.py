@@ -13,7 +13,7 @@ from core.problems import ProblemError
 from core.resources import Resources
 from identity import clients
 from identity.clients import Client
-from identity.tokens import OAuthError
+from identity.oidc.tokens import OAuthError
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

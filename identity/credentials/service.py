@@ -16,8 +16,10 @@ from core.masking import mask_name
 from core.problems import ProblemError, invalid, not_found
 from core.redis_client import as_bytes
 from core.resources import Resources
-from identity import credential as wz
-from identity import people, pin, sessions, sms
+from identity import people, sessions
+from identity.codes.signed import b64u_decode
+from identity.credentials import document as wz
+from identity.credentials import pin, sms
 from identity.errors import FACE_RESULTS, conflict, forbidden, unprocessable
 from identity.externals import CtidClient
 from identity.keys import issuer_keys
@@ -33,7 +35,6 @@ from identity.models import (
     Tokens,
 )
 from identity.numbers import birth_date_of, gender_of, normalise_id_number, valid_exit_entry_number, valid_resident_id
-from identity.signed import b64u_decode
 
 CREDENTIAL_DAYS = 365
 CHALLENGE_TTL = 120

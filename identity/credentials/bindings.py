@@ -14,11 +14,12 @@ from core import audit
 from core.masking import mask_name
 from core.redis_client import as_bytes
 from core.resources import Resources
-from identity import people, sessions, sms
+from identity import people, sessions
+from identity.credentials import sms
+from identity.credentials.service import face_check
 from identity.errors import conflict, unprocessable
 from identity.models import Tokens
 from identity.numbers import birth_date_of, gender_of, normalise_id_number, valid_resident_id
-from identity.service import face_check
 
 Provider = Literal["wechat", "alipay"]
 TICKET_TTL = 600

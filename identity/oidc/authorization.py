@@ -16,11 +16,12 @@ from core import audit
 from core.problems import ProblemError
 from core.redis_client import as_bytes
 from core.resources import Resources
-from identity import clients, people, sms
+from identity import clients, people
 from identity.clients import Client
+from identity.credentials import sms
+from identity.credentials.service import face_check
 from identity.errors import forbidden, unprocessable
-from identity.scopes import SUPPORTED_SCOPES, grantable
-from identity.service import face_check
+from identity.oidc.scopes import SUPPORTED_SCOPES, grantable
 from identity.sessions import ACR_ORDER, Principal
 
 REQUEST_TTL = 300

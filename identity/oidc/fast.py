@@ -1,16 +1,16 @@
 """The OAuth hot paths of trusted back ends — client credentials and authorization-code redemption at the token
 endpoint, and token introspection — answered by a raw ASGI layer in front of identity's Litestar app, in one Redis
-round trip each (a redemption's refresh row, audit entry and access token then join identity.tokens' group commit),
+round trip each (a redemption's refresh row, audit entry and access token then join identity.oidc.tokens' group commit),
 over the auto-pipelined connection of core.resp.
 
 Only the plain case is taken here: POST of a small form with exactly the expected fields, from a client whose
 client_secret_basic header authenticated within the last 30 s (identity.clients cache), and for a code: known,
 unused, issued to this client for this redirect URI, with a matching PKCE verifier. Everything else — the first
 request of a client, other grants, other authentication methods, malformed or oversized bodies, a replayed or
-mismatched code, a rate limit reached — goes to the Litestar routes of identity/oidc_api.py with the body replayed
+mismatched code, a rate limit reached — goes to the Litestar routes of identity/oidc/routes.py with the body replayed
 (and the code untouched), so every rule and every error answer stays in one place. The fast path applies the same
 rules as those routes: the per-IP and per-client rate limit counters (same keys, same windows: core.ratelimit),
-tokens stored and audited as identity.tokens stores them, the app-integration log entry of a token call, and the
+tokens stored and audited as identity.oidc.tokens stores them, the app-integration log entry of a token call, and the
 same response bodies and headers."""
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ from core.observe import ASGIApp, Receive, Scope, Send, send_body
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
 from core.resp import lean_client
-from identity import clients, tokens
-from identity.authorization import CodeGrant, code_key
-from identity.tokens import ACCESS_TTL, AccessToken, TokenResponse, introspection, new_access_value
+from identity import clients
+from identity.oidc import tokens
+from identity.oidc.authorization import CodeGrant, code_key
+from identity.oidc.tokens import ACCESS_TTL, AccessToken, TokenResponse, introspection, new_access_value
 from orgs import logs
 
 MAX_BODY = 4096
 FORM = b"application/x-www-form-urlencoded"
-CC_SCOPES = ("codes:verify", "status:read", "affairs", "eseal")  # what client_credentials grants (identity.tokens)
+CC_SCOPES = ("codes:verify", "status:read", "affairs", "eseal")  # what client_credentials grants (identity.oidc.tokens)
 TOKEN_HEADERS = [
     (b"content-type", b"application/json"),
     (b"cache-control", b"no-store"),

@@ -19,11 +19,11 @@ from core import audit
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
 from core.resp import lean_client
-from identity.authorization import CodeGrant, code_key
 from identity.clients import Client
-from identity.jose import sign_jwt
-from identity.scopes import UNMASKED_SCOPES
-from identity.verification import pairwise_user_code
+from identity.codes.service import pairwise_user_code
+from identity.oidc.authorization import CodeGrant, code_key
+from identity.oidc.jose import sign_jwt
+from identity.oidc.scopes import UNMASKED_SCOPES
 
 ACCESS_TTL = 600
 REFRESH_DAYS = 30
@@ -140,7 +140,7 @@ def pkce_s256(verifier: str) -> str:
 
 
 # A code redeems once; the second redemption learns the family the first one started, to revoke it. The grant is
-# msgpack (identity.authorization.CodeGrant, a map), read in the script with cmsgpack. `strict` (the OAuth fast
+# msgpack (identity.oidc.authorization.CodeGrant, a map), read in the script with cmsgpack. `strict` (the OAuth fast
 # layer) consumes the code only when client, redirect URI and PKCE all match and otherwise leaves it untouched
 # (state 3) for the token route, which consumes it whatever the outcome and names what was wrong.
 REDEEM_LUA = """

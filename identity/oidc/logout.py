@@ -16,8 +16,8 @@ from core import audit
 from core.problems import invalid
 from core.resources import Resources
 from identity import clients
-from identity.jose import sign_jwt, verify_own_jwt
-from identity.tokens import revoke_family
+from identity.oidc.jose import sign_jwt, verify_own_jwt
+from identity.oidc.tokens import revoke_family
 
 log = logging.getLogger("szt.identity.logout")
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -57,7 +57,7 @@ async def end_sid(res: Resources, sid: str, reason: str) -> list[tuple[str, str]
         sid,
     )
     ended: list[tuple[str, str]] = []
-    from identity.tokens import subject
+    from identity.oidc.tokens import subject
 
     for r in rows:
         await revoke_family(res, str(r["family"]), reason)

@@ -22,15 +22,17 @@ from core.auth import BEARER_REQUIRED
 from core.problems import not_found
 from core.ratelimit import hit, rate_limit
 from core.resources import Resources
-from identity import authorization, people, sms, tokens
-from identity.authorization import OAuthRedirectError
-from identity.client_auth import authenticate
+from identity import people
 from identity.clients import Client
-from identity.jose import SM2_ALG, signing_keys
+from identity.codes.qr import render_svg
+from identity.credentials import sms
 from identity.models import Phone, SmsCode, SmsCodeSent
-from identity.qr import render_svg
-from identity.scopes import SUPPORTED_SCOPES, claims_for
-from identity.tokens import OAuthError, TokenResponse
+from identity.oidc import authorization, tokens
+from identity.oidc.authorization import OAuthRedirectError
+from identity.oidc.client_auth import authenticate
+from identity.oidc.jose import SM2_ALG, signing_keys
+from identity.oidc.scopes import SUPPORTED_SCOPES, claims_for
+from identity.oidc.tokens import OAuthError, TokenResponse
 from orgs import logs
 
 Req = Request[Any, Any, Any]
@@ -506,7 +508,7 @@ async def logout(
     oauth_state: Annotated[str | None, Parameter(query="state", max_length=512)] = None,
     client_id: Short = None,
 ) -> Response[Any]:
-    from identity.logout import end_session
+    from identity.oidc.logout import end_session
 
     return await end_session(
         res,
