@@ -8,7 +8,6 @@ checked against the Alipay public key.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import functools
 import json
 from pathlib import Path
@@ -18,6 +17,7 @@ from urllib.parse import urlencode
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from core import clock
 from core.crypto import generate_rsa_key, rsa_sign, rsa_verify
 from core.http1 import TRANSPORT_ERRORS
 from core.resources import Resources
@@ -26,7 +26,6 @@ from platforms.errors import UNVERIFIED, AlipayError
 from platforms.http import call
 
 ALIPAY_APP_ID = "2021004100000001"
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
 @functools.cache
@@ -67,7 +66,7 @@ def signed_params(key: rsa.RSAPrivateKey, method: str, extra: dict[str, str]) ->
         "format": "JSON",
         "charset": "utf-8",
         "sign_type": "RSA2",
-        "timestamp": dt.datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+        "timestamp": clock.beijing_text(clock.now()),
         "version": "1.0",
         **extra,
     }

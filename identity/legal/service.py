@@ -11,11 +11,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from core import audit
+from core import audit, clock
 from core.masking import mask_id_number, mask_name
 from core.pagination import decode_cursor
 from core.pagination import next_cursor as _next_cursor
@@ -48,14 +47,13 @@ CLOCK_SKEW = timedelta(minutes=5)
 PAGE_MAX = 100
 MAX_ACTIVE_HANDLERS = 200  # per enterprise
 MAX_ACTIVE_AGENTS = 20  # per elder
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def _today() -> date:
-    return datetime.now(SHANGHAI).date()
+    return clock.beijing_today()
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
-from core import audit
+from core import audit, clock
 from core.ids import new_id
 from core.masking import mask_address, mask_id_number, mask_name
 from core.problems import ProblemError, not_found
@@ -42,7 +42,6 @@ PREFIX = "SZL1."
 TOKEN_TTL = 180  # seconds a 亮证 QR stays valid
 REMIND_DAYS = 90
 MAX_TOKEN_CHARS = 600
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
 # --------------------------------------------------------------------------- shapes
@@ -387,7 +386,7 @@ def card_png(record: LibraryRecord, p: Presentation) -> bytes:
     rows = [("姓名", record.holder_name), ("证号", mask_id_number(record.number))]
     rows += [(_FACT_LABELS[k], v) for k, v in record.facts.items() if k in _FACT_LABELS]
     rows += [("有效期限", period), ("签发机关", record.issuer or "—")]
-    shown_at = p.issued_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    shown_at = clock.beijing_text(p.issued_at, "%Y-%m-%d %H:%M")
     return licence_card.render(
         kind=record.kind,
         title=TITLES[record.kind],
