@@ -20,6 +20,7 @@ from core.settings import Settings
 from identity import clients
 from identity.codes.service import verify_code
 from identity.codes.signed import b64u
+from identity.credentials import repo as credentials_repo
 from identity.keys import issuer_keys
 from identity.licences import api as licence_api
 from identity.models import CredentialStatus, PublishedKey, PublishedKeys, StatusList, VerifyCodeRequest, Voucher
@@ -69,13 +70,7 @@ async def status_list(
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 500,
 ) -> StatusList:
     after, serial = _cursor(cursor)
-    rows = await res.db.fetch(
-        """SELECT serial, status, status_changed_at FROM identity.credentials
-           WHERE (status_changed_at, serial) > ($1, $2) ORDER BY status_changed_at, serial LIMIT $3""",
-        after,
-        serial,
-        limit,
-    )
+    rows = await credentials_repo.status_changes(res.db, after, serial, limit)
     items = [CredentialStatus(r["serial"], r["status"], r["status_changed_at"].isoformat()) for r in rows]
     nxt = None
     if len(rows) == limit:

@@ -15,6 +15,7 @@ import msgspec
 from core.crypto import sm3
 from core.problems import ProblemError
 from core.resources import Resources
+from identity import repo
 
 KINDS = ("app", "portal", "verifier", "business")
 ZONES = ("internet", "government", "police")
@@ -71,25 +72,22 @@ async def create(
         min_acr = "wz+face"  # police-network clients always require 网证+人脸
     public = auth_method == "none"
     secret = None if public else (secret or secrets.token_urlsafe(32))
-    await res.db.execute(
-        """INSERT INTO identity.clients (client_id, name, kind, zone, secret_hash, auth_method, redirect_uris,
-                                         entitlements, sector, min_acr, id_token_alg, post_logout_redirect_uris,
-                                         backchannel_logout_uri, jwks)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)""",
-        client_id,
-        name,
-        kind,
-        zone,
-        hash_secret(secret) if secret else None,
-        auth_method,
-        redirect_uris or [],
-        entitlements or [],
-        sector or client_id,
-        min_acr,
-        id_token_alg,
-        post_logout_redirect_uris or [],
-        backchannel_logout_uri,
-        jwks,
+    await repo.insert_client(
+        res.db,
+        client_id=client_id,
+        name=name,
+        kind=kind,
+        zone=zone,
+        secret_hash=hash_secret(secret) if secret else None,
+        auth_method=auth_method,
+        redirect_uris=redirect_uris or [],
+        entitlements=entitlements or [],
+        sector=sector or client_id,
+        min_acr=min_acr,
+        id_token_alg=id_token_alg,
+        post_logout_redirect_uris=post_logout_redirect_uris or [],
+        backchannel_logout_uri=backchannel_logout_uri,
+        jwks=jwks,
     )
     client = await get(res, client_id)
     assert client is not None
@@ -106,7 +104,7 @@ async def get(res: Resources, client_id: str, *, cached: bool = False) -> Client
         hit = _cache.get(client_id)
         if hit and time.monotonic() - hit[0] < _CACHE_SECONDS:
             return hit[1]
-    row = await res.db.fetchrow("SELECT * FROM identity.clients WHERE client_id = $1", client_id)
+    row = await repo.client(res.db, client_id)
     client = None
     if row is not None:
         client = Client(
@@ -188,11 +186,5 @@ async def update_grants(
     """A new approved version of an onboarded app changes what its client may receive and where it redirects."""
     if zone not in ZONES:
         raise ValueError("unknown zone")
-    await res.db.execute(
-        "UPDATE identity.clients SET entitlements = $2, redirect_uris = $3, zone = $4 WHERE client_id = $1",
-        client_id,
-        entitlements,
-        redirect_uris,
-        zone,
-    )
+    await repo.update_client_grants(res.db, client_id, entitlements, redirect_uris, zone)
     _cache.pop(client_id, None)
