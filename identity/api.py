@@ -17,9 +17,9 @@ from core.auth import BASIC, BASIC_REQUIRED, BEARER
 from core.problems import invalid
 from core.resources import Resources
 from core.settings import Settings
+from core.signed import b64u
 from identity import clients
 from identity.codes.service import verify_code
-from identity.codes.signed import b64u
 from identity.credentials import repo as credentials_repo
 from identity.keys import issuer_keys
 from identity.licences import api as licence_api

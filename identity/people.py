@@ -11,7 +11,7 @@ from core.db import Executor
 from core.masking import mask_id_number, mask_name
 from core.resources import Resources
 from identity import repo
-from identity.credentials import wangha as wh
+from identity.numbers import wangha as wh
 
 CTX_NAME, CTX_ID, CTX_PHONE, CTX_BIRTH = "person.name", "person.id_number", "person.phone", "person.birth_date"
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from core.resources import Resources
-from identity.codes.signed import b64u_decode
+from core.signed import b64u_decode
 from identity.oidc.jose import SM2Algorithm
 from tests.harness import free_port
 from tests.identity_helpers import Citizen, bearer, capture, credential_sign_in, enrol, pick_citizen, sms_code

@@ -14,12 +14,12 @@ from core.ids import new_id
 from core.problems import ProblemError
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
+from core.signed import sign_document
 from identity import people
 from identity.clients import Client
 from identity.codes import codec as codes
 from identity.codes import repo
 from identity.codes.qr import qr_version
-from identity.codes.signed import sign_document
 from identity.credentials.service import STATUS_HASH, credential_status
 from identity.errors import forbidden
 from identity.keys import issuer_keys

@@ -16,9 +16,9 @@ from core.masking import mask_name
 from core.problems import ProblemError, invalid, not_found
 from core.redis_client import as_bytes
 from core.resources import Resources
+from core.signed import b64u_decode
 from identity import people, sessions
 from identity import repo as core_repo
-from identity.codes.signed import b64u_decode
 from identity.credentials import document as wz
 from identity.credentials import pin, repo, sms
 from identity.errors import FACE_RESULTS, conflict, forbidden, unprocessable

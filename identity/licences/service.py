@@ -22,12 +22,12 @@ from core.ids import new_id
 from core.masking import mask_address, mask_id_number, mask_name
 from core.problems import ProblemError, not_found
 from core.resources import Resources
+from core.signed import SignedDocumentError, sign_document, verify_document
 from identity import clients as client_registry
 from identity import people
 from identity.clients import Client
 from identity.codes import codec as codes
 from identity.codes.service import pairwise_user_code, verify_code
-from identity.codes.signed import SignedDocumentError, sign_document, verify_document
 from identity.errors import forbidden
 from identity.keys import issuer_keys
 from identity.licences import repo

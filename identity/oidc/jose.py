@@ -17,7 +17,7 @@ from jwt.algorithms import Algorithm, ECAlgorithm
 
 from core.crypto import SM2PrivateKey, SM2PublicKey, der_to_raw, raw_to_der
 from core.resources import Resources
-from identity.codes.signed import b64u, b64u_decode
+from core.signed import b64u, b64u_decode
 from identity.keys import issuer_keys
 
 SM2_ALG = "SM2"
