@@ -7,7 +7,7 @@ import base64
 import hashlib
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -194,13 +194,7 @@ async def dashboard(request: Request[Any, Any, Any], res: Resources) -> Response
     overview = await monitoring.overview(res)
     cards["requests"] = overview.requests_last_hour
     _, users_chart = await _users_chart(res, p)
-    since = datetime.now(UTC) - timedelta(hours=6)
-    rows = await res.db.fetch(
-        "SELECT date_trunc('minute', at) AS at, sum(count) AS n FROM orgs.metric_samples WHERE at >= $1 "
-        "GROUP BY 1 ORDER BY 1",
-        since,
-    )
-    traffic = charts.line_chart("近6小时请求量（每分钟）", [("请求数", [(r["at"], float(r["n"])) for r in rows])])
+    traffic = charts.line_chart("近6小时请求量（每分钟）", [("请求数", await monitoring.traffic(res, hours=6))])
     return await render(
         request,
         res,

@@ -21,7 +21,7 @@ from litestar.response import Redirect
 from admin.guards import authenticate
 from core.problems import ProblemError
 from core.resources import Resources
-from orgs import tree
+from orgs import service, tree
 from orgs.models import AdminPrincipal
 
 Req = Request[Any, Any, Any]
@@ -65,11 +65,6 @@ def html(body: str, status: int = 200) -> Response[str]:
     )
 
 
-async def _org_name(res: Resources, p: AdminPrincipal) -> str:
-    org = await res.db.fetchval("SELECT name FROM orgs.orgs WHERE id = $1", p.org_id)
-    return str(org or "")
-
-
 async def render(
     request: Req, res: Resources, template: str, active: str, status: int = 200, **ctx: Any
 ) -> Response[str]:
@@ -78,7 +73,7 @@ async def render(
         me=me,
         menu=MENU,
         active=active,
-        org_name=await _org_name(res, me) if me else "",
+        org_name=await service.org_name(res, me.org_id) if me else "",
         scope_label=SCOPES.get(me.data_scope, "") if me else "",
         levels=LEVELS,
         kinds=KINDS,

@@ -29,6 +29,20 @@ async def org_by_id(db: Executor, org_id: uuid.UUID) -> Row | None:
     return await db.fetchrow(f"SELECT {ORG_COLS} FROM orgs.orgs WHERE id = $1", org_id)  # noqa: S608
 
 
+async def org_name(db: Executor, org_id: uuid.UUID) -> str | None:
+    name: str | None = await db.fetchval("SELECT name FROM orgs.orgs WHERE id = $1", org_id)
+    return name
+
+
+async def requests_per_minute(db: Executor, since: datetime) -> list[Row]:
+    """All interfaces' requests per minute since `since` (the sampled `metric_samples`), oldest first."""
+    return await db.fetch(
+        "SELECT date_trunc('minute', at) AS at, sum(count) AS n FROM orgs.metric_samples WHERE at >= $1 "
+        "GROUP BY 1 ORDER BY 1",
+        since,
+    )
+
+
 async def insert_org(
     db: Executor,
     *,
