@@ -23,14 +23,20 @@ from orgs.scope import can_see, sql_scope
 _SNAPSHOT_KEY = "orgs:monitor:last"
 
 
-class Point(msgspec.Struct):
-    at: datetime
+class Traffic(msgspec.Struct):
+    """Requests, their rate and errors, and latency percentiles: of one sample (Point) or of a window
+    (RouteSummary)."""
+
     count: int
     rate_per_s: float
     error_rate: float
     p50_ms: float
     p95_ms: float
     p99_ms: float
+
+
+class Point(Traffic):
+    at: datetime
 
 
 class Series(msgspec.Struct):
@@ -38,14 +44,8 @@ class Series(msgspec.Struct):
     points: list[Point]
 
 
-class RouteSummary(msgspec.Struct):
+class RouteSummary(Traffic):
     route: str
-    count: int
-    rate_per_s: float
-    error_rate: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
 
 
 class RouteSummaryList(msgspec.Struct):
