@@ -50,8 +50,7 @@ from affairs.models import (
     SlotList,
     SupplementIn,
 )
-from bff.auth import principal
-from core.auth import BEARER_REQUIRED
+from bff.auth import SignedIn
 from core.idempotency import idempotent
 from core.resources import Resources
 from identity.sessions import Principal
@@ -60,7 +59,6 @@ Req = Request[Any, Any, Any]
 Region = Annotated[str, Parameter(pattern=r"^32\d{4}$", description="GB/T 2260 region code in Jiangsu")]
 ATTACHMENT_MAX = service.MAX_ATTACHMENT + 65_536
 PATH = "/v1/affairs"
-ME = {"me": principal}
 TAG = ["affairs"]
 IDEMPOTENT = [idempotent()]  # the answer of a retried write is the stored one
 
@@ -112,12 +110,10 @@ class Public(Controller):
         return await service.nearby(res, lat, lon, radius_m, kind, limit)
 
 
-class Signed(Controller):
-    """Routes of the signed-in citizen (a Bearer session; `me` is its person)."""
+class Signed(SignedIn):
+    """The signed-in citizen's own affairs."""
 
     tags = TAG
-    dependencies = ME
-    security = BEARER_REQUIRED
 
 
 class Mine(Signed):
