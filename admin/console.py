@@ -28,6 +28,7 @@ from admin.pages import (
     back,
     console_page,
     current_admin,
+    form_post,
     refused,
     render,
     same_origin,
@@ -39,6 +40,8 @@ from core.ratelimit import client_ip, rate_limit
 from core.resources import Resources
 from orgs import logs, masks, monitoring, permissions, registration, seed, service, sessions, stats
 from orgs.models import AdminPrincipal, NewRole, Review, SignIn
+
+ADMINS = "/admin/console/admins"
 
 
 def _cookie(token: str | None) -> Cookie:
@@ -292,30 +295,21 @@ async def admins_page(request: Request[Any, Any, Any], res: Resources) -> Respon
 async def admin_review(
     request: Request[Any, Any, Any], res: Resources, admin_id: uuid.UUID, data: Form
 ) -> Response[Any]:
-    same_origin(request)
-    try:
-        p = await current_admin(request, "orgs.admin.review")
+    async def act(p: AdminPrincipal) -> None:
         decision = data.get("decision", "")
         if decision not in ("approve", "reject"):
-            return back("/admin/console/admins", error="请选择通过或驳回")
+            raise ValueError(decision)
         await service.review_admin(res, p, admin_id, Review(decision=decision, reason=data.get("reason", "")[:500]))  # type: ignore[arg-type]
-    except SignInRequired:
-        return to_sign_in()
-    except ProblemError as exc:
-        return refused("/admin/console/admins", exc)
-    return back("/admin/console/admins", notice="已处理")
+
+    return await form_post(request, "orgs.admin.review", ADMINS, act, "已处理", bad_input="请选择通过或驳回")
 
 
 @post("/console/admins/{admin_id:uuid}/disable", opt={"action": "orgs.admin.disable"}, **NO_SCHEMA)
 async def admin_disable(request: Request[Any, Any, Any], res: Resources, admin_id: uuid.UUID) -> Response[Any]:
-    same_origin(request)
-    try:
-        await service.disable_admin(res, await current_admin(request, "orgs.admin.disable"), admin_id)
-    except SignInRequired:
-        return to_sign_in()
-    except ProblemError as exc:
-        return refused("/admin/console/admins", exc)
-    return back("/admin/console/admins", notice="已停用")
+    async def act(p: AdminPrincipal) -> None:
+        await service.disable_admin(res, p, admin_id)
+
+    return await form_post(request, "orgs.admin.disable", ADMINS, act, "已停用")
 
 
 @get("/console/roles", **NO_SCHEMA)
@@ -453,9 +447,7 @@ async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Re
 
 @post("/console/monitoring/alerts", opt={"action": "monitor.alert.create"}, **NO_SCHEMA)
 async def monitoring_alert(request: Request[Any, Any, Any], res: Resources, data: Form) -> Response[Any]:
-    same_origin(request)
-    try:
-        p = await current_admin(request, "monitor.alert.edit")
+    async def act(p: AdminPrincipal) -> None:
         rule = msgspec.convert(
             {
                 "name": data.get("name", ""),
@@ -468,13 +460,9 @@ async def monitoring_alert(request: Request[Any, Any, Any], res: Resources, data
             monitoring.NewAlertRule,
         )
         await monitoring.create_rule(res, p, rule)
-    except SignInRequired:
-        return to_sign_in()
-    except (ValueError, msgspec.ValidationError):
-        return back("/admin/console/monitoring", error="规则参数无效")
-    except ProblemError as exc:
-        return refused("/admin/console/monitoring", exc)
-    return back("/admin/console/monitoring", notice="规则已添加")
+
+    target = "/admin/console/monitoring"
+    return await form_post(request, "monitor.alert.edit", target, act, "规则已添加", bad_input="规则参数无效")
 
 
 @get("/console/stats", **NO_SCHEMA)
@@ -522,17 +510,10 @@ async def masking_page(request: Request[Any, Any, Any], res: Resources) -> Respo
 
 @post("/console/masking/{field:str}", opt={"action": "masking.edit"}, **NO_SCHEMA)
 async def masking_update(request: Request[Any, Any, Any], res: Resources, field: str, data: Form) -> Response[Any]:
-    same_origin(request)
-    try:
-        p = await current_admin(request, "masking.edit")
+    async def act(p: AdminPrincipal) -> None:
         await masks.update(res, p, field[:40], masks.MaskFieldUpdate(level=int(data.get("level", "0"))))
-    except SignInRequired:
-        return to_sign_in()
-    except ValueError:
-        return back("/admin/console/masking", error="级别无效")
-    except ProblemError as exc:
-        return refused("/admin/console/masking", exc)
-    return back("/admin/console/masking", notice="已保存")
+
+    return await form_post(request, "masking.edit", "/admin/console/masking", act, "已保存", bad_input="级别无效")
 
 
 ROUTES: list[Any] = [

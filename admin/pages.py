@@ -137,6 +137,32 @@ async def poster(request: Req, permission: str, target: str) -> AdminPrincipal |
         return back(target, error=exc.title_zh)
 
 
+async def form_post(
+    request: Req,
+    permission: str,
+    target: str,
+    act: Callable[[AdminPrincipal], Awaitable[object]],
+    notice: str,
+    *,
+    bad_input: str | None = None,
+) -> Response[Any]:
+    """A console form post that does one thing: the same-origin check, the administrator holding `permission`, then
+    `act`; back to `target` with `notice`, with `bad_input` when a value does not parse (ValueError), or with the
+    reason a refusal gives (ProblemError, a missing permission included). Without a session: the sign-in page."""
+    same_origin(request)
+    try:
+        await act(await current_admin(request, permission))
+    except SignInRequired:
+        return to_sign_in()
+    except ValueError:
+        if bad_input is None:
+            raise
+        return back(target, error=bad_input)
+    except ProblemError as exc:
+        return refused(target, exc)
+    return back(target, notice=notice)
+
+
 def path_uuid(request: Req, name: str) -> uuid.UUID:
     """A UUID path parameter; a 404 problem when it is not one."""
     try:
