@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -237,19 +238,40 @@ async def seal_page(request: pages.Req, res: Resources, seal_id: uuid.UUID) -> R
     return await pages.show(request, res, inner)
 
 
-@post("/console/eseal/seals/{seal_id:uuid}/action", opt={"action": "eseal.seal.change"}, **pages.NO_SCHEMA)
-async def seal_action(request: pages.Req, res: Resources, seal_id: uuid.UUID, data: pages.Form) -> Response[Any]:
-    target = f"{ACTIVE}/seals/{seal_id}"
+Change = Callable[[str, str], Awaitable[Response[Any] | None]]
+
+
+async def change_state(
+    request: pages.Req,
+    data: pages.Form,
+    actions: dict[str, tuple[str, str]],
+    subject: uuid.UUID,
+    target: str,
+    change: Change,
+) -> Response[Any]:
+    """A detail page's action: known, permitted (`actions`), recorded as the op-log target, then `change(action,
+    actor)`; back to `target` with what the page says afterwards, with what `change` answers instead, or with the
+    reason eseal refused."""
     action = data.get("action", "")
-    if action not in SEAL_ACTIONS:
+    if action not in actions:
         return pages.back(target, error="未知操作")
-    permission, done = SEAL_ACTIONS[action]
+    permission, done = actions[action]
     p = await pages.poster(request, permission, target)
     if isinstance(p, Response):
         return p
-    request.scope.setdefault("state", {})["op_target"] = f"{seal_id}:{action}"
-    actor = _actor(p)
+    request.scope.setdefault("state", {})["op_target"] = f"{subject}:{action}"
     try:
+        instead = await change(action, _actor(p))
+    except ProblemError as exc:
+        return pages.refused(target, exc)
+    return instead or pages.back(target, notice=done)
+
+
+@post("/console/eseal/seals/{seal_id:uuid}/action", opt={"action": "eseal.seal.change"}, **pages.NO_SCHEMA)
+async def seal_action(request: pages.Req, res: Resources, seal_id: uuid.UUID, data: pages.Form) -> Response[Any]:
+    target = f"{ACTIVE}/seals/{seal_id}"
+
+    async def change(action: str, actor: str) -> Response[Any] | None:
         if action in ("approve", "reject"):
             note = data.get("note", "").strip()[:200]
             if action == "reject" and not note:
@@ -259,9 +281,9 @@ async def seal_action(request: pages.Req, res: Resources, seal_id: uuid.UUID, da
             await eseal.seals.make(res, seal_id, actor=actor)
         else:
             await getattr(eseal.seals, action)(res, seal_id, actor=actor)
-    except ProblemError as exc:
-        return pages.refused(target, exc)
-    return pages.back(target, notice=done)
+        return None
+
+    return await change_state(request, data, SEAL_ACTIONS, seal_id, target, change)
 
 
 @post("/console/eseal/seals/{seal_id:uuid}/grants", opt={"action": "eseal.seal.grant"}, **pages.NO_SCHEMA)
@@ -342,16 +364,8 @@ async def cert_apply(request: pages.Req, res: Resources, data: pages.Form) -> Re
 @post("/console/eseal/certificates/{cert_id:uuid}/action", opt={"action": "eseal.cert.change"}, **pages.NO_SCHEMA)
 async def cert_action(request: pages.Req, res: Resources, cert_id: uuid.UUID, data: pages.Form) -> Response[Any]:
     target = f"{ACTIVE}/certificates"
-    action = data.get("action", "")
-    if action not in CERT_ACTIONS:
-        return pages.back(target, error="未知操作")
-    permission, done = CERT_ACTIONS[action]
-    p = await pages.poster(request, permission, target)
-    if isinstance(p, Response):
-        return p
-    request.scope.setdefault("state", {})["op_target"] = f"{cert_id}:{action}"
-    actor = _actor(p)
-    try:
+
+    async def change(action: str, actor: str) -> Response[Any] | None:
         if action in ("approve", "reject"):
             await eseal.ca.review(res, cert_id, approve=action == "approve", reviewer=actor)
         elif action == "revoke":
@@ -363,9 +377,9 @@ async def cert_action(request: pages.Req, res: Resources, cert_id: uuid.UUID, da
             await eseal.ca.renew(res, cert_id, actor=actor)
         else:
             await getattr(eseal.ca, action)(res, cert_id, actor=actor)
-    except ProblemError as exc:
-        return pages.refused(target, exc)
-    return pages.back(target, notice=done)
+        return None
+
+    return await change_state(request, data, CERT_ACTIONS, cert_id, target, change)
 
 
 def _log_filters(request: pages.Req) -> dict[str, Any]:
