@@ -21,7 +21,6 @@ from admin.guards import COOKIE, token_of
 from admin.log_routes import INT_COLUMNS, OP_COLUMNS
 from admin.pages import (
     NO_SCHEMA,
-    SHANGHAI,
     STATUSES,
     Form,
     SignInRequired,
@@ -35,6 +34,7 @@ from admin.pages import (
     show,
     to_sign_in,
 )
+from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.ratelimit import client_ip, rate_limit
 from core.resources import Resources
@@ -116,7 +116,7 @@ def _pkce() -> tuple[str, str]:
 @get("/login/qr", **NO_SCHEMA)
 async def login_qr(request: Request[Any, Any, Any], res: Resources) -> Redirect:
     """QR sign-in through our own OIDC provider: the authorization request page shows the QR code that
-    苏证通 scans; the provider redirects back with a code (DESIGN.md, "Contract points")."""
+    苏证通 scans; the provider redirects back with a code (docs/design.md, "Contract points")."""
     bind_to = ""
     if request.query_params.get("bind"):
         bind_to = str((await current_admin(request, None)).id)

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from litestar import Response, get, post
 
 from admin import charts, pages
+from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.resources import Resources
 from eseal import service as eseal
@@ -123,11 +124,10 @@ async def eseal_page(request: pages.Req, res: Resources) -> Response[Any]:
         cursor=_q(request, "cursor", 120),
         limit=30,
     )
-    day = dt.datetime.now(pages.SHANGHAI).date()
+    day = dt.datetime.now(SHANGHAI).date()
     days = [(day - dt.timedelta(days=i)).isoformat() for i in range(13, -1, -1)]
     series = [
-        (dt.datetime.fromisoformat(d).replace(tzinfo=pages.SHANGHAI), float(st.signatures_by_day.get(d, 0)))
-        for d in days
+        (dt.datetime.fromisoformat(d).replace(tzinfo=SHANGHAI), float(st.signatures_by_day.get(d, 0))) for d in days
     ]
     filters = {k: request.query_params.get(k, "")[:40] for k in ("kind", "status", "org_name", "code", "name")}
     return await pages.render(
@@ -388,7 +388,7 @@ def _log_filters(request: pages.Req) -> dict[str, Any]:
         raw = _q(request, key, 10)
         if raw:
             try:
-                filters[key] = dt.datetime.fromisoformat(raw).replace(tzinfo=pages.SHANGHAI)
+                filters[key] = dt.datetime.fromisoformat(raw).replace(tzinfo=SHANGHAI)
             except ValueError as exc:
                 raise ProblemError(400, "invalid", "Invalid date", "日期格式应为 YYYY-MM-DD", field=key) from exc
     if filters.get("until"):

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response
@@ -19,13 +18,13 @@ from litestar.params import Body
 from litestar.response import Redirect
 
 from admin.guards import authenticate
+from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.resources import Resources
 from orgs import service, tree
 from orgs.models import AdminPrincipal
 
 Req = Request[Any, Any, Any]
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 NO_SCHEMA: dict[str, Any] = {"include_in_schema": False}
 SIGN_IN = "/admin/login"

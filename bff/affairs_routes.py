@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.params import Parameter
 
-from affairs import service
+from affairs import bookings, extras, officemap, payments, service
 from affairs.models import (
     PAGE_MAX,
     AppCode,
@@ -53,7 +53,7 @@ from affairs.models import (
 from bff.auth import SignedIn
 from core.idempotency import idempotent
 from core.resources import Resources
-from identity.sessions import Principal
+from identity.facade import Principal
 
 Req = Request[Any, Any, Any]
 Region = Annotated[str, Parameter(pattern=r"^32\d{4}$", description="GB/T 2260 region code in Jiangsu")]
@@ -91,11 +91,11 @@ class Public(Controller):
 
     @get("/apps/{code:str}/offices", summary="Offices where an appointment item is served")
     async def offices(self, res: Resources, code: AppCode, region: Region | None = None) -> OfficeList:
-        return await service.list_offices(res, code, region)
+        return await bookings.list_offices(res, code, region)
 
     @get("/city-links/{code:str}", summary="The link of my city for items 8 and 25")
     async def city_link(self, res: Resources, code: AppCode, region: Region) -> CityLink:
-        return await service.city_link(res, code, region)
+        return await extras.city_link(res, code, region)
 
     @get("/offices/nearby", summary="警务地图: offices near a point, nearest first")
     async def nearby(
@@ -107,7 +107,7 @@ class Public(Controller):
         kind: Annotated[Literal["station", "exit_entry", "vehicle", "detention", "service"] | None, Parameter()] = None,
         limit: Annotated[int, Parameter(ge=1, le=50)] = 20,
     ) -> OfficeList:
-        return await service.nearby(res, lat, lon, radius_m, kind, limit)
+        return await officemap.nearby(res, lat, lon, radius_m, kind, limit)
 
 
 class Signed(SignedIn):
@@ -153,17 +153,17 @@ class Mine(Signed):
 
     @get("/apps/{code:str}/slots", summary="Bookable times at an office for the next two weeks")
     async def slots(self, res: Resources, me: Principal, code: AppCode, office_id: uuid.UUID) -> SlotList:
-        return await service.list_slots(res, code, office_id)
+        return await bookings.list_slots(res, code, office_id)
 
     @post("/queries/{code:str}", status_code=200, summary="Run a query item (1, 6, 24, 42, 43, 49)")
     async def run_query(self, res: Resources, me: Principal, code: AppCode, data: QueryIn) -> QueryResult:
-        return await service.query(res, me.person_id, code, data)
+        return await extras.query(res, me.person_id, code, data)
 
     @get("/notifications", summary="What the handling engine told me, newest first")
     async def notifications(
         self, res: Resources, me: Principal, limit: Annotated[int, Parameter(ge=1, le=50)] = 20
     ) -> NotificationList:
-        return await service.notifications(res, me.person_id, limit)
+        return await extras.notifications(res, me.person_id, limit)
 
 
 class Cases(Signed):
@@ -203,17 +203,17 @@ class Bookings(Signed):
 
     @post(status_code=201, summary="Book a time", middleware=IDEMPOTENT)
     async def book(self, res: Resources, me: Principal, data: BookingIn) -> BookingView:
-        return await service.book(res, me.person_id, me.acr, data)
+        return await bookings.book(res, me.person_id, me.acr, data)
 
     @get(summary="My bookings, newest first")
     async def my_bookings(
         self, res: Resources, me: Principal, cursor: PageCursor = None, limit: PageLimit = 20
     ) -> BookingList:
-        return await service.my_bookings(res, me.person_id, cursor=cursor, limit=limit)
+        return await bookings.my_bookings(res, me.person_id, cursor=cursor, limit=limit)
 
     @post("/{booking_id:uuid}/cancellation", status_code=200, summary="Cancel (until 2 h before; 3 a day)")
     async def cancel(self, res: Resources, me: Principal, booking_id: uuid.UUID) -> BookingView:
-        return await service.cancel_booking(res, me.person_id, booking_id)
+        return await bookings.cancel_booking(res, me.person_id, booking_id)
 
 
 class Orders(Signed):
@@ -221,15 +221,15 @@ class Orders(Signed):
 
     @post(status_code=201, summary="Create a payment order (item 7)", middleware=IDEMPOTENT)
     async def create_order(self, res: Resources, me: Principal, data: OrderIn) -> OrderView:
-        return await service.create_order(res, me.person_id, me.acr, data)
+        return await payments.create_order(res, me.person_id, me.acr, data)
 
     @get("/{order_id:uuid}", summary="One of my orders")
     async def get_order(self, res: Resources, me: Principal, order_id: uuid.UUID) -> OrderView:
-        return await service.get_order(res, me.person_id, order_id)
+        return await payments.get_order(res, me.person_id, order_id)
 
     @post("/{order_id:uuid}/refund", status_code=200, summary="Refund a paid order", middleware=IDEMPOTENT)
     async def refund(self, res: Resources, me: Principal, order_id: uuid.UUID, data: RefundIn) -> OrderView:
-        return await service.refund(res, me.person_id, order_id, data)
+        return await payments.refund(res, me.person_id, order_id, data)
 
 
 class MoveCar(Signed):
@@ -239,15 +239,15 @@ class MoveCar(Signed):
 
     @post(status_code=201, summary="自助移车: ask the owner of a blocking car to move it", middleware=IDEMPOTENT)
     async def move_car(self, res: Resources, me: Principal, data: MoveCarIn) -> MoveCarView:
-        return await service.move_car(res, me.person_id, data)
+        return await extras.move_car(res, me.person_id, data)
 
     @get("/{report_id:uuid}", summary="Status of a move-car report (reporter or owner)")
     async def get_move_car(self, res: Resources, me: Principal, report_id: uuid.UUID) -> MoveCarView:
-        return await service.get_move_car(res, me.person_id, report_id)
+        return await extras.get_move_car(res, me.person_id, report_id)
 
     @post("/{report_id:uuid}/reply", status_code=200, summary="The owner answers")
     async def owner_reply(self, res: Resources, me: Principal, report_id: uuid.UUID, data: OwnerReply) -> MoveCarView:
-        return await service.owner_reply(res, me.person_id, report_id, data.status)
+        return await extras.owner_reply(res, me.person_id, report_id, data.status)
 
 
 class EnterpriseRequests(Signed):
@@ -259,17 +259,17 @@ class EnterpriseRequests(Signed):
     async def enterprise_request(
         self, res: Resources, me: Principal, data: EnterpriseRequestIn
     ) -> EnterpriseRequestView:
-        return await service.enterprise_request(res, me.person_id, me.acr, data)
+        return await extras.enterprise_request(res, me.person_id, me.acr, data)
 
     @get(summary="An enterprise's service requests (its handlers)")
     async def enterprise_requests(
         self, res: Resources, me: Principal, enterprise_id: uuid.UUID, cursor: PageCursor = None, limit: PageLimit = 20
     ) -> EnterpriseRequestList:
-        return await service.enterprise_requests(res, me.person_id, enterprise_id, cursor=cursor, limit=limit)
+        return await extras.enterprise_requests(res, me.person_id, enterprise_id, cursor=cursor, limit=limit)
 
     @post("/{request_id:uuid}/rating", status_code=201, summary="Rate a served request")
     async def rate_request(self, res: Resources, me: Principal, request_id: uuid.UUID, data: RatingIn) -> RatingView:
-        return await service.rate_enterprise_request(res, me.person_id, request_id, data)
+        return await extras.rate_enterprise_request(res, me.person_id, request_id, data)
 
 
 ROUTES = [Public, Mine, Cases, Bookings, Orders, MoveCar, EnterpriseRequests]

@@ -9,7 +9,7 @@ from litestar.di import Provide
 
 from core.auth import BEARER_REQUIRED
 from core.resources import Resources
-from identity.sessions import Principal, authenticate
+from identity.facade import Principal, authenticate
 
 
 async def _principal(request: Request[Any, Any, Any], res: Resources) -> Principal:

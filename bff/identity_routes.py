@@ -14,8 +14,7 @@ from core.masking import mask_id_number, mask_name, mask_phone
 from core.problems import not_found
 from core.ratelimit import rate_limit
 from core.resources import Resources
-from identity import people, service, sessions, sms
-from identity.models import (
+from identity.facade import (
     ChallengeIssued,
     CodeRequest,
     CredentialSignIn,
@@ -25,6 +24,7 @@ from identity.models import (
     IdentityCode,
     NewCredentialRequest,
     PinRequest,
+    Principal,
     RefreshRequest,
     SessionView,
     SmsCodeRequest,
@@ -32,10 +32,15 @@ from identity.models import (
     SmsSignIn,
     StatusChange,
     Tokens,
+    code_text_for,
+    issue_code,
+    people,
+    render_png,
+    render_svg,
+    sessions,
+    sms,
 )
-from identity.qr import render_png, render_svg
-from identity.sessions import Principal
-from identity.verification import code_text_for, issue_code
+from identity.facade import credentials as service
 
 Req = Request[Any, Any, Any]
 AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_REQUIRED}

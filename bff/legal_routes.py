@@ -11,8 +11,7 @@ from litestar.params import JSONBody, Parameter
 from bff.auth import SignedIn, client_ip
 from core.idempotency import idempotent
 from core.resources import Resources
-from identity import legal
-from identity.legal_models import (
+from identity.facade import (
     CURSOR_PATTERN,
     AgentGrant,
     AgentList,
@@ -24,8 +23,9 @@ from identity.legal_models import (
     HandlerGrant,
     HandlerList,
     HandlerView,
+    Principal,
+    legal,
 )
-from identity.sessions import Principal
 
 Req = Request[Any, Any, Any]
 Cursor = Annotated[str | None, Parameter(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")]

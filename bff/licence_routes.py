@@ -14,9 +14,7 @@ from bff.auth import SignedIn, client_ip, principal
 from core.auth import BEARER_REQUIRED
 from core.ratelimit import rate_limit
 from core.resources import Resources
-from identity import licences
-from identity.licences import LicenceDetail, LicenceList, ScanResult
-from identity.sessions import Principal
+from identity.facade import LicenceDetail, LicenceList, Principal, ScanResult, licences
 
 AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_REQUIRED}
 KindParam = Annotated[str, Parameter(pattern=r"^(id_card|driving_licence|residence_permit)$")]

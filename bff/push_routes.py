@@ -13,7 +13,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from bff.auth import SignedIn
 from core.idempotency import idempotent
 from core.resources import Resources
-from identity.sessions import Principal
+from identity.facade import Principal
 from push import service
 from push.models import DeviceList, DeviceRegistration, DeviceView, InboxPage, UnreadCount
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+from core.settings import export
 
 log = logging.getLogger("szt.embedded")
 
@@ -108,7 +109,8 @@ class EmbeddedRedis:
 
 
 class EmbeddedServices:
-    """Starts whichever of PostgreSQL and Redis has no URL configured; sets the URLs in os.environ."""
+    """Starts whichever of PostgreSQL and Redis has no URL configured; exports their URLs to this process's
+    environment (core.settings.export), so that the child processes it starts use the same servers."""
 
     def __init__(self, var_dir: Path) -> None:
         self.pg = EmbeddedPostgres(var_dir / "pg")
@@ -119,11 +121,11 @@ class EmbeddedServices:
         if not database_url:
             database_url = self.pg.start()
             self.started.append("postgres")
-            os.environ["DATABASE_URL"] = database_url
+            export(database_url=database_url)
         if not redis_url:
             redis_url = self.redis.start()
             self.started.append("redis")
-            os.environ["REDIS_URL"] = redis_url
+            export(redis_url=redis_url)
         if self.started:
             log.info("embedded services", extra={"started": self.started})
         return database_url, redis_url

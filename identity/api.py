@@ -17,12 +17,14 @@ from core.auth import BASIC, BASIC_REQUIRED, BEARER
 from core.problems import invalid
 from core.resources import Resources
 from core.settings import Settings
-from identity import clients, licence_api, oidc_api
+from identity import clients
+from identity.codes.service import verify_code
+from identity.codes.signed import b64u
 from identity.keys import issuer_keys
+from identity.licences import api as licence_api
 from identity.models import CredentialStatus, PublishedKey, PublishedKeys, StatusList, VerifyCodeRequest, Voucher
-from identity.oauth_fast import OAuthFastPath
-from identity.signed import b64u
-from identity.verification import verify_code
+from identity.oidc import routes as oidc_api
+from identity.oidc.fast import OAuthFastPath
 from orgs import logs
 
 MOUNT = "identity"

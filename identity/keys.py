@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from core.crypto import SM2PrivateKey, SM2PublicKey
 from core.resources import Resources
-from identity.codes import key_id_text as key_id
+from identity.codes.codec import key_id_text as key_id
 
 _CONTEXT = "identity.issuer_key"
 _RELOAD_SECONDS = 30.0

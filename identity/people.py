@@ -10,7 +10,7 @@ import msgspec
 from core.db import Executor
 from core.masking import mask_id_number, mask_name
 from core.resources import Resources
-from identity import wangha as wh
+from identity.credentials import wangha as wh
 
 CTX_NAME, CTX_ID, CTX_PHONE, CTX_BIRTH = "person.name", "person.id_number", "person.phone", "person.birth_date"
 

@@ -1,4 +1,4 @@
-"""Seed: the demo third-party portal client `demo-portal` (DESIGN.md), its secret kept under var/."""
+"""Seed: the demo third-party portal client `demo-portal` (docs/design.md), its secret kept under var/."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from identity.models import SessionView, Tokens
 
 ACCESS_TTL = 600
 SESSION_DAYS = 30
-# Mini-program sessions (identity.bindings): the platform's login alone ranks as an SMS sign-in; with a fresh CTID
-# face check of the bound person ("wechat+face", "alipay+face") as a 网证 sign-in.
+# Mini-program sessions (identity.credentials.bindings): the platform's login alone ranks as an SMS sign-in; with a
+# fresh CTID face check of the bound person ("wechat+face", "alipay+face") as a 网证 sign-in.
 ACR_ORDER = {
     "sms": 0,
     "wechat": 0,

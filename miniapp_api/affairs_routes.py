@@ -26,7 +26,7 @@ from affairs.models import (
 )
 from core.idempotency import idempotent
 from core.resources import Resources
-from identity.sessions import Principal
+from identity.facade import Principal
 from miniapp_api.session_routes import AUTH
 
 Req = Request[Any, Any, Any]

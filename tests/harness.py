@@ -92,7 +92,7 @@ class Stack:
         log = self.var_dir / f"{name}.log"
         out = log.open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", *args],
+            [sys.executable, "-m", "szt.cli", *args],
             env=self.env,
             cwd=ROOT,
             stdout=out,

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from core.resources import Resources
-from identity.jose import SM2Algorithm
-from identity.signed import b64u_decode
+from identity.codes.signed import b64u_decode
+from identity.oidc.jose import SM2Algorithm
 from tests.harness import free_port
 from tests.identity_helpers import Citizen, bearer, capture, credential_sign_in, enrol, pick_citizen, sms_code
 from tests.oidc_helpers import REDIRECT, Flow, approve, code_from, get_code, make_portal, redeem, request_id
