@@ -14,32 +14,7 @@ from core.masking import mask_id_number, mask_name, mask_phone
 from core.problems import not_found
 from core.ratelimit import rate_limit
 from core.resources import Resources
-from identity.facade import (
-    ChallengeIssued,
-    CodeRequest,
-    CredentialSignIn,
-    CredentialView,
-    Enrolled,
-    EnrolmentRequest,
-    IdentityCode,
-    NewCredentialRequest,
-    PinRequest,
-    Principal,
-    RefreshRequest,
-    SessionView,
-    SmsCodeRequest,
-    SmsCodeSent,
-    SmsSignIn,
-    StatusChange,
-    Tokens,
-    code_text_for,
-    issue_code,
-    people,
-    render_png,
-    render_svg,
-    sessions,
-    sms,
-)
+from identity.facade import Principal, code_text_for, issue_code, models, people, render_png, render_svg, sessions, sms
 from identity.facade import credentials as service
 
 Req = Request[Any, Any, Any]
@@ -55,9 +30,9 @@ Serial = Annotated[str, Parameter(pattern=r"^WZ[0-9A-F]{24}$")]
     status_code=202,
     guards=[rate_limit(lambda s: s.sms_rate_per_ip, 3600, name="sms-codes-ip")],
 )
-async def send_sms_code(request: Req, res: Resources, data: JSONBody[SmsCodeRequest]) -> SmsCodeSent:
+async def send_sms_code(request: Req, res: Resources, data: JSONBody[models.SmsCodeRequest]) -> models.SmsCodeSent:
     await sms.send_code(res, phone=data.phone, purpose=data.purpose, ip=client_ip(request))
-    return SmsCodeSent(expires_in=sms.CODE_TTL, resend_after=sms.RESEND_AFTER)
+    return models.SmsCodeSent(expires_in=sms.CODE_TTL, resend_after=sms.RESEND_AFTER)
 
 
 @post(
@@ -68,7 +43,7 @@ async def send_sms_code(request: Req, res: Resources, data: JSONBody[SmsCodeRequ
     middleware=[idempotent()],
     guards=[rate_limit(lambda s: s.enrol_rate_per_ip, 3600, name="enrol-ip")],
 )
-async def enrol(request: Req, res: Resources, data: JSONBody[EnrolmentRequest]) -> Enrolled:
+async def enrol(request: Req, res: Resources, data: JSONBody[models.EnrolmentRequest]) -> models.Enrolled:
     return await service.enrol(res, data, ip=client_ip(request))
 
 
@@ -79,7 +54,7 @@ async def enrol(request: Req, res: Resources, data: JSONBody[EnrolmentRequest]) 
     status_code=201,
     guards=[rate_limit(60, 60, name="challenges-ip")],
 )
-async def challenge(res: Resources) -> ChallengeIssued:
+async def challenge(res: Resources) -> models.ChallengeIssued:
     return await service.new_challenge(res)
 
 
@@ -90,8 +65,8 @@ async def challenge(res: Resources) -> ChallengeIssued:
     status_code=201,
     guards=[rate_limit(30, 300, name="sign-in-ip")],
 )
-async def sign_in(res: Resources, data: JSONBody[SmsSignIn | CredentialSignIn]) -> Tokens:
-    if isinstance(data, SmsSignIn):
+async def sign_in(res: Resources, data: JSONBody[models.SmsSignIn | models.CredentialSignIn]) -> models.Tokens:
+    if isinstance(data, models.SmsSignIn):
         return await service.sign_in_sms(res, data)
     return await service.sign_in_credential(res, data)
 
@@ -102,7 +77,7 @@ async def sign_in(res: Resources, data: JSONBody[SmsSignIn | CredentialSignIn]) 
     tags=["sign-in"],
     status_code=200,
 )
-async def refresh(res: Resources, data: JSONBody[RefreshRequest]) -> Tokens:
+async def refresh(res: Resources, data: JSONBody[models.RefreshRequest]) -> models.Tokens:
     return await sessions.refresh(res, data.refresh_token)
 
 
@@ -119,7 +94,7 @@ async def who_am_i(res: Resources, me: Principal) -> dict[str, str]:
 
 
 @put("/v1/pin", summary="Set or change the 8-digit PIN", tags=["credentials"], status_code=204, **AUTH)
-async def set_pin(request: Req, res: Resources, me: Principal, data: JSONBody[PinRequest]) -> None:
+async def set_pin(request: Req, res: Resources, me: Principal, data: JSONBody[models.PinRequest]) -> None:
     await service.set_pin(res, me, data.pin, data.old_pin, ip=client_ip(request))
 
 
@@ -130,7 +105,7 @@ class Sessions(SignedIn):
     tags = ("sessions",)
 
     @get(summary="My signed-in devices")
-    async def my_sessions(self, res: Resources, me: Principal) -> list[SessionView]:
+    async def my_sessions(self, res: Resources, me: Principal) -> list[models.SessionView]:
         return await sessions.list_for(res, me)
 
     @delete("/{session_id:uuid}", summary="Sign a device out")
@@ -146,7 +121,7 @@ class Credentials(SignedIn):
     tags = ("credentials",)
 
     @get(summary="My 网证 on all devices")
-    async def my_credentials(self, res: Resources, me: Principal) -> list[CredentialView]:
+    async def my_credentials(self, res: Resources, me: Principal) -> list[models.CredentialView]:
         return await service.my_credentials(res, me.person_id)
 
     @post(
@@ -155,8 +130,8 @@ class Credentials(SignedIn):
         middleware=[idempotent()],
     )
     async def new_credential(
-        self, request: Req, res: Resources, me: Principal, data: JSONBody[NewCredentialRequest]
-    ) -> CredentialView:
+        self, request: Req, res: Resources, me: Principal, data: JSONBody[models.NewCredentialRequest]
+    ) -> models.CredentialView:
         return await service.issue_for_new_device(res, me, data, ip=client_ip(request))
 
     @post("/{serial:str}/{action:str}", summary="Suspend (lost phone), resume, revoke or renew a 网证", status_code=200)
@@ -167,8 +142,8 @@ class Credentials(SignedIn):
         me: Principal,
         serial: Serial,
         action: Annotated[str, Parameter(pattern=r"^(suspend|resume|revoke|renew)$")],
-        data: JSONBody[StatusChange],
-    ) -> CredentialView:
+        data: JSONBody[models.StatusChange],
+    ) -> models.CredentialView:
         if action == "renew":
             return await service.renew(res, me, serial, ip=client_ip(request))
         return await service.change_status(
@@ -189,7 +164,7 @@ class IdentityCodes(SignedIn):
     tags = ("identity code",)
 
     @post(summary="A fresh dynamic identity code (default 60 s)", status_code=201)
-    async def new_code(self, res: Resources, me: Principal, data: JSONBody[CodeRequest]) -> IdentityCode:
+    async def new_code(self, res: Resources, me: Principal, data: JSONBody[models.CodeRequest]) -> models.IdentityCode:
         view, _ = await issue_code(res, me, data)
         return view
 

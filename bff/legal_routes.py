@@ -11,24 +11,12 @@ from litestar.params import JSONBody, Parameter
 from bff.auth import SignedIn, client_ip
 from core.idempotency import idempotent
 from core.resources import Resources
-from identity.facade import (
-    CURSOR_PATTERN,
-    AgentGrant,
-    AgentList,
-    AgentPrincipal,
-    AgentView,
-    EnterpriseList,
-    EnterpriseRequest,
-    EnterpriseView,
-    HandlerGrant,
-    HandlerList,
-    HandlerView,
-    Principal,
-    legal,
-)
+from identity.facade import Principal, legal, legal_models
 
 Req = Request[Any, Any, Any]
-Cursor = Annotated[str | None, Parameter(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")]
+Cursor = Annotated[
+    str | None, Parameter(pattern=legal_models.CURSOR_PATTERN, description="next_cursor of the previous page")
+]
 Limit = Annotated[int, Parameter(ge=1, le=legal.PAGE_MAX)]
 
 
@@ -44,14 +32,14 @@ class Enterprises(SignedIn):
         middleware=[idempotent()],
     )
     async def register_enterprise(
-        self, request: Req, res: Resources, me: Principal, data: JSONBody[EnterpriseRequest]
-    ) -> EnterpriseView:
+        self, request: Req, res: Resources, me: Principal, data: JSONBody[legal_models.EnterpriseRequest]
+    ) -> legal_models.EnterpriseView:
         return await legal.register_enterprise(res, me.person_id, data, ip=client_ip(request))
 
     @get(summary="Enterprises I represent or handle (active authorisations), with my role")
     async def my_enterprises(
         self, res: Resources, me: Principal, cursor: Cursor = None, limit: Limit = 100
-    ) -> EnterpriseList:
+    ) -> legal_models.EnterpriseList:
         return await legal.my_enterprises(res, me.person_id, cursor=cursor, limit=limit)
 
     @post(
@@ -61,8 +49,13 @@ class Enterprises(SignedIn):
         middleware=[idempotent()],
     )
     async def grant_handler(
-        self, request: Req, res: Resources, me: Principal, enterprise_id: uuid.UUID, data: JSONBody[HandlerGrant]
-    ) -> HandlerView:
+        self,
+        request: Req,
+        res: Resources,
+        me: Principal,
+        enterprise_id: uuid.UUID,
+        data: JSONBody[legal_models.HandlerGrant],
+    ) -> legal_models.HandlerView:
         return await legal.grant_handler(res, me.person_id, enterprise_id, data, ip=client_ip(request))
 
     @get(
@@ -71,7 +64,7 @@ class Enterprises(SignedIn):
     )
     async def list_handlers(
         self, res: Resources, me: Principal, enterprise_id: uuid.UUID, cursor: Cursor = None, limit: Limit = 100
-    ) -> HandlerList:
+    ) -> legal_models.HandlerList:
         return await legal.list_handlers(res, me.person_id, enterprise_id, cursor=cursor, limit=limit)
 
     @delete("/{enterprise_id:uuid}/handlers/{handler_id:uuid}", summary="Revoke a handler (representative only)")
@@ -92,11 +85,15 @@ class Agents(SignedIn):
         status_code=201,
         middleware=[idempotent()],
     )
-    async def grant_agent(self, request: Req, res: Resources, me: Principal, data: JSONBody[AgentGrant]) -> AgentView:
+    async def grant_agent(
+        self, request: Req, res: Resources, me: Principal, data: JSONBody[legal_models.AgentGrant]
+    ) -> legal_models.AgentView:
         return await legal.grant_agent(res, me.person_id, data, ip=client_ip(request))
 
     @get(summary="My agent grants, as elder and as agent")
-    async def my_agents(self, res: Resources, me: Principal, cursor: Cursor = None, limit: Limit = 100) -> AgentList:
+    async def my_agents(
+        self, res: Resources, me: Principal, cursor: Cursor = None, limit: Limit = 100
+    ) -> legal_models.AgentList:
         return await legal.my_agents(res, me.person_id, cursor=cursor, limit=limit)
 
     @delete("/{grant_id:uuid}", summary="Revoke an agent grant (the elder)")
@@ -107,7 +104,9 @@ class Agents(SignedIn):
         "/{grant_id:uuid}/principal",
         summary="As the agent: whom I act for (masked) and with which scopes, while the grant is active",
     )
-    async def agent_principal(self, request: Req, res: Resources, me: Principal, grant_id: uuid.UUID) -> AgentPrincipal:
+    async def agent_principal(
+        self, request: Req, res: Resources, me: Principal, grant_id: uuid.UUID
+    ) -> legal_models.AgentPrincipal:
         return await legal.agent_principal(res, me.person_id, grant_id, ip=client_ip(request))
 
 
