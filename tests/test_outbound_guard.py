@@ -7,15 +7,22 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from catalog import jobs, service
 from catalog.models import Review
@@ -360,3 +367,78 @@ async def test_backchannel_logout_to_a_private_address_is_refused(
     refusal = [x for x in lines if x.get("origin") == f"http://127.0.0.1:{recorder.port}"]
     assert refusal and refusal[-1]["reason"] == "loopback"
     assert not any("s3cret" in json.dumps(x) or "/bcl" in json.dumps(x) for x in lines)
+
+
+# ---------------------------------------------------------------- TLS to the pinned address
+
+
+def _tls_files(tmp: Path, name: str) -> tuple[Path, Path, ssl.SSLContext]:
+    """A CA, a server certificate for `name` signed by it (key and chain files), and a client context trusting it."""
+    now = datetime.now(UTC)
+
+    def cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+        else:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("outbound test CA", ca_key, "outbound test CA", ca_key, True)
+    leaf = cert(name, key, "outbound test CA", ca_key, False)
+    key_file, chain = tmp / "key.pem", tmp / "chain.pem"
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    client = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
+    return key_file, chain, client
+
+
+@pytest.fixture
+def tls_peer(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[str]]]:
+    """An https peer on 127.0.0.1 whose certificate names `pinned.example`; records the server names (SNI) asked."""
+    key_file, chain, client = _tls_files(tmp_path, "pinned.example")
+    names: list[str] = []
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(chain, key_file)
+
+    def sni(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+        names.append(name or "")
+
+    server_ctx.sni_callback = sni
+    _Peer.hosts = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Peer)
+    server.socket = server_ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port, client, names
+    server.shutdown()
+    server.server_close()
+
+
+async def test_tls_goes_to_the_checked_address_and_verifies_the_name(
+    tls_peer: tuple[int, ssl.SSLContext, list[str]], dns: dict[str, list[str]]
+) -> None:
+    port, client, names = tls_peer
+    dns["pinned.example"] = ["127.0.0.1"]
+    dns["other.example"] = ["127.0.0.1"]
+    settings = guard(outbound_allow=f"127.0.0.1:{port}")
+    got = await outbound.get(settings, f"https://pinned.example:{port}/ok", verify=client)
+    assert got.status_code == 200 and got.content == b"ok"
+    assert names == ["pinned.example"] and _Peer.hosts == [f"pinned.example:{port}"]
+    # The same address under a name its certificate does not carry: the TLS check fails, nothing is read.
+    with pytest.raises(outbound.OutboundUnavailable):
+        await outbound.get(settings, f"https://other.example:{port}/ok", verify=client)
+    assert _Peer.hosts == [f"pinned.example:{port}"]
