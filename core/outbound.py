@@ -408,6 +408,9 @@ async def _exchange(
             )
             try:
                 response = await client.send(request, stream=True)
+            except httpx.TimeoutException:
+                log.warning("outbound request timed out", extra={"origin": _origin(target.url)})
+                raise OutboundTimeout("timeout", _origin(target.url)) from None
             except httpx.HTTPError as exc:
                 log.warning(
                     "outbound request failed", extra={"origin": _origin(target.url), "error": type(exc).__name__}
@@ -444,6 +447,9 @@ async def _read(response: httpx.Response, max_bytes: int, url: httpx.URL) -> byt
             if len(out) > max_bytes:
                 log.warning("outbound answer too large", extra={"origin": _origin(url), "bytes": len(out)})
                 raise OutboundTooLarge("too-large", _origin(url))
+    except httpx.TimeoutException:
+        log.warning("outbound request timed out", extra={"origin": _origin(url)})
+        raise OutboundTimeout("timeout", _origin(url)) from None
     except httpx.HTTPError as exc:
         log.warning("outbound answer broken off", extra={"origin": _origin(url), "error": type(exc).__name__})
         raise OutboundUnavailable("unreachable", _origin(url)) from None
