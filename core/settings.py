@@ -221,6 +221,25 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         str,
         _var("SZT_BENCH_HOME_BODY", "bench only: the body file the bare home peer serves (set by the bench)", "none"),
     ] = ""
+    outbound_allow: Annotated[
+        str,
+        _var(
+            "SZT_OUTBOUND_ALLOW",
+            "destinations the outbound-request guard (core.outbound) lets through although they are private, loopback, "
+            "link-local or our own services, for URLs outsiders give us (app entries, back-channel logout): "
+            "comma-separated host names, addresses or CIDRs, each optionally with `:port` (`[v6]:port`), e.g. "
+            "`10.20.0.0/16,intranet.example.gov.cn:8443`",
+            "none: only public addresses",
+        ),
+    ] = ""
+    outbound_http: Annotated[
+        bool,
+        _var(
+            "SZT_OUTBOUND_HTTP",
+            "the outbound-request guard also accepts plain `http://` URLs from outsiders (development and tests, "
+            "where the simulators speak http); otherwise only `https://`",
+        ),
+    ] = False
 
     @property
     def base_url(self) -> str:

@@ -12,7 +12,7 @@ import jwt
 from litestar import MediaType, Response
 from litestar.response import Redirect
 
-from core import audit
+from core import audit, outbound
 from core.problems import invalid
 from core.resources import Resources
 from identity import clients
@@ -43,7 +43,7 @@ async def notify_backchannel(res: Resources, client_id: str, sub: str, sid: str)
         typ="logout+jwt",
     )
     try:
-        resp = await res.http.post(uri, data={"logout_token": token}, timeout=5.0)
+        resp = await outbound.post(res.settings, uri, data={"logout_token": token}, time_limit=5.0, max_redirects=0)
         if resp.status_code >= 400:
             log.warning("back-channel logout refused", extra={"client_id": client_id, "status": resp.status_code})
     except Exception as exc:  # a client being down must not break the user's logout
