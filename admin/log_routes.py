@@ -4,7 +4,6 @@ masking management (the catalogue of sensitive fields and their levels)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -16,6 +15,7 @@ from admin import exports
 from admin.auth import Guarded, guarded, needs
 from admin.guards import admin_of
 from admin.org_routes import Cursor, Limit
+from core.filters import TimeParam, time_range
 from core.resources import Resources
 from orgs import logs, masks
 from orgs.models import AdminPrincipal
@@ -67,9 +67,10 @@ def op_query(
     method: Annotated[str | None, Parameter(max_length=10)] = None,
     reason: Q = None,
     org_code: Code = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: TimeParam = None,
+    until: TimeParam = None,
 ) -> logs.OpQuery:
+    start, end = time_range(since, until)
     return logs.OpQuery(
         username=username,
         action=action,
@@ -80,8 +81,8 @@ def op_query(
         method=method,
         reason=reason,
         org_code=org_code,
-        since=since,
-        until=until,
+        since=start,
+        until=end,
     )
 
 
@@ -94,9 +95,10 @@ def int_query(
     ip: Q = None,
     region_code: Annotated[str | None, Parameter(max_length=6)] = None,
     detail: Q = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: TimeParam = None,
+    until: TimeParam = None,
 ) -> logs.IntegrationQuery:
+    start, end = time_range(since, until)
     return logs.IntegrationQuery(
         app_code=app_code,
         interface=interface,
@@ -106,8 +108,8 @@ def int_query(
         ip=ip,
         region_code=region_code,
         detail=detail,
-        since=since,
-        until=until,
+        since=start,
+        until=end,
     )
 
 

@@ -240,6 +240,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "where the simulators speak http); otherwise only `https://`",
         ),
     ] = False
+    admin_session_idle_s: Annotated[
+        int,
+        _var(
+            "SZT_ADMIN_SESSION_IDLE_S",
+            "an administrator session (API token and console cookie) ends after this many seconds without a request; "
+            "each request restarts the count (sliding)",
+        ),
+    ] = 1800
+    admin_session_max_s: Annotated[
+        int,
+        _var(
+            "SZT_ADMIN_SESSION_MAX_S",
+            "an administrator session ends this many seconds after sign-in however active it is (absolute cap)",
+        ),
+    ] = 43200
 
     @property
     def base_url(self) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.db import Executor
+from core.filters import contains
 
 Row = Any
 
@@ -173,14 +174,14 @@ async def search_seals(
             """SELECT * FROM eseal.seals
                WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR status = $2)
                  AND ($3::text IS NULL OR org_name = $3) AND ($4::text IS NULL OR code = $4)
-                 AND ($5::text IS NULL OR name LIKE '%' || $5 || '%')
+                 AND ($5::text IS NULL OR name LIKE $5 ESCAPE '\\')
                  AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))
                ORDER BY created_at DESC, id DESC LIMIT $8""",
             kind,
             status,
             org_name,
             code,
-            name,
+            contains(name) if name is not None else None,
             after[0] if after else None,
             after[1] if after else None,
             limit,
@@ -309,7 +310,7 @@ _LOG_FILTERS = (
     ("doc_hash", "doc_hash = ${}"),
     ("result", "result = ${}"),
     ("ip", "ip = ${}"),
-    ("doc_name", "doc_name LIKE '%' || ${} || '%'"),
+    ("doc_name", "doc_name LIKE ${} ESCAPE '\\'"),
     ("since", "at >= ${}"),
     ("until", "at < ${}"),
     ("before_seq", "seq < ${}"),
@@ -322,7 +323,7 @@ async def search_logs(db: Executor, filters: dict[str, Any], limit: int) -> list
     args: list[Any] = []
     for key, clause in _LOG_FILTERS:
         if filters.get(key) is not None:
-            args.append(filters[key])
+            args.append(contains(filters[key]) if key == "doc_name" else filters[key])
             where.append(clause.format(len(args)))
     args.append(limit)
     sql = "SELECT * FROM eseal.logs"

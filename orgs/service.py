@@ -84,7 +84,7 @@ async def _session(res: Resources, row: asyncpg.Record) -> SessionToken:
     return SessionToken(
         access_token=token,
         token_type="Bearer",  # noqa: S106
-        expires_in=sessions.TTL,
+        expires_in=sessions.idle_seconds(res.settings),
         username=p.username,
         permissions=sorted(p.permissions),
     )
