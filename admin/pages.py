@@ -79,12 +79,12 @@ async def render(
         active=active,
         org_name=await service.org_name(res, me.org_id) if me else "",
         scope_label=SCOPES.get(me.data_scope, "") if me else "",
-        levels=LEVELS,
-        kinds=KINDS,
-        statuses=STATUSES,
-        scopes=SCOPES,
         police_types=tree.POLICE_TYPES,
-        **{
+        **{  # defaults a page may override (the accounts page shows only some statuses)
+            "levels": LEVELS,
+            "kinds": KINDS,
+            "statuses": STATUSES,
+            "scopes": SCOPES,
             "csrf": csrf_of(request),
             "error": request.query_params.get("error", "")[:200],
             "notice": request.query_params.get("notice", "")[:200],
