@@ -73,7 +73,9 @@ async def render(
     request: Req, res: Resources, template: str, active: str, status: int = 200, **ctx: Any
 ) -> Response[str]:
     me: AdminPrincipal | None = ctx.pop("me", None)
-    page = env.get_template(template).render(
+    page = env.get_template(
+        template
+    ).render(
         me=me,
         menu=MENU,
         active=active,

@@ -213,7 +213,9 @@ def test_sessions_slide_until_the_absolute_cap(published: str, var_dir: Path) ->
 # --- LIKE patterns, times, charset --------------------------------------------------------------------------------
 
 
-async def test_like_wildcards_in_search_filters_match_themselves(http: httpx.Client, var_dir: Path, res: Resources) -> None:
+async def test_like_wildcards_in_search_filters_match_themselves(
+    http: httpx.Client, var_dir: Path, res: Resources
+) -> None:
     mark = secrets.token_hex(4)
     for detail in (f"{mark}_x", f"{mark}ax", f"{mark}%y", f"{mark}zzy", f"{mark}\\q"):
         await logs.record_integration(
@@ -281,3 +283,23 @@ def test_exports_and_pages_have_one_charset(http: httpx.Client, base_url: str, v
         assert c.get("/admin/login").headers["content-type"] == "text/html; charset=utf-8"
         console_login(c, admin_password(var_dir))
         assert c.get("/admin/console/eseal/logs.csv").headers["content-type"] == "text/csv; charset=utf-8"
+
+
+def test_the_filter_helpers() -> None:
+    from datetime import UTC, datetime
+
+    from core.clock import SHANGHAI
+    from core.filters import contains, parse_time, prefix
+    from core.problems import ProblemError
+
+    assert contains("50%_a\\b") == "%50\\%\\_a\\\\b%" and prefix("32_") == "32\\_%"
+    assert parse_time("2026-03-01", "since") == datetime(2026, 3, 1, tzinfo=SHANGHAI)
+    assert parse_time("2026-03-01", "until", end_of_day=True) == datetime(2026, 3, 2, tzinfo=SHANGHAI)
+    assert parse_time("2026-03-01T08:00:00.1234567z", "t") == datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
+    assert parse_time("2026-03-01 08:00", "t") == datetime(2026, 3, 1, 8, tzinfo=SHANGHAI)
+    assert parse_time("2026-03-01T08:00:00-05:00", "t") == datetime(2026, 3, 1, 13, tzinfo=UTC)
+    assert parse_time("", "t") is None and parse_time(None, "t") is None
+    for bad in ("0.5", "1700000000", "20260301", "2026-03-01T08", "2026-02-30", "2026-03-01T08:00+0800", "now"):
+        with pytest.raises(ProblemError) as info:
+            parse_time(bad, "until")
+        assert info.value.status == 400 and info.value.errors[0].field == "until"
