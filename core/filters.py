@@ -41,10 +41,14 @@ def prefix(text: str) -> str:
     return f"{escape_like(text)}%"
 
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE_TIME = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<hm>\d{2}:\d{2})(?P<s>:\d{2})?(?:\.(?P<frac>\d{1,9}))?"
-    r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})?"
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ](?P<hm>[0-9]{2}:[0-9]{2})(?P<s>:[0-9]{2})?(?:\.(?P<frac>[0-9]{1,9}))?"
+    r"(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+# What the parser reads, for the schema (the calendar — month 13, 30 February — is the parser's to refuse).
+TIME_PATTERN = (
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2})?(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?)?$"
 )
 TIME_HELP = (
     "ISO 8601 date-time (`2026-03-01T08:00:00+08:00`, `…Z`; without a zone: Beijing time) or date "
@@ -56,7 +60,7 @@ TimeParam = Annotated[
     Parameter(
         max_length=40,
         description=TIME_HELP,
-        schema_extra={"examples": ["2026-03-01T08:00:00+08:00", "2026-03-01"]},
+        schema_extra={"pattern": TIME_PATTERN, "examples": ["2026-03-01T08:00:00+08:00", "2026-03-01"]},
     ),
 ]
 
@@ -74,11 +78,9 @@ def _refuse(field: str, value: str) -> ProblemError:
 
 def parse_time(value: str | None, field: str, *, end_of_day: bool = False) -> datetime | None:
     """`value` as an aware datetime (None when empty); a 400 problem naming `field` when it is not ISO 8601."""
-    if value is None:
+    if not value:
         return None
-    text = value.strip()
-    if not text:
-        return None
+    text = value
     try:
         if _DATE.fullmatch(text):
             day = date.fromisoformat(text) + timedelta(days=1 if end_of_day else 0)

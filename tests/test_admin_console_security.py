@@ -299,7 +299,17 @@ def test_the_filter_helpers() -> None:
     assert parse_time("2026-03-01 08:00", "t") == datetime(2026, 3, 1, 8, tzinfo=SHANGHAI)
     assert parse_time("2026-03-01T08:00:00-05:00", "t") == datetime(2026, 3, 1, 13, tzinfo=UTC)
     assert parse_time("", "t") is None and parse_time(None, "t") is None
-    for bad in ("0.5", "1700000000", "20260301", "2026-03-01T08", "2026-02-30", "2026-03-01T08:00+0800", "now"):
+    for bad in (
+        "0.5",
+        " 2026-03-01",
+        "١٩٧٠-01-01",
+        "1700000000",
+        "20260301",
+        "2026-03-01T08",
+        "2026-02-30",
+        "2026-03-01T08:00+0800",
+        "now",
+    ):
         with pytest.raises(ProblemError) as info:
             parse_time(bad, "until")
         assert info.value.status == 400 and info.value.errors[0].field == "until"
