@@ -300,11 +300,12 @@ async def set_password(res: Resources, user_id: str, password: str) -> None:
 
 
 async def check_password(res: Resources, user_id: str, password: str) -> None:
-    """Raises a 403 problem unless the user's seal password matches (5 failures lock it for 30 minutes)."""
-    row = await repo.password(res.db, user_id)
+    """Raises a problem unless the user's seal password matches (5 failures lock it for 30 minutes). The attempt is
+    counted and the lock decided in one statement before the password is compared (DESIGN: attempt counters)."""
+    row = await repo.password_attempt(res.db, user_id, LOCK_AFTER, LOCK_FOR)
     if row is None:
-        raise ProblemError(403, "seal-password-unset", "No seal password", "未设置印章密码", field="seal_password")
-    if row["locked_until"] is not None and row["locked_until"] > dt.datetime.now(dt.UTC):
+        if await repo.password(res.db, user_id) is None:
+            raise ProblemError(403, "seal-password-unset", "No seal password", "未设置印章密码", field="seal_password")
         raise ProblemError(
             423,
             "seal-password-locked",
@@ -314,7 +315,6 @@ async def check_password(res: Resources, user_id: str, password: str) -> None:
             field="seal_password",
         )
     if not await check_pin(password, row["hash"]):
-        await repo.password_failed(res.db, user_id, LOCK_AFTER, LOCK_FOR)
         raise ProblemError(403, "seal-password-wrong", "Wrong seal password", "印章密码错误", field="seal_password")
     await repo.password_ok(res.db, user_id)
 
