@@ -77,22 +77,22 @@ async def end_session(
     state: str | None,
     client_id: str | None,
 ) -> Response[Any]:
+    """Everything is checked first — the ID token, the client, the redirect registered for that client, the state —
+    and only then is anything revoked: a refused logout changes nothing."""
     claims: dict[str, Any] = {}
     if id_token_hint:
         try:
             claims = await verify_own_jwt(res, id_token_hint, verify_exp=False)
         except (jwt.PyJWTError, ValueError) as exc:
             raise invalid("id_token_hint", "not an ID token issued here") from exc
-    audience = str(claims.get("aud", client_id or ""))
-    if claims.get("sid"):
-        ended = await end_sid(res, str(claims["sid"]), "rp-initiated logout")
-        await audit.record(
-            res.db,
-            actor=f"client:{audience}",
-            action="identity.logout",
-            target=str(claims["sid"]),
-            detail={"clients": [c for c, _ in ended]},
-        )
+    aud = claims.get("aud")
+    audiences = [str(a) for a in aud] if isinstance(aud, list) else ([str(aud)] if aud else [])
+    if client_id and audiences and client_id not in audiences:
+        raise invalid("client_id", "not the audience of id_token_hint")
+    audience = client_id or (audiences[0] if audiences else "")
+    if state is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in state):
+        raise invalid("state", "printable characters only")
+    target: str | None = None
     if post_logout_redirect_uri:
         client = await clients.get(res, audience[:128], cached=True) if audience else None
         allowed = (
@@ -106,5 +106,15 @@ async def end_session(
             raise invalid("post_logout_redirect_uri", "not registered for this client (give id_token_hint)")
         sep = "&" if "?" in post_logout_redirect_uri else "?"
         target = post_logout_redirect_uri + (sep + urlencode({"state": state}) if state else "")
+    if claims.get("sid"):
+        ended = await end_sid(res, str(claims["sid"]), "rp-initiated logout")
+        await audit.record(
+            res.db,
+            actor=f"client:{audience}",
+            action="identity.logout",
+            target=str(claims["sid"]),
+            detail={"clients": [c for c, _ in ended]},
+        )
+    if target is not None:
         return Redirect(target, status_code=302)
     return Response("<!doctype html><meta charset=utf-8><p>已退出登录 · Signed out</p>", media_type=MediaType.HTML)
