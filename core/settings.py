@@ -67,6 +67,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Per hour and network address: SMS codes sent, enrolments attempted.
     sms_rate_per_ip: int = 20
     enrol_rate_per_ip: int = 10
+    # Hardening (core.edge, core.forwarded, core.idempotency). Addresses or CIDRs of the load balancers whose
+    # X-Forwarded-For / X-Forwarded-Proto / Forwarded headers are believed; empty: none, the peer is the client.
+    trusted_proxies: str = ""
+    # `/metrics` needs `Authorization: Bearer <token>`; unset: a token generated once in var/metrics-token.
+    metrics_token: str = ""
+    # Serve `/metrics` without a token (only where the port is reachable by the scraper alone).
+    metrics_open: bool = False
+    # Idempotency-Key answers one caller may have stored at a time (24 h each).
+    idempotency_keys_per_caller: int = 1000
 
     @property
     def base_url(self) -> str:
@@ -95,3 +104,14 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     raw: dict[str, object] = {field: env[name] for name, field in ENV_VARS.items() if env.get(name)}
     raw.update(overrides)
     return msgspec.convert(raw, Settings, strict=False)
+
+
+# Environment variables of the fields appended above (kept here so the table at the top stays untouched).
+ENV_VARS.update(
+    {
+        "SZT_TRUSTED_PROXIES": "trusted_proxies",
+        "SZT_METRICS_TOKEN": "metrics_token",
+        "SZT_METRICS_OPEN": "metrics_open",
+        "SZT_IDEMPOTENCY_KEYS_PER_CALLER": "idempotency_keys_per_caller",
+    }
+)
