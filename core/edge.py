@@ -20,7 +20,8 @@ Responses:
   its own; a page's own CSP without `frame-ancestors` gets `frame-ancestors 'none'` added;
 - `Cache-Control: no-store` unless the app set a Cache-Control: on every answer to a request with credentials
   (`Authorization` or a cookie) — so every authenticated API answer, the identity-code image and `/bff/v1/me` —
-  and on every answer to a method other than GET/HEAD (token-issuing POSTs: sessions, enrolments, refresh).
+  on every answer to a method other than GET/HEAD (token-issuing POSTs: sessions, enrolments, refresh) and on
+  every answer that sets a cookie (the login QR page binds the browser with one).
   A handler opts out by setting its own Cache-Control;
 - `Secure` on every cookie set when the public URL is https or a trusted proxy says the request came over https.
 """
@@ -355,8 +356,10 @@ class Edge:
                 referrer = True
             elif name == b"x-frame-options":
                 frame = True
-            elif name == b"set-cookie" and secure:
-                headers[i] = (k, _secure(bytes(v)))
+            elif name == b"set-cookie":
+                no_store = True  # an answer that sets a cookie is for this client alone
+                if secure:
+                    headers[i] = (k, _secure(bytes(v)))
         if not nosniff:
             headers.append((b"x-content-type-options", b"nosniff"))
         if not referrer:
