@@ -89,6 +89,18 @@ def _chain(scope: Any) -> tuple[list[str], list[str]]:
     return [_clean(a) for a in xff.split(",")] if xff else [], [p.strip().lower() for p in proto.split(",") if p]
 
 
+def _client_index(scope: Any, nets: tuple[Network, ...]) -> tuple[int, list[str], list[str]]:
+    """Index in the forwarded chain of the client (-1: the peer itself), with the chain's addresses and protocols."""
+    addresses, protos = _chain(scope)
+    for i in range(len(addresses) - 1, -1, -1):
+        address = addresses[i]
+        if not address or address.lower() == "unknown" or address.startswith("_"):
+            return -1, addresses, protos  # an obfuscated or unknown node: nothing to its left can be vouched for
+        if not _is_trusted(address, nets):
+            return i, addresses, protos
+    return (0 if addresses else -1), addresses, protos
+
+
 def client_address(scope: Any, settings: Settings) -> str:
     """The client's address: the connection's peer, or — when the peer is a trusted proxy — the first address
     from the right of the forwarded chain that is not itself a trusted proxy."""
@@ -96,26 +108,26 @@ def client_address(scope: Any, settings: Settings) -> str:
     nets = trusted_networks(settings.trusted_proxies)
     if not _is_trusted(peer, nets):
         return peer
-    addresses, _ = _chain(scope)
-    for address in reversed(addresses):
-        if not address or address.lower() == "unknown" or address.startswith("_"):
-            return peer  # an obfuscated or unknown node: nothing further to the left can be vouched for
-        if not _is_trusted(address, nets):
-            return address
-    return addresses[0] if addresses and addresses[0] else peer
+    i, addresses, _ = _client_index(scope, nets)
+    return addresses[i] if i >= 0 else peer
 
 
 def is_https(scope: Any, settings: Settings) -> bool:
-    """Whether the client's request came over https: the connection's own scheme, or the nearest trusted proxy's
-    `X-Forwarded-Proto` / `Forwarded: proto=`."""
+    """Whether the client's request came over https: the connection's own scheme, or what the trusted proxies
+    report — `Forwarded: proto=` of the client's element (else the nearest one stating a protocol), or the
+    nearest `X-Forwarded-Proto` value."""
     if scope.get("scheme") in ("https", "wss") and PEER_KEY not in scope:
         return True
     if scope.get("szt.scheme") in ("https", "wss"):
         return True
-    if not _is_trusted(_peer(scope), trusted_networks(settings.trusted_proxies)):
+    nets = trusted_networks(settings.trusted_proxies)
+    if not _is_trusted(_peer(scope), nets):
         return False
-    _, protos = _chain(scope)
-    return bool(protos) and protos[-1] == "https"
+    i, addresses, protos = _client_index(scope, nets)
+    if len(protos) == len(addresses) and i >= 0 and protos[i]:
+        return protos[i] == "https"
+    stated = [p for p in protos if p]
+    return bool(stated) and stated[-1] == "https"
 
 
 def secure_cookies(scope: Any, settings: Settings) -> bool:

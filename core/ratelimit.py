@@ -29,6 +29,8 @@ async def count(redis: Any, key: str, ttl_seconds: int) -> int:
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The client's address; behind a trusted proxy (SZT_TRUSTED_PROXIES) the forwarded one, since core.edge has
+    rewritten the scope's client by then (core.forwarded.client_address)."""
     return connection.client.host if connection.client else "unknown"
 
 
