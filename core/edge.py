@@ -15,7 +15,9 @@ The cheap checks run first (C-level searches over the raw bytes); a request is d
 them flags it.
 
 Responses:
-- every answer: `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` (unless the app set one);
+- every answer: `X-Content-Type-Options: nosniff`, `Referrer-Policy: strict-origin` (unless the app set one) —
+  not `no-referrer`, under which browsers send `Origin: null` with a same-origin form post and the console's
+  Origin check refuses its own forms;
 - HTML: a `Content-Security-Policy` with `frame-ancestors 'none'` (and `X-Frame-Options: DENY`) unless the page sets
   its own; a page's own CSP without `frame-ancestors` gets `frame-ancestors 'none'` added;
 - `Cache-Control: no-store` unless the app set a Cache-Control: on every answer to a request with credentials
@@ -363,7 +365,7 @@ class Edge:
         if not nosniff:
             headers.append((b"x-content-type-options", b"nosniff"))
         if not referrer:
-            headers.append((b"referrer-policy", b"no-referrer"))
+            headers.append((b"referrer-policy", b"strict-origin"))
         if no_store and not cache:
             headers.append((b"cache-control", b"no-store"))
         if html:
