@@ -46,13 +46,15 @@ MAX_INT = 2**63 - 1
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# In raw JSON: an escaped control character (\u0000-\u001f, \u007f; tab, newline, return are caught too and then
-# let through by the walk), a raw DEL (raw C0 characters are malformed JSON and refused by the decoder anyway).
-_JSON_SUSPECT = re.compile(rb"\\u00(?:[01][0-9a-fA-F]|7[fF])|\x7f")
-_JSON_BIG_INT = re.compile(rb"\d{19,}")
-# In a query string or form: an escaped control character or non-ASCII byte, or a raw one.
-_URL_SUSPECT = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF]|[89a-fA-F][0-9a-fA-F])|[\x00-\x1f\x7f-\xff]")
-_URL_BIG_INT = re.compile(rb"(?:^|[=&])[+-]?\d{19,}(?:&|$)")
+# Cheap first looks, over the raw bytes; only a request they flag is decoded and walked. In JSON: an escaped
+# control character (`\u0000`-`\u001f`, `\u007f`; tab, newline, return are flagged too and let through by the walk)
+# or a raw DEL (raw C0 characters are malformed JSON, refused by the decoder anyway). In a query string or form: an
+# escaped control or non-ASCII byte, or a raw one. In both: a run of 19 digits (a possible integer beyond 64 bits).
+_JSON_ESCAPE = re.compile(rb"\\u00(?:[01]|7[fF])")
+_URL_ESCAPE = re.compile(rb"%[01789A-Fa-f]")
+_URL_RAW = re.compile(rb"[\x00-\x1f\x7f-\xff]")
+_DIGITS = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
+_LONG_RUN = b"1" * 19
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _INT_TEXT = re.compile(r"^[+-]?\d+$")
@@ -159,7 +161,8 @@ def check_json(body: bytes) -> None:
         raise _Refused("body", f"not valid UTF-8 (byte {exc.start})") from None
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(body) > MAX_DEPTH:
         raise _Refused(_depth_path(body), f"nested deeper than {MAX_DEPTH} levels")
-    if not (_JSON_SUSPECT.search(body) or _JSON_BIG_INT.search(body)):
+    suspect = (b"\\u00" in body and _JSON_ESCAPE.search(body)) or b"\x7f" in body
+    if not suspect and _LONG_RUN not in body.translate(_DIGITS):
         return
     try:
         doc = msgspec.json.decode(body)
@@ -188,25 +191,26 @@ def _pairs(raw: bytes, what: str) -> None:
 
 
 def check_urlencoded(raw: bytes, what: str) -> None:
-    if _URL_SUSPECT.search(raw) or _URL_BIG_INT.search(raw):
+    if (b"%" in raw and _URL_ESCAPE.search(raw)) or _URL_RAW.search(raw) or _LONG_RUN in raw.translate(_DIGITS):
         _pairs(raw, what)
 
 
-def _content_type(scope: Scope) -> bytes:
+def _request_headers(scope: Scope) -> tuple[bytes, int | None, bool]:
+    """(content type, content length, whether the request carries credentials) in one pass."""
+    content_type = b""
+    length: int | None = None
+    credentials = False
     for k, v in scope["headers"]:
         if k == b"content-type":
-            return bytes(v).lower()
-    return b""
-
-
-def _content_length(scope: Scope) -> int | None:
-    for k, v in scope["headers"]:
-        if k == b"content-length":
+            content_type = bytes(v).lower()
+        elif k == b"content-length":
             try:
-                return int(v)
+                length = int(v)
             except ValueError:
-                return None
-    return None
+                length = None
+        elif k == b"authorization" or k == b"cookie":
+            credentials = True
+    return content_type, length, credentials
 
 
 def _body_kind(content_type: bytes) -> str:
@@ -238,22 +242,35 @@ class Edge:
         self.app = app
         self.settings = settings
         self.max_body = settings.max_body_bytes
-        forwarded.trusted_networks(settings.trusted_proxies)  # a bad setting fails at start-up
+        self.proxies = bool(forwarded.trusted_networks(settings.trusted_proxies))  # a bad setting fails here
+        self.https_public = settings.base_url.startswith("https://")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            if scope["type"] == "websocket":
+            if scope["type"] == "websocket" and self.proxies:
                 forwarded.apply(scope, self.settings)
             await self.app(scope, receive, send)
             return
-        forwarded.apply(scope, self.settings)
+        if self.proxies:
+            forwarded.apply(scope, self.settings)
+        content_type, length, credentials = _request_headers(scope)
+        method = scope["method"]
+        sender = self._sender(send, credentials or method not in ("GET", "HEAD"), self._secure(scope))
         try:
             self._check_target(scope)
-            receive = await self._check_body(scope, receive)
+            if method in _BODY_METHODS:
+                receive = await self._check_body(content_type, length, receive)
         except _Refused as refused:
-            await self._refuse(scope, send, refused)
+            await self._refuse(scope, sender, refused)
             return
-        await self.app(scope, receive, self._sender(scope, send))
+        await self.app(scope, receive, sender)
+
+    def _secure(self, scope: Scope) -> bool:
+        if self.https_public:
+            return True
+        if scope.get("scheme") == "http" and "szt.peer" not in scope:
+            return False  # a plain connection, no trusted proxy in front of it
+        return forwarded.is_https(scope, self.settings)
 
     # -- requests
 
@@ -266,31 +283,32 @@ class Edge:
         if qs:
             check_urlencoded(qs, "query")
 
-    async def _check_body(self, scope: Scope, receive: Receive) -> Receive:
-        if scope["method"] not in _BODY_METHODS:
+    async def _check_body(self, content_type: bytes, length: int | None, receive: Receive) -> Receive:
+        kind = _body_kind(content_type)
+        if not kind or (length is not None and (length > self.max_body or length == 0)):
             return receive
-        kind = _body_kind(_content_type(scope))
-        if not kind:
-            return receive
-        length = _content_length(scope)
-        if length is not None and (length > self.max_body or length == 0):
-            return receive
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        last: Message | None = None
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                last = message  # the client went away: hand the app what we have, then that
-                break
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            more = message.get("more_body", False)
-            if size > self.max_body:
-                break  # too large: the app refuses it (413) as it reads on
-        body = b"".join(chunks)
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):  # the common case: one piece
+            body: bytes = message.get("body", b"")
+            more = False
+            last: Message | None = None
+        else:
+            chunks: list[bytes] = []
+            size = 0
+            more = True
+            last = None
+            while True:
+                if message["type"] != "http.request":
+                    last = message  # the client went away: hand the app what we have, then that
+                    break
+                chunk = message.get("body", b"")
+                chunks.append(chunk)
+                size += len(chunk)
+                more = message.get("more_body", False)
+                if not more or size > self.max_body:
+                    break  # complete, or too large: the app refuses it (413) as it reads on
+                message = await receive()
+            body = b"".join(chunks)
         if not more and last is None:
             if kind == "json" or (kind == "maybe-json" and body.lstrip()[:1] in (b"{", b"[")):
                 check_json(body)
@@ -320,21 +338,16 @@ class Edge:
             request_id=current_request_id(),
             errors=[FieldError(field=refused.field, message=refused.message)],
         )
-        await send_body(
-            self._sender(scope, send), 400, msgspec.json.encode(doc), [(b"content-type", PROBLEM_JSON.encode())]
-        )
+        await send_body(send, 400, msgspec.json.encode(doc), [(b"content-type", PROBLEM_JSON.encode())])
 
     # -- responses
 
-    def _sender(self, scope: Scope, send: Send) -> Send:
-        credentials = scope["method"] not in ("GET", "HEAD") or any(
-            k in (b"authorization", b"cookie") for k, _ in scope["headers"]
-        )
-        secure = forwarded.secure_cookies(scope, self.settings)
+    def _sender(self, send: Send, no_store: bool, secure: bool) -> Send:
+        headers = self._headers
 
         async def sender(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self._headers(list(message.get("headers", ())), credentials, secure)
+                message["headers"] = headers(list(message.get("headers", ())), no_store, secure)
             await send(message)
 
         return sender
@@ -345,7 +358,7 @@ class Edge:
         csp_at = -1
         cache = nosniff = referrer = frame = False
         for i, (k, v) in enumerate(headers):
-            name = k.lower()
+            name = k if k.islower() else k.lower()
             if name == b"content-type":
                 html = v.lower().startswith(b"text/html")
             elif name == b"content-security-policy":
