@@ -196,30 +196,39 @@ class IdempotencyMiddleware:
 
         captured = _Stored(fingerprint)
         out_chunks: list[bytes] = []
+        keep = False
+        settled = False  # the claim released or the answer stored, before the client can see the end of it
 
         async def capture_send(message: Message) -> None:
+            nonlocal keep, settled
             if message["type"] == "http.response.start":
                 captured.status = message["status"]
+                keep = bool(credential) and stored_status(captured.status)
+                if not keep:  # released first, so an immediate retry runs instead of meeting a 409
+                    settled = True
+                    await redis.delete(redis_key)
                 captured.headers = [
                     (k.decode(), v.decode())
                     for k, v in message.get("headers", ())
                     if k.lower() not in (b"content-length", b"x-request-id", b"set-cookie")
                 ]
-            elif message["type"] == "http.response.body":
+            elif message["type"] == "http.response.body" and keep:
                 out_chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):  # stored before the last byte leaves: a retry replays it
+                    captured.body = b"".join(out_chunks)
+                    captured.done = True
+                    settled = True
+                    await _STORE(redis, [redis_key, count_key], [_seal(fields, redis_key, captured), self.ttl])
             await send(message)
 
         try:
             await self.app(scope, replay_receive, capture_send)
         except BaseException:
-            await redis.delete(redis_key)
+            if not settled:  # once released, the key may already be another request's claim
+                await redis.delete(redis_key)
             raise
-        if not credential or not stored_status(captured.status):
+        if not settled:  # no answer at all
             await redis.delete(redis_key)
-            return
-        captured.body = b"".join(out_chunks)
-        captured.done = True
-        await _STORE(redis, [redis_key, count_key], [_seal(fields, redis_key, captured), self.ttl])
 
 
 def idempotent(ttl_seconds: int = 86_400) -> Any:
