@@ -27,7 +27,7 @@ from identity.clients import Client
 from identity.codes.qr import render_svg
 from identity.credentials import sms
 from identity.models import Phone, SmsCode, SmsCodeSent
-from identity.oidc import authorization, tokens
+from identity.oidc import authorization, grants, tokens
 from identity.oidc.authorization import OAuthRedirectError
 from identity.oidc.client_auth import authenticate
 from identity.oidc.jose import SM2_ALG, signing_keys
@@ -68,11 +68,11 @@ def oauth_error_handler(request: Req, exc: OAuthError) -> Response[OAuthErrorBod
 async def _client(request: Req, res: Resources, form: dict[str, str], endpoint: str) -> Client:
     """Authenticate the client, then count it against its own rate limit (the IP limit is the route's guard)."""
     client = await authenticate(res, request.headers.get("authorization"), form, f"{_issuer(res)}/{endpoint}")
-    await hit(res.redis, f"oidc-client:{client.client_id}", res.settings.oidc_rate_per_client, 60)
+    await hit(res.redis, grants.client_bucket(client.client_id), res.settings.oidc_rate_per_client, grants.RATE_WINDOW)
     return client
 
 
-PER_IP = [rate_limit(lambda s: s.oidc_rate_per_ip, 60, name="oidc-ip")]
+PER_IP = [rate_limit(lambda s: s.oidc_rate_per_ip, grants.RATE_WINDOW, name=grants.IP_BUCKET)]
 # What every form-posting OAuth endpoint shares: OAuth error bodies, and the per-address rate limit.
 OAUTH_FORM_ENDPOINT: dict[str, Any] = {
     "responses": OAUTH_ERRORS,
@@ -396,6 +396,8 @@ async def par(request: Req, res: Resources, data: Annotated[ParForm, URLENCODED]
 
 
 class TokenForm(ClientAuthForm):
+    """The fields of every grant (identity.oidc.grants.TOKEN_FIELDS)."""
+
     grant_type: str | None = None
     code: str | None = None
     redirect_uri: str | None = None
@@ -419,21 +421,7 @@ async def token(request: Req, res: Resources, data: Annotated[TokenForm, URLENCO
     async with logs.timed_call(
         res, app_code=client.client_id, interface="/identity/token", ip=_ip(request), detail=grant[:40]
     ):
-        if grant == "authorization_code":
-            result = await tokens.redeem_code(
-                res,
-                client,
-                code=form.get("code", ""),
-                redirect_uri=form.get("redirect_uri", ""),
-                verifier=form.get("code_verifier", ""),
-                ip=_ip(request),
-            )
-        elif grant == "refresh_token":
-            result = await tokens.refresh(res, client, form.get("refresh_token", ""), ip=_ip(request))
-        elif grant == "client_credentials":
-            result = await tokens.client_credentials(res, client, form.get("scope", ""), ip=_ip(request))
-        else:
-            raise OAuthError("unsupported_grant_type", "use authorization_code, refresh_token or client_credentials")
+        result = await grants.run(res, client, form, _ip(request))
     return Response(result, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
