@@ -29,6 +29,11 @@ REQUEST_TTL = 300
 CODE_TTL = 60
 PAR_TTL = 90
 FACE_ACR = "wz+face"
+SMS_ACR = "sms"  # the web portal's phone + SMS code login (approve_by_sms)
+# Every acr an authorization request can end with, so every acr an ID token carries: the approving session's own when
+# it ranks as a 网证 sign-in or above (identity.sessions.ACR_ORDER, the mini programs' face-checked sessions too), the
+# same after a face step-up (wz+face, wz+pin+face), and the portal's SMS login.
+ISSUED_ACRS = (*(acr for acr, rank in ACR_ORDER.items() if rank >= ACR_ORDER["wz"]), SMS_ACR)
 
 
 class AuthRequest(msgspec.Struct):
@@ -286,7 +291,7 @@ async def approve_by_sms(res: Resources, request_id: str, secret: str, *, phone:
     if person_id is None:
         raise ProblemError(404, "not-enrolled", "No enrolled person has this phone", "该手机号未注册", field="phone")
     request = await _claim(res, request_id)
-    return await _grant(res, request, person_id=str(person_id), acr="sms", sid=f"web-{uuid.uuid4().hex}", ip=ip)
+    return await _grant(res, request, person_id=str(person_id), acr=SMS_ACR, sid=f"web-{uuid.uuid4().hex}", ip=ip)
 
 
 async def deny(res: Resources, request_id: str, principal: Principal) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from core.auth import credentials
 from core.problems import ProblemError
 from core.resources import Resources
 from identity import clients
@@ -59,7 +60,7 @@ async def _private_key_jwt(res: Resources, form: dict[str, str], endpoint: str) 
 
 
 async def authenticate(res: Resources, authorization: str | None, form: dict[str, str], endpoint: str) -> Client:
-    if authorization and authorization.startswith("Basic "):
+    if credentials(authorization, "basic") is not None:  # client_secret_basic, the scheme in any case (RFC 9110)
         try:
             return await clients.authenticate_basic(res, authorization)
         except ProblemError as exc:

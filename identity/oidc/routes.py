@@ -18,7 +18,7 @@ from litestar.params import Body, JSONBody, Parameter
 from litestar.response import Redirect, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from core.auth import BEARER_REQUIRED
+from core.auth import BEARER_REQUIRED, credentials
 from core.problems import not_found
 from core.ratelimit import hit, rate_limit
 from core.resources import Resources
@@ -37,7 +37,6 @@ from orgs import logs
 
 Req = Request[Any, Any, Any]
 Short = Annotated[str | None, Parameter(max_length=512)]
-ACRS = ["wz", "wz+pin", "wz+face", "wz+pin+face"]
 BROWSER_COOKIE = "szt_authreq"
 
 
@@ -118,7 +117,7 @@ def discovery(res: Resources) -> dict[str, Any]:
         ],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256"],
         "code_challenge_methods_supported": ["S256"],
-        "acr_values_supported": ACRS,
+        "acr_values_supported": list(authorization.ISSUED_ACRS),
         "claims_supported": [
             "sub",
             "iss",
@@ -426,8 +425,8 @@ async def token(request: Req, res: Resources, data: Annotated[TokenForm, URLENCO
 
 
 async def _userinfo(request: Req, res: Resources) -> dict[str, Any]:
-    auth = request.headers.get("authorization", "")
-    access = await tokens.lookup(res, auth[7:]) if auth.startswith("Bearer ") else None
+    bearer = credentials(request.headers.get("authorization"), "bearer")  # the scheme in any case (RFC 9110)
+    access = await tokens.lookup(res, bearer) if bearer is not None else None
     if access is None or not access.person_id or "openid" not in access.scopes:
         raise OAuthError("invalid_token", "the access token is not valid", status=401)
     person = await people.load(res, access.person_id)
