@@ -17,6 +17,7 @@ from core.problems import ProblemError
 from core.redis_client import as_bytes
 from core.resources import Resources
 from identity import clients, people
+from identity import repo as people_repo
 from identity.clients import Client
 from identity.credentials import sms
 from identity.credentials.service import face_check
@@ -287,7 +288,9 @@ async def approve_by_sms(res: Resources, request_id: str, secret: str, *, phone:
     """Web-portal login by phone + SMS code when the user has no app at hand (acr "sms")."""
     await pending_for_browser(res, request_id, secret)
     await sms.check_code(res, phone=phone, purpose=SMS_PURPOSE, code=code)
-    person_id = await repo.person_by_phone(res.db, res.fields.blind_index(phone, context="identity.phone"))
+    person_id = await people_repo.person_id_by_phone_index(
+        res.db, res.fields.blind_index(phone, context="identity.phone")
+    )
     if person_id is None:
         raise ProblemError(404, "not-enrolled", "No enrolled person has this phone", "该手机号未注册", field="phone")
     request = await _claim(res, request_id)

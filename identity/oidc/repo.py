@@ -53,13 +53,6 @@ async def has_consent(db: Executor, person_id: Any, client_id: str) -> bool:
     )
 
 
-async def person_by_phone(db: Executor, phone_index: bytes) -> Any:
-    """The id of the newest enrolled person with this phone (by its blind index), or None."""
-    return await db.fetchval(
-        "SELECT id FROM identity.people WHERE phone_index = $1 ORDER BY created_at DESC LIMIT 1", phone_index
-    )
-
-
 # ---------------------------------------------------------------- refresh tokens
 
 # The refresh rows of a batch, inserted by the audit append's statement only when it moved the chain's head
