@@ -22,13 +22,15 @@ run: deps
 test: deps
 	$(BIN)/pytest
 
+# `make bench ONLY="oidc identity"` runs some groups (python -m bench --help lists them)
 bench: deps
-	$(BIN)/python -m bench  # prints the table and writes it into docs/benchmarks.md
+	$(BIN)/python -m bench $(foreach g,$(ONLY),--only $(g))  # prints the table, writes it into docs/benchmarks.md
 
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-cache
 
 docs: deps
 	$(BIN)/mkdocs build --strict --site-dir var/site

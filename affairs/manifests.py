@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from core import regions
+
 TSV = Path(__file__).resolve().parent.parent / "catalog" / "data" / "apps49.tsv"
 MANIFEST_VERSION = 1  # bump when a generated manifest changes; older versions stay for the cases that used them
 
@@ -25,7 +27,7 @@ ELICENCE_TYPES = ("idcard", "driving", "vehicle", "hukou", "business")
 # Kinds the handling engine serves, and what a client does with each.
 KINDS = ("application", "appointment", "query", "payment", "city_link", "enterprise", "map", "move_car")
 
-REGIONS_ALL = ["320000"]
+REGIONS_ALL = [regions.PROVINCE_CODE]
 ENTERPRISE_MARK = "enterprise"
 
 

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.settings import export
+
 log = logging.getLogger("szt.embedded")
 
 
@@ -136,7 +138,8 @@ class EmbeddedRedis:
 
 
 class EmbeddedServices:
-    """Starts whichever of PostgreSQL and Redis has no URL configured; sets the URLs in os.environ."""
+    """Starts whichever of PostgreSQL and Redis has no URL configured; exports their URLs to this process's
+    environment (core.settings.export), so that the child processes it starts use the same servers."""
 
     def __init__(self, var_dir: Path) -> None:
         self.pg = EmbeddedPostgres(var_dir / "pg")
@@ -147,11 +150,11 @@ class EmbeddedServices:
         if not database_url:
             database_url = self.pg.start()
             self.started.append("postgres")
-            os.environ["DATABASE_URL"] = database_url
+            export(database_url=database_url)
         if not redis_url:
             redis_url = self.redis.start()
             self.started.append("redis")
-            os.environ["REDIS_URL"] = redis_url
+            export(redis_url=redis_url)
         if self.started:
             log.info("embedded services", extra={"started": self.started})
         return database_url, redis_url

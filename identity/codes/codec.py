@@ -27,7 +27,8 @@ from typing import Literal
 
 import msgspec
 
-from core.crypto import CryptoError, SM2PrivateKey, SM2PublicKey, der_to_raw, random_bytes, raw_to_der, sm3
+from core.crypto import CryptoError, SM2PrivateKey, SM2PublicKey, der_to_raw, random_bytes, raw_to_der
+from core.signed import KEY_ID_BYTES, key_id, key_id_text
 
 __all__ = [
     "CODE_BYTES",
@@ -50,7 +51,6 @@ __all__ = [
 CODE_VERSION = 1
 TEXT_PREFIX = "SZT1"
 
-KEY_ID_BYTES = 4
 CODE_ID_BYTES = 16
 SIGNATURE_BYTES = 64
 # version | kid | code_id | expires_at: the part the signature covers.
@@ -95,16 +95,6 @@ class ParsedCode(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # --------------------------------------------------------------------------- key ids
-
-
-def key_id(public_key: SM2PublicKey) -> bytes:
-    """First 4 bytes of SM3(04 || X || Y): names the issuer key inside each code."""
-    return sm3(public_key.to_uncompressed())[:KEY_ID_BYTES]
-
-
-def key_id_text(public_key: SM2PublicKey) -> str:
-    """Text form of :func:`key_id` (8 lowercase hex digits), used as the key of the ``keys`` mapping."""
-    return key_id(public_key).hex()
 
 
 def keyring(public_keys: Iterable[SM2PublicKey]) -> dict[str, SM2PublicKey]:

@@ -14,15 +14,17 @@ from core.ids import new_id
 from core.problems import ProblemError
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
-from identity import codes, people
+from core.signed import sign_document
+from identity import people
 from identity.clients import Client
+from identity.codes import codec as codes
+from identity.codes import repo
+from identity.codes.qr import qr_version
+from identity.credentials.service import STATUS_HASH, credential_status
 from identity.errors import forbidden
 from identity.keys import issuer_keys
 from identity.models import CodeRequest, IdentityCode, Voucher
-from identity.qr import qr_version
-from identity.service import STATUS_HASH, credential_status
 from identity.sessions import ACR_ORDER, Principal
-from identity.signed import sign_document
 
 _CTX = "identity.code"
 # One round trip: read the code's record, mark it used (keeping its TTL), and read its credential's status.
@@ -64,16 +66,12 @@ async def issue_code(res: Resources, principal: Principal, req: CodeRequest) -> 
         raise forbidden(
             "credential-session-required", "Sign in with the 网证 on this device first", "请先使用本机网证登录"
         )
-    row = await res.db.fetchrow(
-        """SELECT serial FROM identity.credentials WHERE device_id = $1 AND status = 'active' AND expires_at > now()
-           ORDER BY issued_at DESC LIMIT 1""",
-        uuid.UUID(principal.device_id),
-    )
-    if row is None:
+    serial = await repo.active_serial_of_device(res.db, uuid.UUID(principal.device_id))
+    if serial is None:
         raise forbidden("credential-not-active", "This device has no active 网证", "本机没有有效的网证")
     person = await people.load(res, principal.person_id)
     record = CodeRecord(
-        principal.person_id, row["serial"], principal.acr, people.disclose(person, sorted(set(req.share)), date.today())
+        principal.person_id, serial, principal.acr, people.disclose(person, sorted(set(req.share)), date.today())
     )
     keys = await issuer_keys(res)
     issued = codes.issue(keys.private, ttl_seconds=req.ttl_seconds)

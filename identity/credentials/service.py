@@ -16,8 +16,11 @@ from core.masking import mask_name
 from core.problems import ProblemError, invalid, not_found
 from core.redis_client import as_bytes
 from core.resources import Resources
-from identity import credential as wz
-from identity import people, pin, sessions, sms
+from core.signed import b64u_decode
+from identity import people, sessions
+from identity import repo as core_repo
+from identity.credentials import document as wz
+from identity.credentials import pin, repo, sms
 from identity.errors import FACE_RESULTS, conflict, forbidden, unprocessable
 from identity.externals import CtidClient
 from identity.keys import issuer_keys
@@ -33,7 +36,6 @@ from identity.models import (
     Tokens,
 )
 from identity.numbers import birth_date_of, gender_of, normalise_id_number, valid_exit_entry_number, valid_resident_id
-from identity.signed import b64u_decode
 
 CREDENTIAL_DAYS = 365
 CHALLENGE_TTL = 120
@@ -87,7 +89,7 @@ async def credential_status(res: Resources, serial: str) -> str | None:
     raw = await res.redis.hget(STATUS_HASH, serial)
     if raw is not None:
         return as_bytes(raw).decode()
-    status: str | None = await res.db.fetchval("SELECT status FROM identity.credentials WHERE serial = $1", serial)
+    status = await repo.credential_status(res.db, serial)
     if status is not None:
         await _set_status_mirror(res, serial, status)
     return status
@@ -123,19 +125,17 @@ async def _issue_credential(
         issued_at=now,
         expires_at=expires,
     )
-    await conn.execute(
-        """INSERT INTO identity.credentials (serial, person_id, device_id, kid, level, document, salts_enc,
-                                             issued_at, expires_at)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)""",
-        serial,
-        uuid.UUID(person.id),
-        uuid.UUID(device_id),
-        keys.kid,
-        level,
-        document,
-        res.fields.encrypt(msgspec.json.encode(salts).decode(), context="identity.credential_salts"),
-        now,
-        expires,
+    await repo.insert_credential(
+        conn,
+        serial=serial,
+        person_id=uuid.UUID(person.id),
+        device_id=uuid.UUID(device_id),
+        kid=keys.kid,
+        level=level,
+        document=document,
+        salts_enc=res.fields.encrypt(msgspec.json.encode(salts).decode(), context="identity.credential_salts"),
+        issued_at=now,
+        expires_at=expires,
     )
     await _set_status_mirror(res, serial, "active")
     view = CredentialView(serial, person.wangha, level, "active", now.isoformat(), expires.isoformat(), document, salts)
@@ -145,13 +145,8 @@ async def _issue_credential(
 async def _insert_device(conn: Executor, person_id: str, device: DeviceInfo, key: SM2PublicKey) -> str:
     device_id = str(uuid.uuid4())
     try:
-        await conn.execute(
-            "INSERT INTO identity.devices (id, person_id, public_key, platform, name) VALUES ($1,$2,$3,$4,$5)",
-            uuid.UUID(device_id),
-            uuid.UUID(person_id),
-            key.to_uncompressed(),
-            device.platform,
-            device.name,
+        await repo.insert_device(
+            conn, uuid.UUID(device_id), uuid.UUID(person_id), key.to_uncompressed(), device.platform, device.name
         )
     except Exception as exc:  # asyncpg.UniqueViolationError: the key is already bound to a device
         if type(exc).__name__ == "UniqueViolationError":
@@ -181,9 +176,7 @@ async def enrol(res: Resources, req: EnrolmentRequest, *, ip: str) -> Enrolled:
     device_key = parse_device_key(req.device.public_key)
     if req.pin is not None and (why := pin.weakness(req.pin)):
         raise unprocessable("pin-weak", "The PIN is too easy to guess", "口令过于简单", why, field="pin")
-    if await res.db.fetchval(
-        "SELECT 1 FROM identity.people WHERE id_index = $1", people.id_index(res, req.id_type, id_number)
-    ):
+    if await core_repo.person_id_by_id_index(res.db, people.id_index(res, req.id_type, id_number)) is not None:
         raise conflict(
             "already-enrolled",
             "This ID number is already enrolled",
@@ -217,9 +210,7 @@ async def enrol(res: Resources, req: EnrolmentRequest, *, ip: str) -> Enrolled:
             res, conn, person=person, device_id=device_id, device_key=device_key, level="L3"
         )
         if pin_hash:
-            await conn.execute(
-                "INSERT INTO identity.pins (person_id, hash) VALUES ($1, $2)", uuid.UUID(person_id), pin_hash
-            )
+            await repo.insert_pin(conn, uuid.UUID(person_id), pin_hash)
         acr = "wz+face"
         tokens = await sessions.create(
             res,
@@ -266,23 +257,20 @@ async def _consume_challenge(res: Resources, challenge_id: str) -> bytes:
 
 async def sign_in_sms(res: Resources, req: SmsSignIn) -> Tokens:
     await sms.check_code(res, phone=req.phone, purpose="sign_in", code=req.sms_code)
-    row = await res.db.fetchrow(
-        "SELECT id FROM identity.people WHERE phone_index = $1 ORDER BY created_at DESC LIMIT 1",
-        res.fields.blind_index(req.phone, context="identity.phone"),
+    found = await core_repo.person_id_by_phone_index(
+        res.db, res.fields.blind_index(req.phone, context="identity.phone")
     )
-    if row is None:
+    if found is None:
         raise ProblemError(
             404, "not-enrolled", "No enrolled person has this phone", "该手机号未注册", "enrol first", field="phone"
         )
     return await sessions.create(
-        res, person_id=str(row["id"]), device_id=None, acr="sms", label=req.device_name or "new device"
+        res, person_id=str(found), device_id=None, acr="sms", label=req.device_name or "new device"
     )
 
 
 async def _check_pin(res: Resources, person_id: str, given: str) -> None:
-    row = await res.db.fetchrow(
-        "SELECT hash, failures, locked_until FROM identity.pins WHERE person_id = $1", uuid.UUID(person_id)
-    )
+    row = await repo.pin_of(res.db, uuid.UUID(person_id))
     if row is None:
         raise unprocessable("pin-not-set", "No PIN is set", "尚未设置口令", field="pin")
     if row["locked_until"] and row["locked_until"] > datetime.now(UTC):
@@ -293,18 +281,11 @@ async def _check_pin(res: Resources, person_id: str, given: str) -> None:
             f"locked until {row['locked_until'].isoformat()}",
         )
     if await pin.check_pin(given, row["hash"]):
-        await res.db.execute(
-            "UPDATE identity.pins SET failures = 0, locked_until = NULL WHERE person_id = $1", uuid.UUID(person_id)
-        )
+        await repo.pin_ok(res.db, uuid.UUID(person_id))
         return
     failures = row["failures"] + 1
     locked = datetime.now(UTC) + timedelta(minutes=pin.LOCK_MINUTES) if failures >= pin.MAX_FAILURES else None
-    await res.db.execute(
-        "UPDATE identity.pins SET failures = $2, locked_until = $3 WHERE person_id = $1",
-        uuid.UUID(person_id),
-        0 if locked else failures,
-        locked,
-    )
+    await repo.pin_failed(res.db, uuid.UUID(person_id), 0 if locked else failures, locked)
     raise unprocessable(
         "pin-wrong",
         "The PIN is wrong",
@@ -316,11 +297,7 @@ async def _check_pin(res: Resources, person_id: str, given: str) -> None:
 
 async def sign_in_credential(res: Resources, req: CredentialSignIn) -> Tokens:
     challenge = await _consume_challenge(res, req.challenge_id)
-    row = await res.db.fetchrow(
-        """SELECT c.person_id, c.device_id, c.status, c.expires_at, d.public_key, d.name, d.platform
-           FROM identity.credentials c JOIN identity.devices d ON d.id = c.device_id WHERE c.serial = $1""",
-        req.serial,
-    )
+    row = await repo.credential_for_sign_in(res.db, req.serial)
     if row is None:
         raise not_found("credential")
     if row["status"] != "active" or row["expires_at"] <= datetime.now(UTC):
@@ -344,7 +321,7 @@ async def sign_in_credential(res: Resources, req: CredentialSignIn) -> Tokens:
         person = await people.load(res, person_id)
         await face_check(res, name=person.name, id_number=person.id_number, capture=req.face_capture)
         factors.append("face")
-    await res.db.execute("UPDATE identity.devices SET last_seen_at = now() WHERE id = $1", row["device_id"])
+    await repo.device_seen(res.db, row["device_id"])
     return await sessions.create(
         res,
         person_id=person_id,
@@ -386,11 +363,7 @@ async def issue_for_new_device(
 
 
 async def my_credentials(res: Resources, person_id: str) -> list[CredentialView]:
-    rows = await res.db.fetch(
-        """SELECT c.*, p.wangha FROM identity.credentials c JOIN identity.people p ON p.id = c.person_id
-           WHERE c.person_id = $1 ORDER BY c.issued_at DESC LIMIT 50""",
-        uuid.UUID(person_id),
-    )
+    rows = await repo.credentials_of(res.db, uuid.UUID(person_id))
     return [_view(r) for r in rows]
 
 
@@ -403,22 +376,12 @@ async def change_status(
     """Suspend (lost phone), resume or revoke a 网证. `person_id` limits it to the holder's own credentials."""
     source, target = _TRANSITIONS[action]
     async with res.db.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """SELECT c.*, p.wangha FROM identity.credentials c JOIN identity.people p ON p.id = c.person_id
-               WHERE c.serial = $1 FOR UPDATE""",
-            serial,
-        )
+        row = await repo.lock_credential(conn, serial)
         if row is None or (person_id is not None and str(row["person_id"]) != person_id):
             raise not_found("credential")
         if row["status"] == "revoked" or (source is not None and row["status"] != source):
             raise conflict("credential-state", f"Cannot {action} a {row['status']} 网证", "网证当前状态不允许该操作")
-        updated = await conn.fetchrow(
-            """UPDATE identity.credentials SET status = $2, status_reason = $3, status_changed_at = now()
-               WHERE serial = $1 RETURNING *""",
-            serial,
-            target,
-            reason,
-        )
+        updated = await repo.set_credential_status(conn, serial, target, reason)
         await audit.record(
             conn, actor=actor, action=f"identity.credential.{action}", target=serial, ip=ip, detail={"reason": reason}
         )
@@ -432,12 +395,7 @@ async def change_status(
 async def renew(res: Resources, principal: sessions.Principal, serial: str, *, ip: str) -> CredentialView:
     """A fresh 网证 for the same device (new serial and validity); the old one is revoked as replaced."""
     async with res.db.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """SELECT c.*, d.public_key FROM identity.credentials c JOIN identity.devices d ON d.id = c.device_id
-               WHERE c.serial = $1 AND c.person_id = $2 FOR UPDATE""",
-            serial,
-            uuid.UUID(principal.person_id),
-        )
+        row = await repo.lock_own_credential(conn, serial, uuid.UUID(principal.person_id))
         if row is None:
             raise not_found("credential")
         if row["status"] != "active":
@@ -451,12 +409,7 @@ async def renew(res: Resources, principal: sessions.Principal, serial: str, *, i
             device_key=SM2PublicKey.from_uncompressed(bytes(row["public_key"])),
             level=row["level"],
         )
-        await conn.execute(
-            """UPDATE identity.credentials SET status = 'revoked', status_reason = 'renewed',
-               status_changed_at = now(), replaced_by = $2 WHERE serial = $1""",
-            serial,
-            view.serial,
-        )
+        await repo.revoke_renewed(conn, serial, view.serial)
         await audit.record(
             conn,
             actor=f"person:{person.id}",
@@ -472,16 +425,11 @@ async def renew(res: Resources, principal: sessions.Principal, serial: str, *, i
 async def set_pin(res: Resources, principal: sessions.Principal, new_pin: str, old_pin: str | None, *, ip: str) -> None:
     if why := pin.weakness(new_pin):
         raise unprocessable("pin-weak", "The PIN is too easy to guess", "口令过于简单", why, field="pin")
-    exists = await res.db.fetchval("SELECT 1 FROM identity.pins WHERE person_id = $1", uuid.UUID(principal.person_id))
+    exists = await repo.pin_exists(res.db, uuid.UUID(principal.person_id))
     if exists:
         if old_pin is None:
             raise invalid("old_pin", "give the current PIN to change it")
         await _check_pin(res, principal.person_id, old_pin)
     hashed = await pin.hash_pin(new_pin)
-    await res.db.execute(
-        """INSERT INTO identity.pins (person_id, hash) VALUES ($1, $2)
-           ON CONFLICT (person_id) DO UPDATE SET hash = $2, failures = 0, locked_until = NULL, updated_at = now()""",
-        uuid.UUID(principal.person_id),
-        hashed,
-    )
+    await repo.upsert_pin(res.db, uuid.UUID(principal.person_id), hashed)
     await audit.record(res.db, actor=f"person:{principal.person_id}", action="identity.pin.set", ip=ip)

@@ -1,5 +1,5 @@
 """网证 (network ID credential): the 网号, issuer, validity, assurance level and salted SM3 digests of the identity
-attributes, bound to the device's SM2 key, signed with the issuer's SM2 key (see identity.signed)."""
+attributes, bound to the device's SM2 key, signed with the issuer's SM2 key (see core.signed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from core.crypto import SM2PrivateKey, SM2PublicKey, sm3
-from identity.signed import b64u, sign_document
+from core.signed import b64u, sign_document
 
 CREDENTIAL_TYPE = "szt-wangzheng"
 # Attributes whose salted digests a credential carries; the holder may reveal value + salt to a verifier.

@@ -17,19 +17,21 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
-from core import audit
+from core import audit, clock
 from core.ids import new_id
 from core.masking import mask_address, mask_id_number, mask_name
 from core.problems import ProblemError, not_found
 from core.resources import Resources
+from core.signed import SignedDocumentError, sign_document, verify_document
 from identity import clients as client_registry
-from identity import codes, people
+from identity import people
 from identity.clients import Client
+from identity.codes import codec as codes
+from identity.codes.service import pairwise_user_code, verify_code
 from identity.errors import forbidden
 from identity.keys import issuer_keys
+from identity.licences import repo
 from identity.models import Voucher
-from identity.signed import SignedDocumentError, sign_document, verify_document
-from identity.verification import pairwise_user_code, verify_code
 
 log = logging.getLogger("szt.identity.licences")
 
@@ -40,7 +42,6 @@ PREFIX = "SZL1."
 TOKEN_TTL = 180  # seconds a 亮证 QR stays valid
 REMIND_DAYS = 90
 MAX_TOKEN_CHARS = 600
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
 # --------------------------------------------------------------------------- shapes
@@ -262,16 +263,7 @@ async def present(res: Resources, person_id: str, kind: str, purpose: str) -> tu
     jti = uuid.uuid4()
     issued = dt.datetime.now(dt.UTC)
     exp = int(time.time()) + TOKEN_TTL
-    await res.db.execute(
-        """INSERT INTO identity.licence_presentations (id, person_id, kind, purpose, issued_at, expires_at)
-           VALUES ($1, $2, $3, $4, $5, to_timestamp($6))""",
-        jti,
-        uuid.UUID(person_id),
-        kind,
-        purpose,
-        issued,
-        exp,
-    )
+    await repo.insert_presentation(res.db, jti, uuid.UUID(person_id), kind, purpose, issued, exp)
     token = sign_token(keys.private, keys.kid, jti=jti.hex, kind=kind, exp=exp)
     return record, Presentation(token, exp, issued, purpose)
 
@@ -318,17 +310,9 @@ async def verify_licence(
     except ValueError as exc:
         raise _refuse("malformed") from exc
     used_by = client.client_id + (f"|person:{staff_person_id}" if staff_person_id else "")
-    row = await res.db.fetchrow(
-        """UPDATE identity.licence_presentations SET used_at = now(), used_by = $2
-           WHERE id = $1 AND used_at IS NULL AND expires_at > now() - interval '5 seconds'
-           RETURNING person_id, kind, purpose""",
-        jti_uuid,
-        used_by,
-    )
+    row = await repo.use_presentation(res.db, jti_uuid, used_by)
     if row is None:
-        known = await res.db.fetchval(
-            "SELECT used_at IS NOT NULL FROM identity.licence_presentations WHERE id = $1", jti_uuid
-        )
+        known = await repo.presentation_used(res.db, jti_uuid)
         raise _refuse("replayed" if known else "expired" if known is False else "forged")
     person_id = str(row["person_id"])
     person = await people.load(res, person_id)
@@ -369,21 +353,14 @@ async def verify_licence(
 
 async def link_verifier(res: Resources, person_id: str, client_id: str, *, actor: str) -> None:
     """Make a person staff of a verifier client (an administrative act: audited)."""
-    await res.db.execute(
-        """INSERT INTO identity.verifier_staff (person_id, client_id) VALUES ($1, $2)
-           ON CONFLICT (person_id) DO UPDATE SET client_id = EXCLUDED.client_id, added_at = now()""",
-        uuid.UUID(person_id),
-        client_id,
-    )
+    await repo.link_verifier_staff(res.db, uuid.UUID(person_id), client_id)
     await audit.record(
         res.db, actor=actor, action="identity.verifier.link", target=client_id, detail={"person": person_id}
     )
 
 
 async def verifier_client_of(res: Resources, person_id: str) -> Client:
-    client_id = await res.db.fetchval(
-        "SELECT client_id FROM identity.verifier_staff WHERE person_id = $1", uuid.UUID(person_id)
-    )
+    client_id = await repo.verifier_client_id(res.db, uuid.UUID(person_id))
     client = await client_registry.get(res, client_id, cached=True) if client_id else None
     if client is None or client.kind not in ("verifier", "business") or client.status != "active":
         raise forbidden("not-a-verifier", "Only verifier staff may scan to verify", "仅核验人员可扫码核验")
@@ -403,13 +380,13 @@ _FACT_LABELS = {
 
 
 def card_png(record: LibraryRecord, p: Presentation) -> bytes:
-    from identity import licence_card  # PIL is only loaded by the process that renders
+    from identity.licences import card as licence_card  # PIL is only loaded by the process that renders
 
     period = f"{record.valid_from or '—'} 至 {record.valid_until or '长期'}"
     rows = [("姓名", record.holder_name), ("证号", mask_id_number(record.number))]
     rows += [(_FACT_LABELS[k], v) for k, v in record.facts.items() if k in _FACT_LABELS]
     rows += [("有效期限", period), ("签发机关", record.issuer or "—")]
-    shown_at = p.issued_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    shown_at = clock.beijing_text(p.issued_at, "%Y-%m-%d %H:%M")
     return licence_card.render(
         kind=record.kind,
         title=TITLES[record.kind],

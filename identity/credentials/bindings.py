@@ -14,11 +14,13 @@ from core import audit
 from core.masking import mask_name
 from core.redis_client import as_bytes
 from core.resources import Resources
-from identity import people, sessions, sms
+from identity import people, sessions
+from identity import repo as core_repo
+from identity.credentials import repo, sms
+from identity.credentials.service import face_check
 from identity.errors import conflict, unprocessable
 from identity.models import Tokens
 from identity.numbers import birth_date_of, gender_of, normalise_id_number, valid_resident_id
-from identity.service import face_check
 
 Provider = Literal["wechat", "alipay"]
 TICKET_TTL = 600
@@ -62,20 +64,7 @@ async def sign_in(
     """Record the platform login (the WeChat session_key, encrypted) and sign the bound person in, or hand out a
     one-time binding ticket (10 minutes) for the real-name check."""
     key_enc = res.fields.encrypt(session_key, context=session_key_context(provider, subject)) if session_key else None
-    row = await res.db.fetchrow(
-        """INSERT INTO identity.external_accounts (id, provider, app_id, subject, union_id, session_key_enc)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (provider, app_id, subject) DO UPDATE
-              SET session_key_enc = coalesce(excluded.session_key_enc, external_accounts.session_key_enc),
-                  union_id = excluded.union_id, last_login_at = now()
-           RETURNING id, person_id""",
-        uuid.uuid4(),
-        provider,
-        app_id,
-        subject,
-        union_id,
-        key_enc,
-    )
+    row = await repo.upsert_external_account(res.db, uuid.uuid4(), provider, app_id, subject, union_id, key_enc)
     assert row is not None
     if row["person_id"] is None:
         ticket = "bt_" + secrets.token_urlsafe(24)
@@ -114,9 +103,7 @@ async def bind(
     if not valid_resident_id(number):
         raise unprocessable("id-number-invalid", "The ID number is not valid", "证件号码不正确", field="id_number")
     await face_check(res, name=name, id_number=number, capture=face_capture)
-    person_id = await res.db.fetchval(
-        "SELECT id FROM identity.people WHERE id_index = $1", people.id_index(res, "resident", number)
-    )
+    person_id = await core_repo.person_id_by_id_index(res.db, people.id_index(res, "resident", number))
     new_person = person_id is None
     if new_person and phone and not phone_verified:
         if not sms_code:
@@ -152,12 +139,7 @@ async def bind(
                     raise conflict("already-enrolled", "This ID number was just enrolled", "该证件号码已注册") from exc
                 raise
             person_id = uuid.UUID(pid)
-        bound = await conn.fetchrow(
-            """UPDATE identity.external_accounts SET person_id = $2, bound_at = now()
-               WHERE id = $1 AND (person_id IS NULL OR person_id = $2) RETURNING provider, subject""",
-            account_id,
-            person_id,
-        )
+        bound = await repo.bind_external_account(conn, account_id, person_id)
         if bound is None:
             raise conflict("account-bound", "This account is already bound to another person", "该账号已绑定他人")
         await audit.record(

@@ -12,7 +12,19 @@ from typing import Any
 
 import msgspec
 
-from core.crypto import SM2PrivateKey, SM2PublicKey, der_to_raw, raw_to_der
+from core.crypto import SM2PrivateKey, SM2PublicKey, der_to_raw, raw_to_der, sm3
+
+KEY_ID_BYTES = 4  # an issuer key's id: the first bytes of SM3(04 || X || Y)
+
+
+def key_id(public_key: SM2PublicKey) -> bytes:
+    """First 4 bytes of SM3(04 || X || Y): names an issuer key inside each code and signed document."""
+    return sm3(public_key.to_uncompressed())[:KEY_ID_BYTES]
+
+
+def key_id_text(public_key: SM2PublicKey) -> str:
+    """Text form of :func:`key_id` (8 lowercase hex digits), the `kid` of published keys."""
+    return key_id(public_key).hex()
 
 
 class SignedDocumentError(Exception):

@@ -11,11 +11,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from core import audit
+from core import audit, clock
 from core.masking import mask_id_number, mask_name
 from core.pagination import decode_cursor
 from core.pagination import next_cursor as _next_cursor
@@ -23,7 +22,8 @@ from core.problems import ProblemError, not_found
 from core.resources import Resources
 from identity import people
 from identity.errors import conflict, forbidden, unprocessable
-from identity.legal_models import (
+from identity.legal import repo
+from identity.legal.models import (
     LEGAL_SCOPES,
     AgentGrant,
     AgentList,
@@ -47,14 +47,13 @@ CLOCK_SKEW = timedelta(minutes=5)
 PAGE_MAX = 100
 MAX_ACTIVE_HANDLERS = 200  # per enterprise
 MAX_ACTIVE_AGENTS = 20  # per elder
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def _today() -> date:
-    return datetime.now(SHANGHAI).date()
+    return clock.beijing_today()
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -78,7 +77,7 @@ def _scopes(requested: list[str]) -> list[str]:
 
 
 async def _person_by_wangha(res: Resources, wangha: str) -> uuid.UUID:
-    person_id: uuid.UUID | None = await res.db.fetchval("SELECT id FROM identity.people WHERE wangha = $1", wangha)
+    person_id = await repo.person_id_by_wangha(res.db, wangha)
     if person_id is None:
         raise ProblemError(
             404, "person-not-found", "No enrolled person has this 网号", "该网号未注册", "person not found"
@@ -129,14 +128,7 @@ async def register_enterprise(res: Resources, person_id: str, req: EnterpriseReq
     name = req.name.strip()
     async with res.db.acquire() as conn, conn.transaction():
         try:
-            created: datetime = await conn.fetchval(
-                """INSERT INTO identity.enterprises (id, uscc, name, representative_id) VALUES ($1, $2, $3, $4)
-                   RETURNING created_at""",
-                enterprise_id,
-                req.uscc,
-                name,
-                uuid.UUID(person_id),
-            )
+            created = await repo.insert_enterprise(conn, enterprise_id, req.uscc, name, uuid.UUID(person_id))
         except asyncpg.UniqueViolationError as exc:
             raise conflict(
                 "enterprise-registered",
@@ -168,31 +160,12 @@ async def my_enterprises(res: Resources, person_id: str, *, cursor: str | None, 
     """Enterprises where I am the representative or an active handler, newest first."""
     limit = max(1, min(limit, PAGE_MAX))
     after, after_id = decode_cursor(cursor)
-    rows = await res.db.fetch(
-        """SELECT x.*, p.wangha AS rep_wangha, p.name_enc AS rep_name_enc FROM (
-               SELECT e.id, e.uscc, e.name, e.created_at, e.representative_id, 'representative' AS role,
-                      NULL::text[] AS scopes, NULL::timestamptz AS valid_until
-               FROM identity.enterprises e WHERE e.representative_id = $1
-               UNION ALL
-               SELECT e.id, e.uscc, e.name, e.created_at, e.representative_id, 'handler', h.scopes, h.valid_until
-               FROM identity.handlers h JOIN identity.enterprises e ON e.id = h.enterprise_id
-               WHERE h.person_id = $1 AND h.revoked_at IS NULL AND h.valid_until > now()
-                 AND e.representative_id <> $1
-           ) x JOIN identity.people p ON p.id = x.representative_id
-           WHERE $2::timestamptz IS NULL OR (x.created_at, x.id) < ($2, $3)
-           ORDER BY x.created_at DESC, x.id DESC LIMIT $4""",
-        uuid.UUID(person_id),
-        after,
-        after_id,
-        limit,
-    )
+    rows = await repo.enterprises_of(res.db, uuid.UUID(person_id), after, after_id, limit)
     return EnterpriseList(items=[_enterprise_view(res, r) for r in rows], next_cursor=_next_cursor(rows, limit))
 
 
 async def _enterprise_as_representative(res: Resources, person_id: str, enterprise_id: uuid.UUID) -> None:
-    representative = await res.db.fetchval(
-        "SELECT representative_id FROM identity.enterprises WHERE id = $1", enterprise_id
-    )
+    representative = await repo.representative_of(res.db, enterprise_id)
     if representative is None:
         raise not_found("enterprise")
     if str(representative) != person_id:
@@ -244,31 +217,15 @@ async def grant_handler(
         )
     scopes = _scopes(list(req.scopes))
     async with res.db.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT 1 FROM identity.enterprises WHERE id = $1 FOR UPDATE", enterprise_id)
-        active = await conn.fetchval(
-            """SELECT count(*) FROM identity.handlers
-               WHERE enterprise_id = $1 AND person_id <> $2 AND revoked_at IS NULL AND valid_until > now()""",
-            enterprise_id,
-            handler_person,
-        )
+        await repo.lock_enterprise(conn, enterprise_id)
+        active = await repo.count_other_active_handlers(conn, enterprise_id, handler_person)
         if active >= MAX_ACTIVE_HANDLERS:
             raise conflict(
                 "handler-limit",
                 f"At most {MAX_ACTIVE_HANDLERS} active handlers per enterprise",
                 "经办人数量已达上限",
             )
-        row = await conn.fetchrow(
-            """INSERT INTO identity.handlers (id, enterprise_id, person_id, scopes, valid_until)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (enterprise_id, person_id)
-               DO UPDATE SET scopes = EXCLUDED.scopes, valid_until = EXCLUDED.valid_until, revoked_at = NULL
-               RETURNING *""",
-            uuid.uuid4(),
-            enterprise_id,
-            handler_person,
-            scopes,
-            valid_until,
-        )
+        row = await repo.upsert_handler(conn, uuid.uuid4(), enterprise_id, handler_person, scopes, valid_until)
         assert row is not None
         await audit.record(
             conn,
@@ -283,7 +240,7 @@ async def grant_handler(
                 "valid_until": valid_until.isoformat(),
             },
         )
-        person = await conn.fetchrow("SELECT wangha, name_enc FROM identity.people WHERE id = $1", handler_person)
+        person = await repo.person_wangha_name(conn, handler_person)
     assert person is not None
     return _handler_view(res, {**dict(row.items()), **dict(person.items())}, now)
 
@@ -294,15 +251,7 @@ async def list_handlers(
     await _enterprise_as_representative(res, person_id, enterprise_id)
     limit = max(1, min(limit, PAGE_MAX))
     after, after_id = decode_cursor(cursor)
-    rows = await res.db.fetch(
-        """SELECT h.*, p.wangha, p.name_enc FROM identity.handlers h JOIN identity.people p ON p.id = h.person_id
-           WHERE h.enterprise_id = $1 AND ($2::timestamptz IS NULL OR (h.created_at, h.id) < ($2, $3))
-           ORDER BY h.created_at DESC, h.id DESC LIMIT $4""",
-        enterprise_id,
-        after,
-        after_id,
-        limit,
-    )
+    rows = await repo.handlers_of(res.db, enterprise_id, after, after_id, limit)
     now = datetime.now(UTC)
     return HandlerList(items=[_handler_view(res, r, now) for r in rows], next_cursor=_next_cursor(rows, limit))
 
@@ -313,16 +262,12 @@ async def revoke_handler(
     """Idempotent: revoking a revoked handler changes nothing (and is not audited again)."""
     await _enterprise_as_representative(res, person_id, enterprise_id)
     async with res.db.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT revoked_at FROM identity.handlers WHERE id = $1 AND enterprise_id = $2 FOR UPDATE",
-            handler_id,
-            enterprise_id,
-        )
+        row = await repo.lock_handler(conn, handler_id, enterprise_id)
         if row is None:
             raise not_found("handler")
         if row["revoked_at"] is not None:
             return
-        await conn.execute("UPDATE identity.handlers SET revoked_at = now() WHERE id = $1", handler_id)
+        await repo.revoke_handler(conn, handler_id)
         await audit.record(
             conn,
             actor=f"person:{person_id}",
@@ -339,16 +284,7 @@ async def handler_for(res: Resources, person_id: str, enterprise_id: str, scope:
     pid, eid = _uuid(person_id), _uuid(enterprise_id)
     if pid is None or eid is None or scope not in LEGAL_SCOPES:
         return False
-    allowed: bool = await res.db.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM identity.enterprises WHERE id = $2 AND representative_id = $1)
-               OR EXISTS (SELECT 1 FROM identity.handlers
-                          WHERE enterprise_id = $2 AND person_id = $1 AND $3 = ANY (scopes)
-                            AND revoked_at IS NULL AND valid_until > now())""",
-        pid,
-        eid,
-        scope,
-    )
-    return allowed
+    return await repo.may_act_for_enterprise(res.db, pid, eid, scope)
 
 
 # ---------------------------------------------------------------- agents for citizens aged 60+ (代理人)
@@ -369,12 +305,6 @@ def _agent_view(res: Resources, r: Any, me: uuid.UUID, now: datetime) -> AgentVi
         revoked_at=_iso(r["revoked_at"]),
         active=r["revoked_at"] is None and r["valid_from"] <= now < r["valid_until"],
     )
-
-
-_AGENT_SELECT = """SELECT a.*, pe.wangha AS elder_wangha, pe.name_enc AS elder_name_enc,
-                          pa.wangha AS agent_wangha, pa.name_enc AS agent_name_enc
-                   FROM identity.agents a
-                   JOIN identity.people pe ON pe.id = a.elder_id JOIN identity.people pa ON pa.id = a.agent_id"""
 
 
 async def grant_agent(res: Resources, person_id: str, req: AgentGrant, *, ip: str) -> AgentView:
@@ -403,23 +333,11 @@ async def grant_agent(res: Resources, person_id: str, req: AgentGrant, *, ip: st
     elder_uuid = uuid.UUID(person_id)
     async with res.db.acquire() as conn, conn.transaction():
         # Serialise one elder's grants so the cap holds under concurrent requests.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"agents:{person_id}")
-        active = await conn.fetchval(
-            "SELECT count(*) FROM identity.agents WHERE elder_id = $1 AND revoked_at IS NULL AND valid_until > now()",
-            elder_uuid,
-        )
+        await repo.lock_agents_of(conn, person_id)
+        active = await repo.count_active_agents(conn, elder_uuid)
         if active >= MAX_ACTIVE_AGENTS:
             raise conflict("agent-limit", f"At most {MAX_ACTIVE_AGENTS} active agent grants", "代理授权数量已达上限")
-        await conn.execute(
-            """INSERT INTO identity.agents (id, elder_id, agent_id, scopes, valid_from, valid_until)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            grant_id,
-            elder_uuid,
-            agent_id,
-            scopes,
-            now,
-            now + timedelta(days=req.days),
-        )
+        await repo.insert_agent(conn, grant_id, elder_uuid, agent_id, scopes, now, now + timedelta(days=req.days))
         await audit.record(
             conn,
             actor=f"person:{person_id}",
@@ -428,7 +346,7 @@ async def grant_agent(res: Resources, person_id: str, req: AgentGrant, *, ip: st
             ip=ip,
             detail={"agent": agent.wangha, "scopes": scopes, "days": req.days},
         )
-        row = await conn.fetchrow(_AGENT_SELECT + " WHERE a.id = $1", grant_id)
+        row = await repo.agent_view_row(conn, grant_id)
     assert row is not None
     return _agent_view(res, row, elder_uuid, now)
 
@@ -438,16 +356,7 @@ async def my_agents(res: Resources, person_id: str, *, cursor: str | None, limit
     limit = max(1, min(limit, PAGE_MAX))
     after, after_id = decode_cursor(cursor)
     me = uuid.UUID(person_id)
-    rows = await res.db.fetch(
-        _AGENT_SELECT
-        + """ WHERE (a.elder_id = $1 OR a.agent_id = $1)
-                AND ($2::timestamptz IS NULL OR (a.created_at, a.id) < ($2, $3))
-              ORDER BY a.created_at DESC, a.id DESC LIMIT $4""",
-        me,
-        after,
-        after_id,
-        limit,
-    )
+    rows = await repo.agents_of(res.db, me, after, after_id, limit)
     now = datetime.now(UTC)
     return AgentList(items=[_agent_view(res, r, me, now) for r in rows], next_cursor=_next_cursor(rows, limit))
 
@@ -455,16 +364,14 @@ async def my_agents(res: Resources, person_id: str, *, cursor: str | None, limit
 async def revoke_agent(res: Resources, person_id: str, grant_id: uuid.UUID, *, ip: str) -> None:
     """The elder ends a grant (idempotent). The agent is told 403; anyone else learns nothing (404)."""
     async with res.db.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT elder_id, agent_id, revoked_at FROM identity.agents WHERE id = $1 FOR UPDATE", grant_id
-        )
+        row = await repo.lock_agent(conn, grant_id)
         if row is None or person_id not in (str(row["elder_id"]), str(row["agent_id"])):
             raise not_found("agent grant")
         if str(row["elder_id"]) != person_id:
             raise forbidden("not-elder", "Only the elder may revoke this grant", "仅委托人可撤销代理授权")
         if row["revoked_at"] is not None:
             return
-        await conn.execute("UPDATE identity.agents SET revoked_at = now() WHERE id = $1", grant_id)
+        await repo.revoke_agent(conn, grant_id)
         await audit.record(
             conn,
             actor=f"person:{person_id}",
@@ -477,7 +384,7 @@ async def revoke_agent(res: Resources, person_id: str, grant_id: uuid.UUID, *, i
 
 async def agent_principal(res: Resources, person_id: str, grant_id: uuid.UUID, *, ip: str) -> AgentPrincipal:
     """Whom the signed-in agent acts for under this grant, while it is active. Every lookup is audited."""
-    row = await res.db.fetchrow("SELECT * FROM identity.agents WHERE id = $1", grant_id)
+    row = await repo.agent_grant(res.db, grant_id)
     now = datetime.now(UTC)
     if row is None or str(row["agent_id"]) != person_id:
         await audit.record(
@@ -536,12 +443,4 @@ async def acting_for(res: Resources, agent_person_id: str, elder_person_id: str,
     agent, elder = _uuid(agent_person_id), _uuid(elder_person_id)
     if agent is None or elder is None or scope not in LEGAL_SCOPES:
         return False
-    allowed: bool = await res.db.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM identity.agents
-                          WHERE agent_id = $1 AND elder_id = $2 AND $3 = ANY (scopes) AND revoked_at IS NULL
-                            AND valid_from <= now() AND valid_until > now())""",
-        agent,
-        elder,
-        scope,
-    )
-    return allowed
+    return await repo.may_act_for_elder(res.db, agent, elder, scope)

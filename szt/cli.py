@@ -12,73 +12,18 @@ import sys
 import time
 from pathlib import Path
 
-from core.embedded import EmbeddedServices
+from core.boot import prepare, serve_target, with_embedded
 from core.observe import setup_logging
-from core.settings import Settings, load_settings
-
-
-def _with_embedded(settings: Settings) -> tuple[Settings, EmbeddedServices]:
-    embedded = EmbeddedServices(settings.var_path)
-    db, redis = embedded.start(settings.database_url, settings.redis_url)
-    return load_settings(database_url=db, redis_url=redis), embedded
-
-
-async def _prepare(settings: Settings, *, seed: bool = True) -> None:
-    from core.db import create_pool
-    from core.migrate import migrate
-    from core.resources import Resources
-    from core.seed import seed_all
-
-    pool = await create_pool(settings.database_url, max_size=2)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    await pool.close()
-    if seed:
-        res = await Resources.open(settings)
-        try:
-            await seed_all(res)
-        finally:
-            await res.close()
-
-
-def _granian(target: str, host: str, port: int, workers: int = 1, loop: str = "uvloop") -> None:
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-
-    Granian(
-        target,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        factory=True,
-        log_enabled=True,
-        log_access=False,
-        backlog=2048,
-        loop=Loops(loop),
-    ).serve()
-
-
-def _uvicorn(target: str, host: str, port: int) -> None:
-    import uvicorn
-
-    uvicorn.run(target, host=host, port=port, factory=True, access_log=False, log_level="warning")
-
-
-def _serve_target(target: str, settings: Settings, port: int) -> None:
-    if settings.server == "uvicorn":
-        _uvicorn(target, settings.host, port)
-    else:
-        _granian(target, settings.host, port, settings.workers, settings.server_loop)
+from core.settings import export, load_settings
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    settings, embedded = _with_embedded(load_settings())
+    settings, embedded = with_embedded(load_settings())
     if not args.no_migrate:
-        asyncio.run(_prepare(settings))
-    os.environ["SZT_SERVE_APPS"] = ",".join(args.names)
+        asyncio.run(prepare(settings))
+    export(serve_apps=",".join(args.names))  # for the app factory in granian's worker processes
     try:
-        _serve_target("core.server:server_from_env", settings, args.port or settings.port)
+        serve_target("core.server:server_from_env", settings, args.port or settings.port)
     finally:
         embedded.stop()
 
@@ -87,8 +32,8 @@ def cmd_sim(args: argparse.Namespace) -> None:
     """The simulators on SZT_SIM_PORT and, as its own process, the signing server on SZT_SIGNER_PORT."""
     settings = load_settings()
     procs = [
-        _spawn([sys.executable, "-m", "core.cli", "sim-only", "simulators"]),
-        _spawn([sys.executable, "-m", "core.cli", "sim-only", "signer"]),
+        _spawn([sys.executable, "-m", "szt.cli", "sim-only", "simulators"]),
+        _spawn([sys.executable, "-m", "szt.cli", "sim-only", "signer"]),
     ]
     _wait_children(procs, f"simulators {settings.simulators_url}, signer {settings.signing_server_url}")
 
@@ -96,15 +41,15 @@ def cmd_sim(args: argparse.Namespace) -> None:
 def cmd_sim_only(args: argparse.Namespace) -> None:
     settings = load_settings()
     if args.which == "signer":
-        _serve_target("simulators.signer:create_signer", settings, settings.signer_port)
+        serve_target("simulators.signer:create_signer", settings, settings.signer_port)
     else:
-        _serve_target("simulators.app:create_simulators", settings, settings.sim_port)
+        serve_target("simulators.app:create_simulators", settings, settings.sim_port)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
     from core.worker import run_worker
 
-    settings, embedded = _with_embedded(load_settings())
+    settings, embedded = with_embedded(load_settings())
     try:
         asyncio.run(run_worker(settings))
     except KeyboardInterrupt:
@@ -114,19 +59,19 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    settings, embedded = _with_embedded(load_settings())
+    settings, embedded = with_embedded(load_settings())
     try:
-        asyncio.run(_prepare(settings, seed=not args.no_seed))
+        asyncio.run(prepare(settings, seed=not args.no_seed))
     finally:
         embedded.stop()
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     """Everything a newcomer wants: embedded databases, migrations, seed, server, simulators, worker."""
-    settings, embedded = _with_embedded(load_settings())
+    settings, embedded = with_embedded(load_settings())
     try:
-        asyncio.run(_prepare(settings))
-        me = [sys.executable, "-m", "core.cli"]
+        asyncio.run(prepare(settings))
+        me = [sys.executable, "-m", "szt.cli"]
         procs = [
             _spawn([*me, "sim-only", "simulators"]),
             _spawn([*me, "sim-only", "signer"]),
@@ -194,7 +139,7 @@ def _wait_children(procs: list[subprocess.Popen[bytes]], banner: str) -> None:
 
 
 def cmd_openapi(args: argparse.Namespace) -> None:
-    from core.openapi_export import export
+    from szt.openapi_export import export
 
     changed = export(Path(args.out), check=args.check)
     if args.check and changed:
@@ -208,7 +153,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
     from core.db import create_pool
 
     async def go() -> int:
-        settings, embedded = _with_embedded(load_settings())
+        settings, embedded = with_embedded(load_settings())
         pool = await create_pool(settings.database_url, max_size=1)
         try:
             findings = await verify(pool)
@@ -226,11 +171,11 @@ def cmd_audit(args: argparse.Namespace) -> None:
 def cmd_clients(args: argparse.Namespace) -> None:
     """Register a relying party until app access management issues them on approval."""
     from core.resources import Resources
-    from identity import clients
+    from identity.facade import clients
 
     async def go() -> None:
-        settings, embedded = _with_embedded(load_settings())
-        await _prepare(settings, seed=False)
+        settings, embedded = with_embedded(load_settings())
+        await prepare(settings, seed=False)
         res = await Resources.open(settings)
         try:
             made = await clients.create(
@@ -255,11 +200,11 @@ def cmd_keys(args: argparse.Namespace) -> None:
     """Rotate the issuer's SM2 key: new credentials, codes and SM2 tokens use the new one; the old one stays
     published (verifiers keep working) until retired."""
     from core.resources import Resources
-    from identity import keys
+    from identity.facade import keys
 
     async def go() -> None:
-        settings, embedded = _with_embedded(load_settings())
-        await _prepare(settings, seed=False)
+        settings, embedded = with_embedded(load_settings())
+        await prepare(settings, seed=False)
         res = await Resources.open(settings)
         try:
             if args.action == "rotate":

@@ -12,7 +12,7 @@ from msgspec import Meta
 from core.auth import BASIC_REQUIRED
 from core.resources import Resources
 from identity import clients
-from identity.licences import MAX_TOKEN_CHARS, LicenceVerification, verify_licence
+from identity.licences.service import MAX_TOKEN_CHARS, LicenceVerification, verify_licence
 
 
 class VerifyLicenceRequest(msgspec.Struct):
