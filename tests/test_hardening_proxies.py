@@ -28,7 +28,7 @@ def proxied(stack: Stack, var_dir: Path) -> Iterator[str]:
     env = {**stack.env, "SZT_PORT": str(port), "SZT_TRUSTED_PROXIES": "127.0.0.1/32, ::1", "SZT_LOG_LEVEL": "DEBUG"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "serve", "bff", "admin", "--no-migrate", "--port", str(port)],
+            [sys.executable, "-m", "szt.cli", "serve", "bff", "admin", "--no-migrate", "--port", str(port)],
             env=env,
             cwd=ROOT,
             stdout=out,
