@@ -18,7 +18,7 @@ async def mint(access_token: str, n: int) -> list[str]:
     from core.boot import with_embedded
     from core.resources import Resources
     from core.settings import load_settings
-    from identity.facade import CodeRequest, authenticate
+    from identity.facade import authenticate, models
     from identity.facade import codes as verification
 
     verification.qr_version = lambda _text: 0  # type: ignore[assignment]  # see the module docstring
@@ -28,7 +28,7 @@ async def mint(access_token: str, n: int) -> list[str]:
         res = await Resources.open(settings)
         try:
             principal = await authenticate(res, f"Bearer {access_token}")
-            request = CodeRequest(ttl_seconds=300)
+            request = models.CodeRequest(ttl_seconds=300)
             while len(out) < n:
                 batch = min(BATCH, n - len(out))
                 made = await asyncio.gather(*(verification.issue_code(res, principal, request) for _ in range(batch)))

@@ -16,11 +16,11 @@ from core.problems import ProblemError, not_found
 from core.resources import Resources
 from identity.facade import (
     SCOPE_TITLES_ZH,
-    Capture,
     Principal,
     authorization,
     clients,
     consents_of,
+    models,
     tokens,
     withdraw_consent,
 )
@@ -49,7 +49,7 @@ class AuthRequestView(msgspec.Struct):
 
 
 class Approval(msgspec.Struct):
-    face_capture: Capture | None = None
+    face_capture: models.Capture | None = None
 
 
 class Decision(msgspec.Struct):

@@ -221,6 +221,51 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         str,
         _var("SZT_BENCH_HOME_BODY", "bench only: the body file the bare home peer serves (set by the bench)", "none"),
     ] = ""
+    outbound_allow: Annotated[
+        str,
+        _var(
+            "SZT_OUTBOUND_ALLOW",
+            "destinations the outbound-request guard (core.outbound) lets through although they are private, loopback, "
+            "link-local or our own services, for URLs outsiders give us (app entries, back-channel logout): "
+            "comma-separated host names, addresses or CIDRs, each optionally with `:port` (`[v6]:port`), e.g. "
+            "`10.20.0.0/16,intranet.example.gov.cn:8443`",
+            "none: only public addresses",
+        ),
+    ] = ""
+    outbound_http: Annotated[
+        bool,
+        _var(
+            "SZT_OUTBOUND_HTTP",
+            "the outbound-request guard also accepts plain `http://` URLs from outsiders (development and tests, "
+            "where the simulators speak http); otherwise only `https://`",
+        ),
+    ] = False
+    # Hardening (core.edge, core.forwarded, core.idempotency, core.observe).
+    trusted_proxies: Annotated[
+        str,
+        _var(
+            "SZT_TRUSTED_PROXIES",
+            "load balancers whose `X-Forwarded-For` / `X-Forwarded-Proto` / `Forwarded` headers are believed (for "
+            "rate limits, logs, `Secure` cookies, the console's Origin check): comma-separated addresses or CIDRs",
+            "none: the connection's peer is the client",
+        ),
+    ] = ""
+    metrics_token: Annotated[
+        str,
+        _var(
+            "SZT_METRICS_TOKEN",
+            "bearer token `/metrics` asks for (`Authorization: Bearer …`)",
+            "generated once into `var/metrics-token` (0600)",
+        ),
+    ] = ""
+    metrics_open: Annotated[
+        bool,
+        _var("SZT_METRICS_OPEN", "serve `/metrics` without a token (only where the scraper alone reaches the port)"),
+    ] = False
+    idempotency_keys_per_caller: Annotated[
+        int,
+        _var("SZT_IDEMPOTENCY_KEYS_PER_CALLER", "stored `Idempotency-Key` answers one caller may hold (24 h each)"),
+    ] = 1000
 
     @property
     def base_url(self) -> str:

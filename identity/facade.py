@@ -9,6 +9,7 @@ from __future__ import annotations
 from identity import (
     clients,  # create, get, authenticate_basic, update_grants (catalog, orgs, push, core.cli, bench)
     keys,  # create_key, retire_key (core.cli)
+    models,  # the wire shapes of enrolment, sign-in, 网证 and codes (bff, miniapp_api)
     people,  # load, id_index (affairs, bff)
     segments,  # person_ids (push)
     sessions,  # create, refresh, end, list_for, ... (bff, miniapp_api)
@@ -25,41 +26,10 @@ from identity.credentials import (
 from identity.credentials import service as credentials  # enrol, sign-ins, credentials, PIN (bff)
 from identity.credentials.pin import check_pin, hash_pin
 from identity.externals import SmsClient
+from identity.legal import models as legal_models  # enterprises', handlers' and agents' wire shapes (bff)
 from identity.legal import service as legal  # enterprises, handlers, agents (bff, affairs)
-from identity.legal.models import (
-    CURSOR_PATTERN,
-    AgentGrant,
-    AgentList,
-    AgentPrincipal,
-    AgentView,
-    EnterpriseList,
-    EnterpriseRequest,
-    EnterpriseView,
-    HandlerGrant,
-    HandlerList,
-    HandlerView,
-)
 from identity.licences import service as licences  # my_licences, licence_detail, present, scan, card_png (bff)
 from identity.licences.service import LicenceDetail, LicenceList, ScanResult, expiring_documents
-from identity.models import (
-    Capture,
-    ChallengeIssued,
-    CodeRequest,
-    CredentialSignIn,
-    CredentialView,
-    Enrolled,
-    EnrolmentRequest,
-    IdentityCode,
-    NewCredentialRequest,
-    PinRequest,
-    RefreshRequest,
-    SessionView,
-    SmsCodeRequest,
-    SmsCodeSent,
-    SmsSignIn,
-    StatusChange,
-    Tokens,
-)
 from identity.numbers import valid_resident_id, valid_uscc
 from identity.oidc import (
     authorization,  # load, approve, deny, AuthRequest (bff)
@@ -71,42 +41,14 @@ from identity.sessions import ACR_ORDER, Principal, authenticate
 
 __all__ = [
     "ACR_ORDER",
-    "CURSOR_PATTERN",
     "SCOPE_ENTITLEMENT",
     "SCOPE_TITLES_ZH",
-    "AgentGrant",
-    "AgentList",
-    "AgentPrincipal",
-    "AgentView",
-    "Capture",
-    "ChallengeIssued",
     "Client",
-    "CodeRequest",
-    "CredentialSignIn",
-    "CredentialView",
-    "Enrolled",
-    "EnrolmentRequest",
-    "EnterpriseList",
-    "EnterpriseRequest",
-    "EnterpriseView",
-    "HandlerGrant",
-    "HandlerList",
-    "HandlerView",
-    "IdentityCode",
     "LicenceDetail",
     "LicenceList",
-    "NewCredentialRequest",
-    "PinRequest",
     "Principal",
-    "RefreshRequest",
     "ScanResult",
-    "SessionView",
     "SmsClient",
-    "SmsCodeRequest",
-    "SmsCodeSent",
-    "SmsSignIn",
-    "StatusChange",
-    "Tokens",
     "authenticate",
     "authorization",
     "bindings",
@@ -121,7 +63,9 @@ __all__ = [
     "issue_code",
     "keys",
     "legal",
+    "legal_models",
     "licences",
+    "models",
     "people",
     "render_png",
     "render_svg",

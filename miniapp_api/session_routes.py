@@ -11,7 +11,7 @@ from core.auth import BEARER_REQUIRED
 from core.masking import mask_phone
 from core.ratelimit import rate_limit
 from core.resources import Resources
-from identity.facade import Principal, Tokens, bindings, sessions, sms
+from identity.facade import Principal, bindings, models, sessions, sms
 from miniapp_api.auth import client_ip, principal
 from miniapp_api.models import (
     AlipayLogin,
@@ -38,7 +38,7 @@ AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_RE
 LOGIN_LIMIT = [rate_limit(300, 60, name="mini-login-ip")]
 
 
-def _tokens(t: Tokens) -> SessionTokens:
+def _tokens(t: models.Tokens) -> SessionTokens:
     return SessionTokens(access_token=t.access_token, refresh_token=t.refresh_token, expires_in=t.expires_in)
 
 

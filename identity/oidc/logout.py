@@ -12,10 +12,11 @@ import jwt
 from litestar import MediaType, Response
 from litestar.response import Redirect
 
-from core import audit
+from core import audit, outbound
 from core.problems import invalid
 from core.resources import Resources
 from identity import clients
+from identity.oidc import repo
 from identity.oidc.jose import sign_jwt, verify_own_jwt
 from identity.oidc.tokens import revoke_family
 
@@ -24,7 +25,7 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 async def notify_backchannel(res: Resources, client_id: str, sub: str, sid: str) -> None:
-    uri = await res.db.fetchval("SELECT backchannel_logout_uri FROM identity.clients WHERE client_id = $1", client_id)
+    uri = await repo.backchannel_logout_uri(res.db, client_id)
     if not uri:
         return
     now = int(time.time())
@@ -43,7 +44,7 @@ async def notify_backchannel(res: Resources, client_id: str, sub: str, sid: str)
         typ="logout+jwt",
     )
     try:
-        resp = await res.http.post(uri, data={"logout_token": token}, timeout=5.0)
+        resp = await outbound.post(res.settings, uri, data={"logout_token": token}, time_limit=5.0, max_redirects=0)
         if resp.status_code >= 400:
             log.warning("back-channel logout refused", extra={"client_id": client_id, "status": resp.status_code})
     except Exception as exc:  # a client being down must not break the user's logout
@@ -52,10 +53,7 @@ async def notify_backchannel(res: Resources, client_id: str, sub: str, sid: str)
 
 async def end_sid(res: Resources, sid: str, reason: str) -> list[tuple[str, str]]:
     """Revoke every token family issued under app session `sid`; notify their clients. Returns (client, sub)."""
-    rows = await res.db.fetch(
-        "SELECT DISTINCT family, client_id, person_id FROM identity.oidc_refresh WHERE sid = $1 AND revoked_at IS NULL",
-        sid,
-    )
+    rows = await repo.live_families_of_sid(res.db, sid)
     ended: list[tuple[str, str]] = []
     from identity.oidc.tokens import subject
 
@@ -95,13 +93,7 @@ async def end_session(
     target: str | None = None
     if post_logout_redirect_uri:
         client = await clients.get(res, audience[:128], cached=True) if audience else None
-        allowed = (
-            await res.db.fetchval(
-                "SELECT post_logout_redirect_uris FROM identity.clients WHERE client_id = $1", audience
-            )
-            if client
-            else None
-        )
+        allowed = await repo.post_logout_redirect_uris(res.db, audience) if client else None
         if not allowed or post_logout_redirect_uri not in allowed:
             raise invalid("post_logout_redirect_uri", "not registered for this client (give id_token_hint)")
         sep = "&" if "?" in post_logout_redirect_uri else "?"
