@@ -10,6 +10,7 @@ import base64
 import json
 import random
 import secrets
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -23,6 +24,9 @@ from core.resources import Resources
 from eseal import seals
 from identity.credentials import pin as pin_rules
 from identity.credentials import sms as sms_rules
+from orgs import service as org_service
+from orgs import totp
+from tests.admin_helpers import platform_admin, sign_in
 from tests.eseal_helpers import bureau, make_pdf
 from tests.identity_helpers import Citizen, enrol, pick_citizen, sign, sms_code
 
@@ -166,3 +170,64 @@ async def test_seal_password_burst_locks_and_refuses_the_right_password(
         }, seen
         again = await attempt(client, "印章密码-2026")()
         assert again.status_code == 423
+
+
+def new_admin(http: httpx.Client, var_dir: Path) -> tuple[str, str]:
+    boss = platform_admin(http, var_dir)
+    username, password = "race" + secrets.token_hex(4), secrets.token_urlsafe(12)
+    r = http.post(
+        "/admin/v1/admins",
+        headers=boss,
+        json={
+            "username": username,
+            "password": password,
+            "display_name": "并发测试",
+            "org_code": "320500",
+            "roles": ["org_admin"],
+        },
+    )
+    assert r.status_code == 201, r.text
+    return username, password
+
+
+def admin_attempt(client: httpx.AsyncClient, username: str, password: str, **extra: str) -> Call:
+    body = {"username": username, "password": password, **extra}
+    return lambda: client.post("/admin/v1/sessions", json=body)
+
+
+async def test_admin_password_burst_locks_and_refuses_the_right_password(
+    http: httpx.Client, var_dir: Path, pool: list[httpx.AsyncClient]
+) -> None:
+    username, password = new_admin(http, var_dir)
+    wrong = [admin_attempt(pool[i % len(pool)], username, f"wrong-{i:04d}") for i in range(WRONG)]
+    answers, last = await burst(wrong, admin_attempt(pool[-1], username, password), org_service.MAX_FAILURES)
+
+    assert last.status_code == 423 and last.json()["type"].endswith(":account-locked"), last.text
+    seen = kinds(answers)
+    assert seen == {
+        "401 bad-credentials": org_service.MAX_FAILURES,
+        "423 account-locked": WRONG - org_service.MAX_FAILURES,
+    }, seen
+    assert (await admin_attempt(pool[-2], username, password)()).status_code == 423
+
+
+async def test_admin_totp_burst_locks_and_refuses_the_right_code(
+    http: httpx.Client, var_dir: Path, pool: list[httpx.AsyncClient]
+) -> None:
+    username, password = new_admin(http, var_dir)
+    h = sign_in(http, username, password)
+    secret = http.post("/admin/v1/me/totp", headers=h).json()["secret"]
+    r = http.post("/admin/v1/me/totp/confirm", headers=h, json={"code": totp.code_at(secret)})
+    assert r.status_code == 204, r.text
+    right = totp.code_at(secret, at=time.time() + 30)  # the next step's code: not the one just used
+    guesses = [f"{(int(right) + 1 + i) % 10**6:06d}" for i in range(WRONG)]
+    wrong = [admin_attempt(pool[i % len(pool)], username, password, totp=g) for i, g in enumerate(guesses)]
+    right_one = admin_attempt(pool[-1], username, password, totp=right)
+    answers, last = await burst(wrong, right_one, org_service.MAX_FAILURES)
+
+    assert last.status_code == 423 and last.json()["type"].endswith(":account-locked"), last.text
+    seen = kinds(answers)
+    assert seen == {
+        "401 totp-invalid": org_service.MAX_FAILURES,
+        "423 account-locked": WRONG - org_service.MAX_FAILURES,
+    }, seen
