@@ -70,7 +70,7 @@ async def sign_file(
     # The cross-page strips change every page, which is only allowed before the first signature: sign it first.
     positions = sorted(positions, key=lambda p: not p.cross_page)
     client = keys.signer(res)
-    stamper = await timestamps.timestamper(res) if algorithm != "sm2" else None
+    stamper = await timestamps.timestamper(res)
     current = src
     temps: list[Path] = []
     try:
@@ -115,11 +115,12 @@ async def sign_file(
                         field_name=field,
                         placement=placement,
                         seal_png=bytes(seal_row["image_png"]),
-                        seal_der=bytes(seal_row["ses_seal"]),
+                        seal_der=await seals.standard_seal(res, seal_row),
                         seal_code=pos.seal_code,
                         cert=bytes(cert["cert_der"]),
                         sign_sm2=sign_sm2,
                         cross_page=pos.cross_page,
+                        timestamp=timestamps.ses_token(stamper) if stamper is not None else None,
                     )
             current = tmp
             await logs.append(
@@ -200,9 +201,8 @@ async def trust(res: Resources) -> pdfverify.Trust:
     return pdfverify.Trust(roots=roots, intermediates=intermediates, crls=crls)
 
 
-async def _seal_states(res: Resources, trust_: pdfverify.Trust, path: Path) -> None:
-    """Fill in the seals the document's signatures name (codes read from the signature dictionaries)."""
-    codes = _codes_in(path)
+async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) -> None:
+    """Fill in the state of the seals a document's signatures name."""
     for code in codes:
         row = await repo.seal_by_code(res.db, code)
         if row is None:
@@ -240,7 +240,7 @@ async def verify_file(
     res: Resources, path: Path, *, actor: str = "public", ip: str = "", doc_name: str = ""
 ) -> VerifyResult:
     trust_ = await trust(res)
-    await _seal_states(res, trust_, path)
+    await seal_states(res, trust_, _codes_in(path))
     with path.open("rb") as f:
         result = await pdfverify.verify_stream(f, trust_)
     for sig in result.signatures:
