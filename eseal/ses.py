@@ -316,15 +316,26 @@ def _text_time(text: str) -> dt.datetime | None:
     return None
 
 
-def _der_sequence(*parts: bytes) -> bytes:
-    body = b"".join(parts)
-    n = len(body)
+def der_length(n: int) -> bytes:
     if n < 0x80:
-        length = bytes([n])
-    else:
-        size = (n.bit_length() + 7) // 8
-        length = bytes([0x80 | size]) + n.to_bytes(size, "big")
-    return b"\x30" + length + body
+        return bytes([n])
+    size = (n.bit_length() + 7) // 8
+    return bytes([0x80 | size]) + n.to_bytes(size, "big")
+
+
+def der_sequence(*parts: bytes) -> bytes:
+    body = b"".join(parts)
+    return b"\x30" + der_length(len(body)) + body
+
+
+def sequence_elements(data: bytes) -> list[bytes]:
+    """The encoded elements of a DER SEQUENCE (SESFormatError when it is not one)."""
+    return [el.encoded for el in _seq(data)]
+
+
+def element_contents(encoded: bytes) -> bytes:
+    """The contents of one encoded element (e.g. what an EXPLICIT tag wraps)."""
+    return _parse_one(encoded).contents
 
 
 MakerForm = Literal["standard", "sequence", "legacy"]
@@ -361,7 +372,7 @@ class Seal:
         if form == "legacy":
             return legacy_seal_to_be_signed(self.info_der, self.maker_cert)
         if form == "sequence" or self.version == 1:
-            return _der_sequence(self.info_der, cert_der, alg_der)
+            return der_sequence(self.info_der, cert_der, alg_der)
         return self.info_der
 
     def maker_form(self) -> MakerForm | None:

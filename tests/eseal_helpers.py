@@ -267,3 +267,15 @@ def outside_signature_v1(signer: OutsideKey, signer_cert: bytes, seal_der: bytes
         bytes(acore.ObjectIdentifier(SM2_WITH_SM3).dump()),
     )
     return der_seq(tbs, _bit_string(signer.sign(tbs)))
+
+
+def make_ofd(pages: int = 1, lines: tuple[str, ...] = (), heading: str = "苏州市公安局 证明") -> bytes:
+    """An OFD of `pages` A4 pages: a heading, then `lines` (each a TextObject) from 50 mm down."""
+    from eseal import ofd
+
+    specs = []
+    for p in range(pages):
+        texts = [ofd.Text(f"{heading} 第{p + 1}页", 25, 30, 5.0)]
+        texts += [ofd.Text(line, 25, 50 + 7 * i, 4.2) for i, line in enumerate(lines)]
+        specs.append(ofd.PageSpec(texts=texts, rects=[ofd.Rect(15, 15, 180, 267, 0.3)]))
+    return ofd.build(specs, title=heading)
