@@ -12,7 +12,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from core.resources import Resources
-from eseal import appauth, ca, seals
+from eseal import appauth, ca, repo, seals
 from eseal.models import Certificate, Seal, SealKind
 
 FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
@@ -279,3 +279,32 @@ def make_ofd(pages: int = 1, lines: tuple[str, ...] = (), heading: str = "苏州
         texts += [ofd.Text(line, 25, 50 + 7 * i, 4.2) for i, line in enumerate(lines)]
         specs.append(ofd.PageSpec(texts=texts, rects=[ofd.Rect(15, 15, 180, 267, 0.3)]))
     return ofd.build(specs, title=heading)
+
+
+async def outside_party(res: Resources, org: str) -> tuple[OutsideKey, bytes, OutsideKey, bytes, str]:
+    """An outside maker and signer whose SM2 keys gmssl holds, certified by our CA as UKey certificates; the signer's
+    certificate bound to a seal registered (and published) here."""
+    await ca.ensure_cas(res)
+    maker, signer = OutsideKey(), OutsideKey()
+    certs = []
+    for key, name in ((maker, f"{org}制章系统"), (signer, org)):
+        c = await ca.apply(
+            res,
+            subject_kind="org",
+            subject_name=name,
+            subject_org=org,
+            form="ukey",
+            public_key=key.spki(),
+            real_name_verified=True,
+        )
+        found = await repo.certificate(res.db, c.id)
+        assert found is not None
+        certs.append((c, bytes(found["cert_der"])))
+    seal = await seals.apply(
+        res, kind="official", name=org, org_name=org, region_code="320500", cert_ids=[certs[1][0].id], imported=True
+    )
+    await seals.review(res, seal.id, approve=True, reviewer="admin")
+    seal = await seals.make(res, seal.id)
+    await seals.register(res, seal.id, actor="admin")
+    await seals.publish(res, seal.id, actor="admin")
+    return maker, certs[0][1], signer, certs[1][1], seal.code or ""

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 from asn1crypto import core as acore
 from asn1crypto import parser
@@ -17,10 +19,19 @@ from lxml import etree
 from PIL import Image
 
 from core.problems import ProblemError
+from core.reqsig import sign_headers
 from core.resources import Resources
-from eseal import ca, ofd, ofdrender, seals, signing
+from eseal import ca, impression, ofd, ofdrender, seals, service, signing
 from eseal.models import SignPosition, VerifyResult
-from tests.eseal_helpers import bureau, gmssl_verify, make_ofd
+from tests.eseal_helpers import (
+    Bureau,
+    bureau,
+    gmssl_verify,
+    make_ofd,
+    outside_party,
+    outside_seal_v4,
+    outside_signature_v4,
+)
 from tests.harness import Stack
 
 SHOTS = Path("/tmp/ofd-shots")
@@ -341,3 +352,153 @@ async def test_suspended_seal_and_revoked_certificate_are_reported(
     result = await _verify(res, out, tmp_path, "r.ofd")
     check = next(c for c in result.signatures[0].checks if c.name == "certificate")
     assert not result.valid and "revoked (key_compromise)" in check.detail, result
+
+
+def signed_post(
+    http: httpx.Client, b: Bureau, path: str, payload: dict[str, object], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    auth = sign_headers("X-App-Code", b.app_code, b.app_secret.encode(), "POST", path, body)
+    return http.post(path, content=body, headers={**auth, "Content-Type": "application/json", **(headers or {})})
+
+
+async def test_ofd_over_http_same_api_as_pdf_idempotency_batch_problems_and_page(
+    res: Resources, http: httpx.Client, stack: Stack, tmp_path: Path
+) -> None:
+    b = await bureau(res, "苏州市公安局园区分局")
+    code = b.seal.code
+    src = make_ofd(1, LINES)
+    path = "/eseal/v1/documents:sign"
+    payload: dict[str, object] = {
+        "document": base64.b64encode(src).decode(),
+        "seals": [{"seal_code": code, "keyword": "（盖章）"}],
+        "name": "证明.ofd",
+    }
+    first = signed_post(http, b, path, payload, {"Idempotency-Key": "ofd-1"})
+    assert first.status_code == 200, first.text
+    again = signed_post(http, b, path, payload, {"Idempotency-Key": "ofd-1"})  # a retry: new nonce, same key
+    assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+    other = signed_post(http, b, path, {**payload, "name": "另一个.ofd"}, {"Idempotency-Key": "ofd-1"})
+    assert other.status_code == 422 and other.json()["type"].endswith("idempotency-key-reused")
+    sealed = base64.b64decode(first.json()["document"])
+    assert ofd.is_ofd(sealed) and first.json()["signatures"] == 1
+    found = await service.search_logs(res, {"kind": "sign", "seal_code": code})
+    assert len(found.items) == 1 and found.items[0].doc_name == "证明.ofd"  # the replay did not seal again
+
+    missing = signed_post(http, b, path, {**payload, "seals": [{"seal_code": code, "keyword": "没有这个词"}]})
+    assert missing.status_code == 422, missing.text
+    problem = missing.json()
+    assert problem["type"].endswith("keyword-not-found") and "没有这个词" in problem["detail"]
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    not_granted = await bureau(res, "苏州市公安局另一分局")
+    denied = signed_post(http, not_granted, path, payload)  # another app, not granted this seal
+    assert denied.status_code == 403 and denied.json()["type"].endswith("seal-not-granted")
+    junk = signed_post(http, b, path, {**payload, "document": base64.b64encode(b"PK\x03\x04 not a zip").decode()})
+    assert junk.status_code == 400
+
+    batch = signed_post(
+        http,
+        b,
+        "/eseal/v1/documents:batch-sign",
+        {
+            "items": [
+                payload,
+                {**payload, "document": base64.b64encode(make_ofd(3, LINES)).decode()},
+                {**payload, "seals": [{"seal_code": code, "keyword": "没有这个词"}]},
+            ]
+        },
+    )
+    assert batch.status_code == 200, batch.text
+    assert [r is not None for r in batch.json()["results"]] == [True, True, False]
+    assert "keyword-not-found" in batch.json()["errors"][2]
+
+    api = http.post("/eseal/v1/verifications", files={"file": ("证明.ofd", sealed, "application/ofd")})
+    assert api.status_code == 200, api.text
+    result = api.json()
+    assert result["valid"] and result["format"] == "ofd", result
+    assert [c["verdict"] for c in result["signatures"][0]["checks"]] == ["pass"] * 8
+    page = http.post("/eseal/verify", files={"file": ("证明.ofd", sealed, "application/ofd")})
+    assert page.status_code == 200 and "文档所有签章有效" in page.text and "OFD (GB/T 33190)" in page.text
+    assert 'src="data:image/png;base64,' in page.text  # the first page with its seal
+    files = _files(sealed)
+    files["Doc_0/Pages/Page_0/Content.xml"] = files["Doc_0/Pages/Page_0/Content.xml"].replace("特此".encode(), b"XX")
+    bad = http.post("/eseal/verify", files={"file": ("t.ofd", _zip(files), "application/ofd")})
+    assert "文档签章无效" in bad.text and "/Doc_0/Pages/Page_0/Content.xml changed" in bad.text
+
+    filled = signed_post(
+        http,
+        b,
+        "/eseal/v1/documents:fill-and-sign",
+        {
+            "template": "licence",
+            "fields": {"holder": "张三", "item": "道路运输", "issuer": "苏州市公安局园区分局"},
+            "seal_code": code,
+            "format": "ofd",
+            "name": "证照.ofd",
+        },
+    )
+    assert filled.status_code == 200, filled.text
+    licence = base64.b64decode(filled.json()["document"])
+    verdict = http.post("/eseal/v1/verifications", files={"file": ("证照.ofd", licence, "application/ofd")}).json()
+    assert verdict["valid"] and verdict["format"] == "ofd", verdict
+    lic = ofd.Package.load(licence)
+    await asyncio.to_thread((SHOTS / "licence.png").write_bytes, ofdrender.render_page(lic, 0))
+
+
+async def test_ofd_sealed_by_an_outside_implementation_verifies_on_our_page(
+    res: Resources, http: httpx.Client, stack: Stack
+) -> None:
+    """The §18 files written here by hand (lxml, zipfile, gmssl SM3) around an SES_Signature built by the outside
+    GB/T 38540 implementation in tests/eseal_helpers.py: what another vendor's sealing software produces."""
+    from gmssl import func
+    from gmssl import sm3 as gm_sm3
+
+    def sm3(data: bytes) -> bytes:
+        return bytes.fromhex(gm_sm3.sm3_hash(func.bytes_to_list(data)))
+
+    maker, maker_cert, signer, signer_cert, code = await outside_party(res, "张家港市公安局")
+    png = impression.render("张家港市公安局", code)
+    files = _files(make_ofd(1, LINES))
+    ns = NS["ofd"]
+    root = etree.fromstring(files["OFD.xml"])
+    etree.SubElement(root.find("ofd:DocBody", NS), f"{{{ns}}}Signatures").text = "Doc_0/Signs/Signatures.xml"
+    files["OFD.xml"] = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    signatures = (
+        f'<?xml version="1.0" encoding="UTF-8"?><ofd:Signatures xmlns:ofd="{ns}"><ofd:MaxSignId>2</ofd:MaxSignId>'
+        '<ofd:Signature ID="1" Type="Seal" BaseLoc="Sign_0/Signature.xml"/></ofd:Signatures>'
+    ).encode()
+    seal_der = outside_seal_v4(maker, maker_cert, [signer_cert], code, png)
+    files["Doc_0/Signs/Sign_0/Seal.esl"] = seal_der
+    refs = "".join(
+        f'<ofd:Reference FileRef="/{name}"><ofd:CheckValue>{base64.b64encode(sm3(body)).decode()}</ofd:CheckValue>'
+        "</ofd:Reference>"
+        for name, body in files.items()
+    )
+    page_id = etree.fromstring(files["Doc_0/Document.xml"]).find("ofd:Pages/ofd:Page", NS).get("ID")
+    signature_xml = (
+        f'<?xml version="1.0" encoding="UTF-8"?><ofd:Signature xmlns:ofd="{ns}"><ofd:SignedInfo>'
+        '<ofd:Provider ProviderName="外部签章软件" Version="2.0" Company="外部厂商"/>'
+        "<ofd:SignatureMethod>1.2.156.10197.1.501</ofd:SignatureMethod>"
+        "<ofd:SignatureDateTime>20261207120000</ofd:SignatureDateTime>"
+        f'<ofd:References CheckMethod="1.2.156.10197.1.401">{refs}</ofd:References>'
+        f'<ofd:StampAnnot ID="2" PageRef="{page_id}" Boundary="140 200 40 40"/>'
+        "<ofd:Seal><ofd:BaseLoc>/Doc_0/Signs/Sign_0/Seal.esl</ofd:BaseLoc></ofd:Seal>"
+        "</ofd:SignedInfo><ofd:SignedValue>SignedValue.dat</ofd:SignedValue></ofd:Signature>"
+    ).encode()
+    files["Doc_0/Signs/Signatures.xml"] = signatures
+    files["Doc_0/Signs/Sign_0/Signature.xml"] = signature_xml
+    files["Doc_0/Signs/Sign_0/SignedValue.dat"] = outside_signature_v4(
+        signer, signer_cert, seal_der, sm3(signature_xml), "/Doc_0/Signs/Sign_0/Signature.xml"
+    )
+    document = _zip(files)
+    page = http.post("/eseal/verify", files={"file": ("外部.ofd", document, "application/ofd")})
+    assert page.status_code == 200 and "文档所有签章有效" in page.text, page.text[-3000:]
+    api = http.post("/eseal/v1/verifications", files={"file": ("外部.ofd", document, "application/ofd")}).json()
+    verdicts = {c["name"]: c["verdict"] for c in api["signatures"][0]["checks"]}
+    assert api["valid"] and verdicts == {**dict.fromkeys(CHECKS, "pass"), "timestamp": "absent"}, api
+    assert "OUTSIDE" in next(c["detail"] for c in api["signatures"][0]["checks"] if c["name"] == "format")
+    # The outside vendor's package with a changed page fails here too.
+    files["Doc_0/Pages/Page_0/Content.xml"] = files["Doc_0/Pages/Page_0/Content.xml"].replace("特此".encode(), b"ZZ")
+    bad = http.post("/eseal/v1/verifications", files={"file": ("外部.ofd", _zip(files), "application/ofd")}).json()
+    assert not bad["valid"] and "Content.xml changed" in str(bad)

@@ -12,13 +12,13 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from core.crypto import OID_SM2_WITH_SM3, sm3
 from core.resources import Resources
-from eseal import ca, checks, impression, keys, pdfsign, repo, seals, ses, signing
+from eseal import ca, checks, impression, keys, pdfsign, repo, ses, signing
 from eseal.models import Check, SignPosition
 from tests.eseal_helpers import (
-    OutsideKey,
     bureau,
     gmssl_verify,
     make_pdf,
+    outside_party,
     outside_seal_v1,
     outside_seal_v4,
     outside_signature_v1,
@@ -143,35 +143,6 @@ async def test_legacy_seal_is_accepted_on_old_documents_and_remade_on_next_use(
     result = await signing.verify_file(res, new_doc)
     validity = next(c for c in result.signatures[0].checks if c.name == "seal_validity")
     assert result.valid and validity.verdict == "pass", validity
-
-
-async def outside_party(res: Resources, org: str) -> tuple[OutsideKey, bytes, OutsideKey, bytes, str]:
-    """An outside maker and signer whose SM2 keys gmssl holds, certified by our CA as UKey certificates; the signer's
-    certificate bound to a seal registered (and published) here."""
-    await ca.ensure_cas(res)
-    maker, signer = OutsideKey(), OutsideKey()
-    certs = []
-    for key, name in ((maker, f"{org}制章系统"), (signer, org)):
-        c = await ca.apply(
-            res,
-            subject_kind="org",
-            subject_name=name,
-            subject_org=org,
-            form="ukey",
-            public_key=key.spki(),
-            real_name_verified=True,
-        )
-        found = await repo.certificate(res.db, c.id)
-        assert found is not None
-        certs.append((c, bytes(found["cert_der"])))
-    seal = await seals.apply(
-        res, kind="official", name=org, org_name=org, region_code="320500", cert_ids=[certs[1][0].id], imported=True
-    )
-    await seals.review(res, seal.id, approve=True, reviewer="admin")
-    seal = await seals.make(res, seal.id)
-    await seals.register(res, seal.id, actor="admin")
-    await seals.publish(res, seal.id, actor="admin")
-    return maker, certs[0][1], signer, certs[1][1], seal.code or ""
 
 
 async def test_outside_v4_and_v1_signatures_pass_our_checks(res: Resources, stack: Stack) -> None:
