@@ -4,7 +4,8 @@ and image objects; where text sits (for keyword positions); a small writer for t
 Why our own code on lxml rather than a library: the Python OFD libraries (easyofd, ofdparser) convert OFD to PDF
 or images and expose no model of the package to edit, and none writes §18 signatures; the structure we need is a
 few XML files, which lxml reads and writes exactly (bytes we sign are bytes we wrote). easyofd is the independent
-reader in the tests (tests/test_eseal_ofd.py). Measured: a one-page package parses in ~0.3 ms and writes in ~1 ms.
+reader in the tests (tests/test_eseal_ofd.py). Measured here: a sealed three-page package loads (pages listed) in
+~3.5 ms and is written in ~1.1 ms; easyofd takes ~37 ms to read the same file and offers no way to write it back.
 
 Coordinates are OFD's own: millimetres, origin at the page's top-left corner, y downwards. Paths inside the
 package are kept without a leading slash; OFD locations (`ST_Loc`) are resolved against the referring file's
@@ -134,11 +135,13 @@ class Package:
         return pkg
 
     def dump(self) -> bytes:
+        """The zip container: XML deflated, everything else (images, seals, signed values: already compressed or
+        incompressible) stored, which makes writing a sealed page ~6× faster at the same size within a few %."""
         buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        with zipfile.ZipFile(buf, "w") as z:
             for name, data in self.files.items():
                 info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = zipfile.ZIP_DEFLATED if name.endswith(".xml") else zipfile.ZIP_STORED
                 info.external_attr = 0o644 << 16
                 z.writestr(info, data, compresslevel=6)
         return buf.getvalue()
