@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import time
 from collections import OrderedDict
@@ -18,12 +19,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from asn1crypto import cms, x509
+from asn1crypto import cms, tsp, x509
 from asn1crypto import crl as acrl
-from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pyhanko_certvalidator import ValidationContext
 
-from core.crypto import sm3
+from core.crypto import SM2PublicKey, sm3
 from eseal import ses, x509build
 from eseal.models import Check, SignatureReport, VerifyResult
 
@@ -248,6 +251,12 @@ def report(
 # --------------------------------------------------------------------------- GB/T 38540 / GM/T 0031 signatures
 
 
+@functools.lru_cache(maxsize=1024)
+def subject_name(cert_der: bytes) -> str:
+    """A certificate's subject for reports (asn1crypto's human_friendly costs ~0.5 ms: once per certificate)."""
+    return str(x509.Certificate.load(cert_der).subject.human_friendly)
+
+
 def _imprint(algorithm: str, data: bytes) -> bytes:
     if algorithm in ("sm3", "1.2.156.10197.1.401"):
         return sm3(data)
@@ -257,28 +266,127 @@ def _imprint(algorithm: str, data: bytes) -> bytes:
         return b""
 
 
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+    "sha1": hashes.SHA1(),  # noqa: S303 - a TSA token's digest, as the TSA chose it
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _public_key(spki: bytes) -> Any:
+    return serialization.load_der_public_key(spki)
+
+
+@dataclass(frozen=True)
+class _TsaCert:
+    der: bytes
+    serial: int
+    issuer: bytes
+    key_id: bytes | None
+    spki: bytes
+    name: str
+    time_stamping: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _tsa_cert(der: bytes) -> _TsaCert:
+    """What a token check needs of a certificate, parsed once per certificate (parsing was most of the check)."""
+    cert = x509.Certificate.load(der)
+    eku = cert.extended_key_usage_value
+    return _TsaCert(
+        der,
+        cert.serial_number,
+        bytes(cert.issuer.dump()),
+        cert.key_identifier,
+        bytes(cert.public_key.dump()),
+        str(cert.subject.human_friendly),
+        "time_stamping" in (eku.native if eku else []),
+    )
+
+
+def _token_signature_ok(spki: bytes, info: cms.SignerInfo, signed_bytes: bytes) -> bool:
+    """The TSA's signature over its signed attributes: RSA PKCS #1 v1.5, ECDSA or SM2."""
+    value = bytes(info["signature"].native)
+    algorithm = info["signature_algorithm"]["algorithm"].dotted
+    digest_name = info["digest_algorithm"]["algorithm"].native
+    if algorithm in ("1.2.156.10197.1.501", "1.2.156.10197.1.301.1"):
+        return SM2PublicKey.from_der(spki).verify(value, signed_bytes)
+    hash_alg = _HASHES.get(digest_name)
+    if hash_alg is None:
+        return False
+    key = _public_key(spki)
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(value, signed_bytes, padding.PKCS1v15(), hash_alg)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(value, signed_bytes, ec.ECDSA(hash_alg))
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _token_verdict(token: bytes, signature: bytes, trust: Trust) -> tuple[Check, dt.datetime | None]:
+    info = cms.ContentInfo.load(token)
+    if info["content_type"].native != "signed_data":
+        raise ValueError("not SignedData")
+    signed = info["content"]
+    encap = signed["encap_content_info"]
+    if encap["content_type"].native != "tst_info":
+        raise ValueError("not a TSTInfo")
+    tst_bytes = bytes(encap["content"].contents)
+    tst = tsp.TSTInfo.load(tst_bytes)
+    when: dt.datetime = tst["gen_time"].native
+    imprint = tst["message_imprint"]
+    signer = signed["signer_infos"][0]
+    sid = signer["sid"].chosen
+    by_serial = isinstance(sid, cms.IssuerAndSerialNumber)
+    wanted = (sid["serial_number"].native, bytes(sid["issuer"].dump())) if by_serial else sid.native
+    cert: _TsaCert | None = None
+    for choice in signed["certificates"]:
+        if choice.name != "certificate":
+            continue
+        candidate = _tsa_cert(bytes(choice.chosen.dump()))
+        if (candidate.serial, candidate.issuer) == wanted if by_serial else candidate.key_id == wanted:
+            cert = candidate
+            break
+    if cert is None:
+        return Check("timestamp", "fail", "timestamp token without the TSA's certificate"), None
+    tsa = cert.name
+    attrs = signer["signed_attrs"]
+    values = {a["type"].native: a["values"][0] for a in attrs}
+    digest_name = signer["digest_algorithm"]["algorithm"].native
+    good = (
+        bytes(imprint["hashed_message"].native) == _imprint(imprint["hash_algorithm"]["algorithm"].native, signature)
+        and values.get("content_type") is not None
+        and values["content_type"].native == "tst_info"
+        and values.get("message_digest") is not None
+        and bytes(values["message_digest"].native) == _imprint(digest_name, tst_bytes)
+        and _token_signature_ok(cert.spki, signer, b"\x31" + bytes(attrs.dump())[1:])
+    )
+    if not good:
+        return Check("timestamp", "fail", f"timestamp token of {tsa} does not verify over the signature"), None
+    if not cert.time_stamping:
+        return Check("timestamp", "fail", f"{tsa} is not a time-stamping authority (no timeStamping EKU)"), None
+    verdict, detail = chain(trust, cert.der, when)
+    if verdict != "pass":
+        return Check("timestamp", "fail", f"TSA {tsa} not trusted ({detail}), time {when.isoformat()}"), None
+    return Check("timestamp", "pass", f"RFC 3161 timestamp {when.isoformat()} by {tsa}"), when
+
+
 async def ses_timestamp(token: bytes | None, signature: bytes, trust: Trust) -> tuple[Check, dt.datetime | None]:
-    """Check 8 for an SES_Signature: the RFC 3161 token in `timeStamp` is over the signature value, verifies and
-    comes from a trusted TSA; its time when good."""
+    """Check 8 for an SES_Signature (and a GB/T 35275 signature): the RFC 3161 token is over the signature value,
+    the TSA's signature verifies, the TSA certificate has the timeStamping EKU and chains to a trusted root (not
+    revoked); its time when good. Checked here rather than through pyhanko: path building per token was ~45 ms."""
     if not token:
         return Check("timestamp", "absent", "no timestamp token in SES_Signature"), None
     try:
-        info = cms.ContentInfo.load(token)
-        if info["content_type"].native != "signed_data":
-            raise ValueError("not SignedData")
-        signed = info["content"]
-        status = await validate_tst_signed_data(signed, validation_context(trust), lambda alg: _imprint(alg, signature))
+        return _token_verdict(token, signature, trust)
     except Exception as exc:  # an unreadable token is this check's failure, not the verification's
         return Check("timestamp", "fail", f"unreadable timestamp token: {type(exc).__name__}"), None
-    cert = status.get("signing_cert")
-    tsa = cert.subject.human_friendly if cert is not None else "?"
-    when: dt.datetime = status["timestamp"]
-    if not status.get("intact") or not status.get("valid"):
-        return Check("timestamp", "fail", f"timestamp token of {tsa} does not verify over the signature"), None
-    problem = status.get("trust_problem_indic")
-    if problem is not None:
-        return Check("timestamp", "fail", f"TSA {tsa} not trusted ({problem.name}), time {when.isoformat()}"), None
-    return Check("timestamp", "pass", f"RFC 3161 timestamp {when.isoformat()} by {tsa}"), when
 
 
 async def ses_report(
@@ -339,7 +447,7 @@ async def ses_report(
     checks.append(time_check(doc.cert, ts_time or at))
     checks.append(integrity(doc))
     checks.append(ts_check)
-    return report(field_name, "sm2-ses", cert.subject.human_friendly, code, seal.name, at, checks)
+    return report(field_name, "sm2-ses", subject_name(doc.cert), code, seal.name, at, checks)
 
 
 # --------------------------------------------------------------------------- the verdict cache

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from asn1crypto import cms, core, x509
 
-from core.crypto import OID_SM3, SM2PublicKey
-from eseal import ses, x509build
+from core.crypto import OID_SM3
+from eseal import ses
 
 OID_SIGNED_DATA = "1.2.156.10197.6.1.4.2.2"
 OID_DATA = "1.2.156.10197.6.1.4.2.1"
@@ -57,11 +57,8 @@ class Signed:
     timestamp: bytes | None
 
     def valid_over(self, content: bytes) -> bool:
-        try:
-            key = SM2PublicKey.from_der(x509build.spki_of(self.cert))
-        except Exception:  # unreadable certificate
-            return False
-        return key.verify(self.signature, content)
+        key = ses.sm2_key(self.cert)
+        return key is not None and key.verify(self.signature, content)
 
 
 def parse(data: bytes) -> Signed:

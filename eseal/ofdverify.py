@@ -46,13 +46,13 @@ def records(pkg: ofd.Package) -> tuple[str | None, list[Record]]:
     return path, out
 
 
-def seal_codes(data: bytes) -> tuple[set[str], set[int]]:
+def seal_codes(data: bytes | ofd.Package) -> tuple[set[str], set[int]]:
     """The seal codes (esID) and, for signatures of type Sign, the signer certificates' serials the document
     names; empty when it cannot be read (the verification says why)."""
     codes: set[str] = set()
     serials: set[int] = set()
     try:
-        pkg = ofd.Package.load(data)
+        pkg = data if isinstance(data, ofd.Package) else ofd.Package.load(data)
         _, recs = records(pkg)
         for rec in recs:
             sig = pkg.xml(rec.path)
@@ -160,16 +160,24 @@ async def _verify_sign(
     checks_ += [match, validity, Check("certificate", verdict, detail)]  # type: ignore[arg-type]
     checks_ += [time_check(signed.cert, at), integrity(good), ts_check]
     name = trust.seals.get(code, {}).get("name", "") if code else ""
-    return report(field_name, "sm2-sign", cert.subject.human_friendly, code, name, at, checks_)
+    return report(field_name, "sm2-sign", checks.subject_name(signed.cert), code, name, at, checks_)
 
 
 def _failed(field_name: str, kind: str, detail: str) -> SignatureReport:
     return report(field_name, kind, "", "", "", None, [Check("format", "fail", detail)])
 
 
-async def _verify_uncached(data: bytes, trust: Trust, digest: str) -> VerifyResult:
+def load(data: bytes) -> ofd.Package | None:
+    """The package, or None when it cannot be read (verification then reports why)."""
     try:
-        pkg = ofd.Package.load(data)
+        return ofd.Package.load(data)
+    except ofd.OFDError:
+        return None
+
+
+async def _verify_uncached(data: bytes, trust: Trust, digest: str, pkg: ofd.Package | None) -> VerifyResult:
+    try:
+        pkg = pkg or ofd.Package.load(data)
         signatures_path, recs = records(pkg)
     except ofd.OFDError as exc:
         failed = _failed("", "unknown", f"not a readable OFD: {exc}")
@@ -209,7 +217,8 @@ async def _verify_uncached(data: bytes, trust: Trust, digest: str) -> VerifyResu
     return VerifyResult(document_sha256=digest, signatures=reports, valid=all(r.valid for r in reports), format="ofd")
 
 
-async def verify_bytes(data: bytes, trust: Trust) -> VerifyResult:
-    """Verify an OFD; cached like PDF verdicts (same bytes, same trust, within a minute)."""
+async def verify_bytes(data: bytes, trust: Trust, pkg: ofd.Package | None = None) -> VerifyResult:
+    """Verify an OFD (`pkg`: the same bytes already loaded); cached like PDF verdicts (same bytes, same trust,
+    within a minute)."""
     digest = hashlib.sha256(data).hexdigest()
-    return await checks.cached(digest, trust, lambda: _verify_uncached(data, trust, digest))
+    return await checks.cached(digest, trust, lambda: _verify_uncached(data, trust, digest, pkg))

@@ -376,12 +376,15 @@ class Seal:
         return self.info_der
 
     def maker_form(self) -> MakerForm | None:
-        """Which form the maker's signature verifies over (standard first), or None when none does."""
+        """Which form the maker's signature verifies over (standard first), or None when none does. The verdict
+        is a function of the seal's bytes: kept per seal (every document sealed with it carries the same)."""
+        return _maker_form(self)
+
+    def _maker_form(self) -> MakerForm | None:
         if self.sign_alg != OID_SM2_WITH_SM3:
             return None
-        try:
-            key = SM2PublicKey.from_der(x509build.spki_of(self.maker_cert))
-        except Exception:  # an unreadable maker certificate: nothing verifies
+        key = sm2_key(self.maker_cert)
+        if key is None:  # an unreadable maker certificate: nothing verifies
             return None
         forms: tuple[MakerForm, ...] = ("standard", "sequence") if self.version == 4 else ("standard",)
         if self.version == 4 and self.vid == "SZT":
@@ -417,11 +420,30 @@ class Signature:
     def signature_valid(self) -> bool:
         if self.sign_alg != OID_SM2_WITH_SM3:
             return False
-        try:
-            key = SM2PublicKey.from_der(x509build.spki_of(self.cert))
-        except Exception:  # unreadable signer certificate
-            return False
-        return key.verify(self.signature, self.tbs_der)
+        key = sm2_key(self.cert)
+        return key is not None and key.verify(self.signature, self.tbs_der)
+
+
+@functools.lru_cache(maxsize=1024)
+def sm2_key(cert_der: bytes) -> SM2PublicKey | None:
+    """The SM2 public key of a certificate, loaded once per certificate (None when unreadable)."""
+    try:
+        return SM2PublicKey.from_der(x509build.spki_of(cert_der))
+    except Exception:  # not a certificate, not an SM2 key
+        return None
+
+
+_maker_forms: dict[bytes, MakerForm | None] = {}
+
+
+def _maker_form(seal: Seal) -> MakerForm | None:
+    found = _maker_forms.get(seal.der, "?")
+    if found == "?":
+        found = seal._maker_form()
+        if len(_maker_forms) > 1024:
+            _maker_forms.clear()
+        _maker_forms[seal.der] = found
+    return found  # type: ignore[return-value]
 
 
 def parse_seal(data: bytes | _El) -> Seal:

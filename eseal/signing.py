@@ -369,9 +369,10 @@ async def verify_file(
     trust_ = await trust(res)
     if is_ofd_file(path):
         data = await asyncio.to_thread(path.read_bytes)
-        codes, serials = ofdverify.seal_codes(data)
+        pkg = ofdverify.load(data)
+        codes, serials = ofdverify.seal_codes(pkg) if pkg is not None else (set(), set())
         await seal_states(res, trust_, codes | await _codes_for_serials(res, serials))
-        result = await ofdverify.verify_bytes(data, trust_)
+        result = await ofdverify.verify_bytes(data, trust_, pkg)
     else:
         await seal_states(res, trust_, _codes_in(path))
         with path.open("rb") as f:
