@@ -13,8 +13,9 @@ import binascii
 import hashlib
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.problems import ProblemError, invalid
 from core.resources import Resources
@@ -22,6 +23,7 @@ from eseal import ca, keys, logs, ofd, ofdsign, ofdverify, pdfsign, pdftext, pdf
 from eseal.models import SignPosition, SignRequest, SignResult, VerifyResult
 from eseal.signer_client import SignAlgorithm
 
+T = TypeVar("T")
 _CERT_ALGORITHM = {"pades": "RSA", "pades-ecdsa": "EC", "sm2": "SM2"}
 _RAW_ALGORITHM: dict[str, SignAlgorithm] = {"RSA": "RSA-SHA256", "EC": "ECDSA-SHA256"}
 
@@ -299,8 +301,32 @@ async def sign_request(res: Resources, req: SignRequest, app_code: str, ip: str)
     return SignResult(document=base64.b64encode(signed).decode(), sha256=sha256_hex(signed), signatures=count)
 
 
-async def trust(res: Resources) -> pdfverify.Trust:
-    """Roots by priority, our issuing CAs, fresh CRLs and the state of every seal the document may name."""
+_inflight: dict[tuple[int, int, str], asyncio.Future[Any]] = {}
+
+
+async def _shared(res: Resources, what: str, load: Callable[[], Awaitable[T]]) -> T:
+    """One load for all callers that ask while it runs (a burst of verifications reads the trust material and a
+    seal's state once, not once each); nothing is kept after it finishes, so no answer is staler than the burst."""
+    key = (id(res), id(asyncio.get_running_loop()), what)
+    pending = _inflight.get(key)
+    if pending is not None:
+        value: T = await asyncio.shield(pending)
+        return value
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    _inflight[key] = future
+    try:
+        result = await load()
+        future.set_result(result)
+        return result
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: the callers that share it raise it themselves
+        raise
+    finally:
+        _inflight.pop(key, None)
+
+
+async def _load_trust(res: Resources) -> pdfverify.Trust:
     await ca.ensure_cas(res)
     rows = await repo.cas(res.db)
     roots = [bytes(r["cert_der"]) for r in rows if r["parent_id"] is None and r["trusted"]]
@@ -309,19 +335,31 @@ async def trust(res: Resources) -> pdfverify.Trust:
     return pdfverify.Trust(roots=roots, intermediates=intermediates, crls=crls)
 
 
+async def trust(res: Resources) -> pdfverify.Trust:
+    """Roots by priority, our issuing CAs, fresh CRLs; `seal_states` then adds the seals the document names."""
+    base = await _shared(res, "trust", lambda: _load_trust(res))
+    return pdfverify.Trust(roots=base.roots, intermediates=base.intermediates, crls=base.crls)
+
+
+async def _seal_state(res: Resources, code: str) -> dict[str, Any] | None:
+    row = await repo.seal_by_code(res.db, code)
+    if row is None:
+        return None
+    certs = await repo.seal_cert_rows(res.db, row["id"])
+    return {
+        "status": row["status"],
+        "valid_to": row["valid_to"],
+        "name": row["name"],
+        "cert_serials": {str(c["serial"]) for c in certs if c["serial"] is not None},
+    }
+
+
 async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) -> None:
     """Fill in the state of the seals a document's signatures name."""
     for code in codes:
-        row = await repo.seal_by_code(res.db, code)
-        if row is None:
-            continue
-        certs = await repo.seal_cert_rows(res.db, row["id"])
-        trust_.seals[code] = {
-            "status": row["status"],
-            "valid_to": row["valid_to"],
-            "name": row["name"],
-            "cert_serials": {str(c["serial"]) for c in certs if c["serial"] is not None},
-        }
+        state = await _shared(res, f"seal:{code}", lambda code=code: _seal_state(res, code))  # type: ignore[misc]
+        if state is not None:
+            trust_.seals[code] = state
 
 
 def _codes_in(path: Path) -> set[str]:
