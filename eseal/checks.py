@@ -45,15 +45,19 @@ class Trust:
     intermediates: list[bytes]
     crls: list[bytes]
     seals: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> {status, valid_to, cert_serials, name}
+    _anchors: str = field(default="", repr=False, compare=False)
 
     def anchors_key(self) -> str:
-        """Identifies the roots, intermediates and CRLs (what pyhanko's ValidationContext is built from)."""
-        h = hashlib.sha256()
-        for group in (self.roots, self.intermediates, self.crls):
-            h.update(len(group).to_bytes(4, "big"))
-            for der in group:
-                h.update(hashlib.sha256(der).digest())
-        return h.hexdigest()
+        """Identifies the roots, intermediates and CRLs (what pyhanko's ValidationContext is built from); computed
+        once per Trust (they are not changed after it is made)."""
+        if not self._anchors:
+            h = hashlib.sha256()
+            for group in (self.roots, self.intermediates, self.crls):
+                h.update(len(group).to_bytes(4, "big"))
+                for der in group:
+                    h.update(hashlib.sha256(der).digest())
+            self._anchors = h.hexdigest()
+        return self._anchors
 
     def key(self) -> str:
         """Identifies everything a verdict depends on besides the document."""
@@ -120,12 +124,12 @@ def validation_context(trust: Trust) -> ValidationContext:
     )
 
 
-def _revoked(trust: Trust, cert: x509.Certificate) -> str | None:
+def _revoked(trust: Trust, cert_der: bytes) -> str | None:
     """The revocation reason when a CRL of its issuer lists it (after checking the CRL's signature)."""
-    key = (hashlib.sha256(cert.dump()).digest(), trust.anchors_key())
+    key = (hashlib.sha256(cert_der).digest(), trust.anchors_key())
     hit = _revocations.get(key)
     if hit is None:
-        hit = (_revoked_uncached(trust, cert),)
+        hit = (_revoked_uncached(trust, x509.Certificate.load(cert_der)),)
         _revocations.put(key, hit)
     reason: str | None = hit[0]
     return reason
@@ -154,25 +158,42 @@ def _revoked_uncached(trust: Trust, cert: x509.Certificate) -> str | None:
 
 
 def chain(trust: Trust, cert_der: bytes, at: dt.datetime) -> tuple[str, str]:
-    """(verdict, detail) for chain to a trusted root, validity at `at`, revocation."""
-    cert = x509.Certificate.load(cert_der)
+    """(verdict, detail) for chain to a trusted root, validity at `at`, revocation. The path (with each
+    certificate's validity window) is kept per certificate and trust material; the certificate is parsed only
+    when it is not."""
     key = (hashlib.sha256(cert_der).digest(), trust.anchors_key())
     found = _paths.get(key)
     if found is None:
-        found = _path(trust, cert)
+        cert = x509.Certificate.load(cert_der)
+        path = _path(trust, cert)
+        found = (
+            path
+            if isinstance(path, str)
+            else (
+                cert.serial_number,
+                [
+                    (
+                        c["tbs_certificate"]["validity"]["not_before"].native,
+                        c["tbs_certificate"]["validity"]["not_after"].native,
+                        c.subject.human_friendly,
+                    )
+                    for c in path
+                ],
+            )
+        )
         _paths.put(key, found)
     if isinstance(found, str):
         return "fail", found
-    for c in found:
-        validity = c["tbs_certificate"]["validity"]
-        if not validity["not_before"].native <= at <= validity["not_after"].native:
-            return "fail", f"{c.subject.human_friendly} not valid at {at.isoformat()}"
-    reason = _revoked(trust, cert)
+    serial, windows = found
+    for not_before, not_after, subject in windows:
+        if not not_before <= at <= not_after:
+            return "fail", f"{subject} not valid at {at.isoformat()}"
+    reason = _revoked(trust, cert_der)
     if reason == "certificate_hold":
         return "fail", "certificate suspended (on hold)"
     if reason is not None:
         return "fail", f"certificate revoked ({reason})"
-    return "pass", f"chains to a trusted root, serial {cert.serial_number}, not revoked"
+    return "pass", f"chains to a trusted root, serial {serial}, not revoked"
 
 
 def _path(trust: Trust, cert: x509.Certificate) -> list[x509.Certificate] | str:
@@ -224,11 +245,17 @@ def seal_state(trust: Trust, code: str, serial: int, at: dt.datetime) -> tuple[C
     return match, validity
 
 
+@functools.lru_cache(maxsize=1024)
+def _validity(cert_der: bytes) -> tuple[dt.datetime, dt.datetime]:
+    validity = x509.Certificate.load(cert_der)["tbs_certificate"]["validity"]
+    return validity["not_before"].native, validity["not_after"].native
+
+
 def time_check(cert_der: bytes, at: dt.datetime | None) -> Check:
     if at is None:
         return Check("signing_time", "warn", "no signing time given")
-    validity = x509.Certificate.load(cert_der)["tbs_certificate"]["validity"]
-    if validity["not_before"].native <= at <= validity["not_after"].native:
+    not_before, not_after = _validity(cert_der)
+    if not_before <= at <= not_after:
         return Check("signing_time", "pass", f"signed {at.isoformat()} within the certificate's validity")
     return Check("signing_time", "fail", f"signed {at.isoformat()} outside the certificate's validity")
 

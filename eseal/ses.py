@@ -507,8 +507,10 @@ def _timestamp_of(el: _El) -> bytes | None:
     return el.contents[1:] or None  # IMPLICIT BIT STRING
 
 
+@functools.lru_cache(maxsize=64)
 def parse_signature(data: bytes) -> Signature:
-    """A SES_Signature of either version; SESFormatError when it is neither."""
+    """A SES_Signature of either version; SESFormatError when it is neither. (Read-only result, kept for the
+    few calls of one verification: the seal codes are read before the checks.)"""
     el = _parse_one(data.rstrip(b"\0") if data.endswith(b"\0\0") else data)
     top = _seq(el, 2)
     tbs_el = top[0]
