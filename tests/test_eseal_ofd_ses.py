@@ -3,6 +3,7 @@ accepted and re-made, the SM2 SES_Signature's RFC 3161 timestamp, v4 and v1 stru
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from core.crypto import OID_SM2_WITH_SM3, sm3
 from core.resources import Resources
-from eseal import ca, checks, impression, keys, pdfsign, repo, ses, signing
+from eseal import ca, checks, impression, keys, logs, pdfsign, repo, ses, signing
 from eseal.models import Check, SignPosition
 from tests.eseal_helpers import (
     bureau,
@@ -190,3 +191,15 @@ async def test_outside_v4_and_v1_signatures_pass_our_checks(res: Resources, stac
         der = signature(signer, signer_cert, bytes(broken_seal), digest, "x")
         bad = await checks.ses_report(der, trust, integrity, field_name="bad-seal")
         assert [c.verdict for c in bad.checks if c.name == "seal_validity"] == ["fail"], bad
+
+
+async def test_concurrent_log_appends_are_group_committed_into_one_intact_chain(res: Resources, stack: Stack) -> None:
+    """A burst of verifications logs through the group commit: every row gets its own sequence number and the
+    SM3 chain verifies as if they had been appended one by one."""
+    seqs = await asyncio.gather(
+        *(logs.append(res.db, "verify", "verify", actor="burst", doc_hash=f"{i:064x}") for i in range(120))
+    )
+    assert len(set(seqs)) == 120 and sorted(seqs) == list(range(min(seqs), min(seqs) + 120))
+    assert await logs.verify_chain(res.db) == []
+    found = await logs.search(res.db, {"actor": "burst"}, limit=100)
+    assert len(found.items) == 100
