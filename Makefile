@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: run test bench lint fmt openapi clean-var deps
+.PHONY: run test bench lint docs fmt openapi clean-var deps
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,18 @@ run: deps
 test: deps
 	$(BIN)/pytest
 
+# `make bench ONLY="oidc identity"` runs some groups (python -m bench --help lists them)
 bench: deps
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(foreach g,$(ONLY),--only $(g))  # prints the table, writes it into docs/benchmarks.md
 
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-cache
+
+docs: deps
+	$(BIN)/mkdocs build --strict --site-dir var/site
 
 fmt: deps
 	$(BIN)/ruff format .

@@ -13,8 +13,8 @@ import msgspec
 from litestar import Request, get, post, put
 from litestar.params import JSONBody, Parameter
 
-from admin.auth import SECURITY
-from admin.guards import admin_of, require
+from admin.auth import Guarded, needs
+from admin.guards import admin_of
 from catalog import icons, service
 from catalog.models import (
     Application,
@@ -35,6 +35,7 @@ from core.problems import ProblemError
 from core.resources import Resources
 
 Req = Request[Any, Any, Any]
+IDEMPOTENT = [idempotent()]
 AppCode = Annotated[str, Parameter(pattern=r"^app-[0-9]{2,6}$", max_length=10)]
 
 
@@ -50,142 +51,104 @@ def _ip(request: Req) -> str:
     return request.client.host if request.client else ""
 
 
-@post(
-    "/v1/catalog/icons",
-    summary="Upload an app icon (PNG, checked by content, resized to 48/96/144/192 px)",
-    tags=["catalog"],
-    status_code=201,
-    guards=[require("catalog.app.apply")],
-    security=SECURITY,
-    request_max_body_size=icons.MAX_BYTES,
-)
-async def upload_icon(request: Req, res: Resources, body: bytes) -> IconRef:
-    """The request body is the PNG file itself (`Content-Type: image/png`), at most 512 KB."""
-    if len(body) > icons.MAX_BYTES:
-        raise ProblemError(413, "payload-too-large", "Request body too large", "请求体过大", field="icon")
-    return service.store_icon(res, body)
+class Catalog(Guarded):
+    """Every route needs its catalog permission; catalog.service applies the data scope."""
+
+    path = "/v1/catalog"
+    tags = ("catalog",)
+
+    @post(
+        "/icons",
+        summary="Upload an app icon (PNG, checked by content, resized to 48/96/144/192 px)",
+        status_code=201,
+        request_max_body_size=icons.MAX_BYTES,
+        **needs("catalog.app.apply"),
+    )
+    async def upload_icon(self, request: Req, res: Resources, body: bytes) -> IconRef:
+        """The request body is the PNG file itself (`Content-Type: image/png`), at most 512 KB."""
+        if len(body) > icons.MAX_BYTES:
+            raise ProblemError(413, "payload-too-large", "Request body too large", "请求体过大", field="icon")
+        return service.store_icon(res, body)
+
+    @post(
+        "/applications",
+        summary="Apply to onboard a new app (version 1, waits for review by the level above)",
+        status_code=201,
+        middleware=IDEMPOTENT,
+        **needs("catalog.app.apply"),
+    )
+    async def apply(self, request: Req, res: Resources, data: JSONBody[Application]) -> VersionView:
+        return await service.apply(res, admin_of(request), data, ip=_ip(request))
+
+    @post(
+        "/apps/{code:str}/versions",
+        summary="Submit a new version (changed icon, path, scopes, regions …, or a resubmission after rejection)",
+        status_code=201,
+        middleware=IDEMPOTENT,
+        **needs("catalog.app.apply"),
+    )
+    async def submit_version(
+        self, request: Req, res: Resources, code: AppCode, data: JSONBody[Application]
+    ) -> VersionView:
+        return await service.submit_version(res, admin_of(request), code, data, ip=_ip(request))
+
+    @get(
+        "/versions",
+        summary="App versions in my data scope, newest first (e.g. status=pending: the review queue)",
+        **needs("catalog.app.list"),
+    )
+    async def list_versions(
+        self,
+        request: Req,
+        res: Resources,
+        status: Literal["pending", "approved", "rejected"] | None = None,
+        cursor: Annotated[str | None, Parameter(max_length=60, pattern=r"^[0-9]{1,20}\.[0-9a-f]{32}$")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 20,
+    ) -> VersionPage:
+        return await service.versions(res, admin_of(request), status=status, cursor=cursor, limit=limit)
+
+    @post(
+        "/versions/{version_id:uuid}/review",
+        summary="Approve or reject a pending version (approval publishes it and issues OIDC client credentials once)",
+        status_code=200,
+        **needs("catalog.app.review"),
+    )
+    async def review(
+        self, request: Req, res: Resources, version_id: uuid.UUID, data: JSONBody[Review]
+    ) -> ReviewOutcome:
+        return await service.review(res, admin_of(request), version_id, data, ip=_ip(request))
+
+    @get("/apps/{code:str}", summary="One app: its live version and listing state", **needs("catalog.app.list"))
+    async def get_app(self, request: Req, res: Resources, code: AppCode) -> AppView:
+        return await service.get_app(res, admin_of(request), code)
+
+    @post("/apps/{code:str}/listing", summary="List or delist an app", status_code=200, **needs("catalog.app.delist"))
+    async def set_listing(self, request: Req, res: Resources, code: AppCode, data: JSONBody[Listing]) -> AppView:
+        return await service.set_listing(res, admin_of(request), code, data.listed, data.reason, ip=_ip(request))
+
+    @put(
+        "/apps/{code:str}/visibility",
+        summary="Cities where a province-wide app is hidden (a city administrator decides for its own city)",
+        **needs("catalog.app.delist"),
+    )
+    async def set_visibility(self, request: Req, res: Resources, code: AppCode, data: JSONBody[Visibility]) -> AppView:
+        return await service.set_visibility(res, admin_of(request), code, data.hidden_cities, ip=_ip(request))
+
+    @get(
+        "/apps/{code:str}/notifications",
+        summary="Notifications sent to the app's organisation (reviews, automatic delisting and relisting)",
+        **needs("catalog.app.list"),
+    )
+    async def notifications(self, request: Req, res: Resources, code: AppCode) -> NotificationList:
+        return NotificationList(items=await service.notifications(res, admin_of(request), code))
+
+    @put(
+        "/layout",
+        summary="Replace one home-screen module's slots for the province or a city",
+        **needs("catalog.layout.edit"),
+    )
+    async def set_layout(self, request: Req, res: Resources, data: JSONBody[LayoutUpdate]) -> LayoutVersion:
+        return LayoutVersion(await service.set_layout(res, admin_of(request), data, ip=_ip(request)))
 
 
-@post(
-    "/v1/catalog/applications",
-    summary="Apply to onboard a new app (version 1, waits for review by the level above)",
-    tags=["catalog"],
-    status_code=201,
-    guards=[require("catalog.app.apply")],
-    middleware=[idempotent()],
-    security=SECURITY,
-)
-async def apply(request: Req, res: Resources, data: JSONBody[Application]) -> VersionView:
-    return await service.apply(res, admin_of(request), data, ip=_ip(request))
-
-
-@post(
-    "/v1/catalog/apps/{code:str}/versions",
-    summary="Submit a new version (changed icon, path, scopes, regions …, or a resubmission after rejection)",
-    tags=["catalog"],
-    status_code=201,
-    guards=[require("catalog.app.apply")],
-    middleware=[idempotent()],
-    security=SECURITY,
-)
-async def submit_version(request: Req, res: Resources, code: AppCode, data: JSONBody[Application]) -> VersionView:
-    return await service.submit_version(res, admin_of(request), code, data, ip=_ip(request))
-
-
-@get(
-    "/v1/catalog/versions",
-    summary="App versions in my data scope, newest first (e.g. status=pending: the review queue)",
-    tags=["catalog"],
-    guards=[require("catalog.app.list")],
-    security=SECURITY,
-)
-async def list_versions(
-    request: Req,
-    res: Resources,
-    status: Literal["pending", "approved", "rejected"] | None = None,
-    cursor: Annotated[str | None, Parameter(max_length=60, pattern=r"^[0-9]{1,20}\.[0-9a-f]{32}$")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 20,
-) -> VersionPage:
-    return await service.versions(res, admin_of(request), status=status, cursor=cursor, limit=limit)
-
-
-@post(
-    "/v1/catalog/versions/{version_id:uuid}/review",
-    summary="Approve or reject a pending version (approval publishes it and issues OIDC client credentials once)",
-    tags=["catalog"],
-    status_code=200,
-    guards=[require("catalog.app.review")],
-    security=SECURITY,
-)
-async def review(request: Req, res: Resources, version_id: uuid.UUID, data: JSONBody[Review]) -> ReviewOutcome:
-    return await service.review(res, admin_of(request), version_id, data, ip=_ip(request))
-
-
-@get(
-    "/v1/catalog/apps/{code:str}",
-    summary="One app: its live version and listing state",
-    tags=["catalog"],
-    guards=[require("catalog.app.list")],
-    security=SECURITY,
-)
-async def get_app(request: Req, res: Resources, code: AppCode) -> AppView:
-    return await service.get_app(res, admin_of(request), code)
-
-
-@post(
-    "/v1/catalog/apps/{code:str}/listing",
-    summary="List or delist an app",
-    tags=["catalog"],
-    status_code=200,
-    guards=[require("catalog.app.delist")],
-    security=SECURITY,
-)
-async def set_listing(request: Req, res: Resources, code: AppCode, data: JSONBody[Listing]) -> AppView:
-    return await service.set_listing(res, admin_of(request), code, data.listed, data.reason, ip=_ip(request))
-
-
-@put(
-    "/v1/catalog/apps/{code:str}/visibility",
-    summary="Cities where a province-wide app is hidden (a city administrator decides for its own city)",
-    tags=["catalog"],
-    guards=[require("catalog.app.delist")],
-    security=SECURITY,
-)
-async def set_visibility(request: Req, res: Resources, code: AppCode, data: JSONBody[Visibility]) -> AppView:
-    return await service.set_visibility(res, admin_of(request), code, data.hidden_cities, ip=_ip(request))
-
-
-@get(
-    "/v1/catalog/apps/{code:str}/notifications",
-    summary="Notifications sent to the app's organisation (reviews, automatic delisting and relisting)",
-    tags=["catalog"],
-    guards=[require("catalog.app.list")],
-    security=SECURITY,
-)
-async def notifications(request: Req, res: Resources, code: AppCode) -> NotificationList:
-    return NotificationList(items=await service.notifications(res, admin_of(request), code))
-
-
-@put(
-    "/v1/catalog/layout",
-    summary="Replace one home-screen module's slots for the province or a city",
-    tags=["catalog"],
-    guards=[require("catalog.layout.edit")],
-    security=SECURITY,
-)
-async def set_layout(request: Req, res: Resources, data: JSONBody[LayoutUpdate]) -> LayoutVersion:
-    return LayoutVersion(await service.set_layout(res, admin_of(request), data, ip=_ip(request)))
-
-
-ROUTES = [
-    upload_icon,
-    apply,
-    submit_version,
-    list_versions,
-    review,
-    get_app,
-    set_listing,
-    set_visibility,
-    notifications,
-    set_layout,
-]
+ROUTES = [Catalog]

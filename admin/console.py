@@ -7,120 +7,41 @@ import base64
 import hashlib
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import msgspec
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
 from litestar.response import Redirect
 
 from admin import charts
-from admin.guards import COOKIE, authenticate, token_of
+from admin.guards import COOKIE, token_of
 from admin.log_routes import INT_COLUMNS, OP_COLUMNS
+from admin.pages import (
+    NO_SCHEMA,
+    STATUSES,
+    Form,
+    SignInRequired,
+    back,
+    console_page,
+    current_admin,
+    form_post,
+    refused,
+    render,
+    same_origin,
+    show,
+    to_sign_in,
+)
+from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.ratelimit import client_ip, rate_limit
 from core.resources import Resources
-from orgs import logs, masks, monitoring, permissions, registration, seed, service, sessions, stats, tree
+from orgs import logs, masks, monitoring, permissions, registration, seed, service, sessions, stats
 from orgs.models import AdminPrincipal, NewRole, Review, SignIn
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
-NO_SCHEMA: dict[str, Any] = {"include_in_schema": False}
-
-env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
-env.filters["cst"] = lambda v: v.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") if v else ""
-
-MENU = [
-    ("/admin/console", "首页概览", "dashboard.view"),
-    ("/admin/console/orgs", "组织机构", "orgs.org.list"),
-    ("/admin/console/admins", "账号管理", "orgs.admin.list"),
-    ("/admin/console/roles", "角色权限", "orgs.role.list"),
-    ("/admin/console/apps", "应用管理", "catalog.app.list"),
-    ("/admin/console/logs", "日志管理", "logs.read"),
-    ("/admin/console/monitoring", "运行监控", "monitor.read"),
-    ("/admin/console/stats", "统计分析", "stats.read"),
-    ("/admin/console/masking", "脱敏管理", "masking.read"),
-    ("/admin/console/eseal", "电子印章", "eseal.read"),
-]
-LEVELS = {"province": "省级", "city": "市级", "county": "县（区）级", "station": "派出所"}
-KINDS = {"bureau": "公安机关", "police_type": "警种部门", "station": "基层所队"}
-STATUSES = {"pending": "待审核", "approved": "已通过", "rejected": "已驳回", "active": "正常", "disabled": "已停用"}
-SCOPES = {"own": "本机构", "subtree": "本机构及下级", "all": "全部"}
-
-
-def _html(body: str, status: int = 200) -> Response[str]:
-    return Response(
-        body,
-        status_code=status,
-        media_type="text/html; charset=utf-8",
-        headers={
-            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-            "frame-ancestors 'none'; form-action 'self'",
-            "X-Frame-Options": "DENY",
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-async def _org_name(res: Resources, p: AdminPrincipal) -> str:
-    org = await res.db.fetchval("SELECT name FROM orgs.orgs WHERE id = $1", p.org_id)
-    return str(org or "")
-
-
-async def render(
-    request: Request[Any, Any, Any], res: Resources, template: str, active: str, status: int = 200, **ctx: Any
-) -> Response[str]:
-    me: AdminPrincipal | None = ctx.pop("me", None)
-    page = env.get_template(template).render(
-        me=me,
-        menu=MENU,
-        active=active,
-        org_name=await _org_name(res, me) if me else "",
-        scope_label=SCOPES.get(me.data_scope, "") if me else "",
-        levels=LEVELS,
-        kinds=KINDS,
-        statuses=STATUSES,
-        scopes=SCOPES,
-        police_types=tree.POLICE_TYPES,
-        **{
-            "error": request.query_params.get("error", "")[:200],
-            "notice": request.query_params.get("notice", "")[:200],
-            **ctx,
-        },
-    )
-    return _html(page, status)
-
-
-class _Login(Exception):
-    pass
-
-
-async def _me(request: Request[Any, Any, Any], permission: str | None) -> AdminPrincipal:
-    try:
-        p = await authenticate(request)
-    except ProblemError as exc:
-        raise _Login from exc
-    if permission and not p.has(permission):
-        raise ProblemError(403, "forbidden", "Forbidden", "无权访问", f"requires permission {permission}")
-    return p
-
-
-def _same_origin(request: Request[Any, Any, Any]) -> None:
-    """Console forms post from our own pages only (SameSite=Strict cookie plus an Origin check)."""
-    origin = request.headers.get("origin")
-    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
-        raise ProblemError(403, "cross-origin", "Cross-origin form", "跨站请求被拒绝", "cross-origin form post")
-
-
-def _back(path: str, **params: str) -> Redirect:
-    return Redirect(path + ("?" + urlencode(params) if params else ""), status_code=303)
+ADMINS = "/admin/console/admins"
 
 
 def _cookie(token: str | None) -> Cookie:
@@ -154,7 +75,7 @@ async def login_page(request: Request[Any, Any, Any], res: Resources) -> Respons
     **NO_SCHEMA,
 )
 async def login_submit(request: Request[Any, Any, Any], res: Resources, data: Form) -> Response[Any]:
-    _same_origin(request)
+    same_origin(request)
     request.scope.setdefault("state", {})["op_username"] = data.get("username", "")[:64]
     try:
         form = msgspec.convert(
@@ -177,7 +98,7 @@ async def login_submit(request: Request[Any, Any, Any], res: Resources, data: Fo
 
 @post("/logout", opt={"action": "admin.sign_out"}, **NO_SCHEMA)
 async def logout(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-    _same_origin(request)
+    same_origin(request)
     token = token_of(request)
     if token:
         await sessions.revoke(res, token)
@@ -195,10 +116,10 @@ def _pkce() -> tuple[str, str]:
 @get("/login/qr", **NO_SCHEMA)
 async def login_qr(request: Request[Any, Any, Any], res: Resources) -> Redirect:
     """QR sign-in through our own OIDC provider: the authorization request page shows the QR code that
-    苏证通 scans; the provider redirects back with a code (DESIGN.md, "Contract points")."""
+    苏证通 scans; the provider redirects back with a code (docs/design.md, "Contract points")."""
     bind_to = ""
     if request.query_params.get("bind"):
-        bind_to = str((await _me(request, None)).id)
+        bind_to = str((await current_admin(request, None)).id)
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
     verifier, challenge = _pkce()
     await res.redis.set(f"adm:oidc:{state}", msgspec.json.encode([verifier, nonce, bind_to]), ex=600)
@@ -222,7 +143,7 @@ async def oidc_callback(request: Request[Any, Any, Any], res: Resources) -> Resp
     code, state = request.query_params.get("code", ""), request.query_params.get("state", "")
     raw = await res.redis.getdel(f"adm:oidc:{state[:100]}") if state else None
     if not code or raw is None:
-        return _back("/admin/login", error="扫码登录已失效，请重试")
+        return back("/admin/login", error="扫码登录已失效，请重试")
     verifier, _nonce, bind_to = msgspec.json.decode(raw)
     token = await res.http.post(
         f"{res.settings.issuer_url}/token",
@@ -235,23 +156,23 @@ async def oidc_callback(request: Request[Any, Any, Any], res: Resources) -> Resp
         auth=(seed.CONSOLE_CLIENT, seed.console_secret(res.settings)),
     )
     if token.status_code != 200:
-        return _back("/admin/login", error="扫码登录失败")
+        return back("/admin/login", error="扫码登录失败")
     info = await res.http.get(
         f"{res.settings.issuer_url}/userinfo", headers={"Authorization": f"Bearer {token.json()['access_token']}"}
     )
     sub = str(info.json().get("sub", "")) if info.status_code == 200 else ""
     if not sub:
-        return _back("/admin/login", error="扫码登录失败")
+        return back("/admin/login", error="扫码登录失败")
     if bind_to:
-        p = await _me(request, None)
+        p = await current_admin(request, None)
         if str(p.id) != bind_to:
-            return _back("/admin/login", error="绑定会话不一致")
+            return back("/admin/login", error="绑定会话不一致")
         await service.bind_sub(res, p, sub)
-        return _back("/admin/console", notice="已绑定苏证通账号，可扫码登录")
+        return back("/admin/console", notice="已绑定苏证通账号，可扫码登录")
     try:
         session = await service.sign_in_by_sub(res, sub, client_ip(request))
     except ProblemError as exc:
-        return _back("/admin/login", error=exc.title_zh)
+        return back("/admin/login", error=exc.title_zh)
     response: Response[Any] = Redirect("/admin/console", status_code=303)
     response.set_cookie(_cookie(session.access_token))
     return response
@@ -269,20 +190,14 @@ async def _users_chart(res: Resources, p: AdminPrincipal) -> tuple[stats.UserSta
 @get("/console", **NO_SCHEMA)
 async def dashboard(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     try:
-        p = await _me(request, "dashboard.view")
-    except _Login:
-        return Redirect("/admin/login", status_code=302)
+        p = await current_admin(request, "dashboard.view")
+    except SignInRequired:
+        return to_sign_in()
     cards = await service.dashboard_counts(res, p)
     overview = await monitoring.overview(res)
     cards["requests"] = overview.requests_last_hour
     _, users_chart = await _users_chart(res, p)
-    since = datetime.now(UTC) - timedelta(hours=6)
-    rows = await res.db.fetch(
-        "SELECT date_trunc('minute', at) AS at, sum(count) AS n FROM orgs.metric_samples WHERE at >= $1 "
-        "GROUP BY 1 ORDER BY 1",
-        since,
-    )
-    traffic = charts.line_chart("近6小时请求量（每分钟）", [("请求数", [(r["at"], float(r["n"])) for r in rows])])
+    traffic = charts.line_chart("近6小时请求量（每分钟）", [("请求数", await monitoring.traffic(res, hours=6))])
     return await render(
         request,
         res,
@@ -297,39 +212,10 @@ async def dashboard(request: Request[Any, Any, Any], res: Resources) -> Response
     )
 
 
-def _page(fn: Any) -> Any:
-    """Console pages: redirect to the sign-in page without a session; a 403 page without the permission."""
-
-    async def wrapper(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-        try:
-            response: Response[Any] = await fn(request, res)
-            return response
-        except _Login:
-            return Redirect("/admin/login", status_code=302)
-        except ProblemError as exc:
-            if exc.status in (403, 404):
-                me = await authenticate(request)
-                return await render(
-                    request,
-                    res,
-                    "forbidden.html",
-                    "",
-                    status=exc.status,
-                    me=me,
-                    title=exc.title_zh,
-                    detail=exc.title_zh,
-                )
-            raise
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
-
-
 @get("/console/orgs", **NO_SCHEMA)
-@_page
+@console_page
 async def orgs_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-    p = await _me(request, "orgs.org.list")
+    p = await current_admin(request, "orgs.org.list")
     parent = request.query_params.get("parent") or None
     cursor = request.query_params.get("cursor") or None
     page = await service.list_orgs(res, p, parent[:40] if parent else None, cursor, 50)
@@ -348,35 +234,27 @@ async def orgs_page(request: Request[Any, Any, Any], res: Resources) -> Response
     )
 
 
-async def _app_id(request: Request[Any, Any, Any]) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(request.path_params["app_id"]))
-    except ValueError as exc:
-        raise ProblemError(404, "not-found", "Not found", "资源不存在") from exc
-
-
 @get("/console/org-applications/{app_id:uuid}", **NO_SCHEMA)
 async def org_application_page(request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID) -> Response[Any]:
     async def inner(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-        p = await _me(request, "orgs.org.list")
+        p = await current_admin(request, "orgs.org.list")
         a = await registration.get(res, p, app_id)
         return await render(
             request, res, "org_application.html", "/admin/console/orgs", me=p, title="机构注册审核", a=a
         )
 
-    response: Response[Any] = await _page(inner)(request, res)
-    return response
+    return await show(request, res, inner)
 
 
 @post("/console/org-applications/{app_id:uuid}/review", opt={"action": "orgs.org.review"}, **NO_SCHEMA)
 async def org_application_review(
     request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID, data: Form
 ) -> Response[Any]:
-    _same_origin(request)
+    same_origin(request)
     try:
-        p = await _me(request, "orgs.org.review")
-    except _Login:
-        return Redirect("/admin/login", status_code=302)
+        p = await current_admin(request, "orgs.org.review")
+    except SignInRequired:
+        return to_sign_in()
     target = f"/admin/console/org-applications/{app_id}"
     try:
         version = int(data.get("version", "0") or 0) or None
@@ -385,16 +263,16 @@ async def org_application_review(
             raise ValueError
         await registration.review(res, p, app_id, review)
     except ProblemError as exc:
-        return _back(target, error=f"{exc.title_zh}：{exc.detail}")
+        return refused(target, exc)
     except ValueError:
-        return _back(target, error="请选择通过或驳回")
-    return _back(target, notice="已通过" if review.decision == "approve" else "已驳回")
+        return back(target, error="请选择通过或驳回")
+    return back(target, notice="已通过" if review.decision == "approve" else "已驳回")
 
 
 @get("/console/admins", **NO_SCHEMA)
-@_page
+@console_page
 async def admins_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-    p = await _me(request, "orgs.admin.list")
+    p = await current_admin(request, "orgs.admin.list")
     status = request.query_params.get("status") or None
     if status not in (None, "pending", "active", "rejected", "disabled"):
         status = None
@@ -417,36 +295,27 @@ async def admins_page(request: Request[Any, Any, Any], res: Resources) -> Respon
 async def admin_review(
     request: Request[Any, Any, Any], res: Resources, admin_id: uuid.UUID, data: Form
 ) -> Response[Any]:
-    _same_origin(request)
-    try:
-        p = await _me(request, "orgs.admin.review")
+    async def act(p: AdminPrincipal) -> None:
         decision = data.get("decision", "")
         if decision not in ("approve", "reject"):
-            return _back("/admin/console/admins", error="请选择通过或驳回")
+            raise ValueError(decision)
         await service.review_admin(res, p, admin_id, Review(decision=decision, reason=data.get("reason", "")[:500]))  # type: ignore[arg-type]
-    except _Login:
-        return Redirect("/admin/login", status_code=302)
-    except ProblemError as exc:
-        return _back("/admin/console/admins", error=f"{exc.title_zh}：{exc.detail}")
-    return _back("/admin/console/admins", notice="已处理")
+
+    return await form_post(request, "orgs.admin.review", ADMINS, act, "已处理", bad_input="请选择通过或驳回")
 
 
 @post("/console/admins/{admin_id:uuid}/disable", opt={"action": "orgs.admin.disable"}, **NO_SCHEMA)
 async def admin_disable(request: Request[Any, Any, Any], res: Resources, admin_id: uuid.UUID) -> Response[Any]:
-    _same_origin(request)
-    try:
-        await service.disable_admin(res, await _me(request, "orgs.admin.disable"), admin_id)
-    except _Login:
-        return Redirect("/admin/login", status_code=302)
-    except ProblemError as exc:
-        return _back("/admin/console/admins", error=f"{exc.title_zh}：{exc.detail}")
-    return _back("/admin/console/admins", notice="已停用")
+    async def act(p: AdminPrincipal) -> None:
+        await service.disable_admin(res, p, admin_id)
+
+    return await form_post(request, "orgs.admin.disable", ADMINS, act, "已停用")
 
 
 @get("/console/roles", **NO_SCHEMA)
-@_page
+@console_page
 async def roles_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-    p = await _me(request, "orgs.role.list")
+    p = await current_admin(request, "orgs.role.list")
     page = await service.list_roles(res, p, None, 100)
     return await render(
         request,
@@ -475,9 +344,9 @@ def _dt(value: str) -> datetime | None:
 
 
 @get("/console/logs", **NO_SCHEMA)
-@_page
+@console_page
 async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-    p = await _me(request, "logs.read")
+    p = await current_admin(request, "logs.read")
     qp = request.query_params
     kind = "integration" if qp.get("kind") == "integration" else "operations"
     fields = _INT_FIELDS if kind == "integration" else _OP_FIELDS
@@ -518,9 +387,9 @@ async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response
 
 
 @get("/console/reports", **NO_SCHEMA)
-@_page
+@console_page
 async def reports_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-    p = await _me(request, "logs.report")
+    p = await current_admin(request, "logs.report")
     period = request.query_params.get("period", "month")
     if period not in ("week", "month", "quarter", "year"):
         period = "month"
@@ -544,9 +413,9 @@ async def reports_page(request: Request[Any, Any, Any], res: Resources) -> Respo
 
 
 @get("/console/monitoring", **NO_SCHEMA)
-@_page
+@console_page
 async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-    p = await _me(request, "monitor.read")
+    p = await current_admin(request, "monitor.read")
     routes = await monitoring.routes(res, 3600)
     route = request.query_params.get("route") or (routes.items[0].route if routes.items else "")
     series = await monitoring.series(res, route[:200], None, None) if route else monitoring.Series(route="", points=[])
@@ -578,9 +447,7 @@ async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Re
 
 @post("/console/monitoring/alerts", opt={"action": "monitor.alert.create"}, **NO_SCHEMA)
 async def monitoring_alert(request: Request[Any, Any, Any], res: Resources, data: Form) -> Response[Any]:
-    _same_origin(request)
-    try:
-        p = await _me(request, "monitor.alert.edit")
+    async def act(p: AdminPrincipal) -> None:
         rule = msgspec.convert(
             {
                 "name": data.get("name", ""),
@@ -593,19 +460,15 @@ async def monitoring_alert(request: Request[Any, Any, Any], res: Resources, data
             monitoring.NewAlertRule,
         )
         await monitoring.create_rule(res, p, rule)
-    except _Login:
-        return Redirect("/admin/login", status_code=302)
-    except (ValueError, msgspec.ValidationError):
-        return _back("/admin/console/monitoring", error="规则参数无效")
-    except ProblemError as exc:
-        return _back("/admin/console/monitoring", error=f"{exc.title_zh}：{exc.detail}")
-    return _back("/admin/console/monitoring", notice="规则已添加")
+
+    target = "/admin/console/monitoring"
+    return await form_post(request, "monitor.alert.edit", target, act, "规则已添加", bad_input="规则参数无效")
 
 
 @get("/console/stats", **NO_SCHEMA)
-@_page
+@console_page
 async def stats_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-    p = await _me(request, "stats.read")
+    p = await current_admin(request, "stats.read")
     users, region_chart = await _users_chart(res, p)
     access = await stats.access(res, p, "day", "total", None, None)
     apps = await stats.app_usage(res, p, None, None)
@@ -629,9 +492,9 @@ async def stats_page(request: Request[Any, Any, Any], res: Resources) -> Respons
 
 
 @get("/console/masking", **NO_SCHEMA)
-@_page
+@console_page
 async def masking_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
-    p = await _me(request, "masking.read")
+    p = await current_admin(request, "masking.read")
     roles = await service.list_roles(res, p, None, 100)
     return await render(
         request,
@@ -647,17 +510,10 @@ async def masking_page(request: Request[Any, Any, Any], res: Resources) -> Respo
 
 @post("/console/masking/{field:str}", opt={"action": "masking.edit"}, **NO_SCHEMA)
 async def masking_update(request: Request[Any, Any, Any], res: Resources, field: str, data: Form) -> Response[Any]:
-    _same_origin(request)
-    try:
-        p = await _me(request, "masking.edit")
+    async def act(p: AdminPrincipal) -> None:
         await masks.update(res, p, field[:40], masks.MaskFieldUpdate(level=int(data.get("level", "0"))))
-    except _Login:
-        return Redirect("/admin/login", status_code=302)
-    except ValueError:
-        return _back("/admin/console/masking", error="级别无效")
-    except ProblemError as exc:
-        return _back("/admin/console/masking", error=f"{exc.title_zh}：{exc.detail}")
-    return _back("/admin/console/masking", notice="已保存")
+
+    return await form_post(request, "masking.edit", "/admin/console/masking", act, "已保存", bad_input="级别无效")
 
 
 ROUTES: list[Any] = [

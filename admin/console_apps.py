@@ -9,10 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Request, Response, get, post
-from litestar.response import Redirect
+from litestar import Response, get, post
 
-from admin.console import NO_SCHEMA, STATUSES, Form, _back, _Login, _me, _page, _same_origin, render
+from admin import pages
 from catalog import icons
 from catalog import service as catalog
 from catalog.models import CITIES, PROVINCE, AppView, Review, VersionView
@@ -20,7 +19,6 @@ from core.problems import ProblemError
 from core.ratelimit import client_ip
 from core.resources import Resources
 
-Req = Request[Any, Any, Any]
 ACTIVE = "/admin/console/apps"
 KINDS = {"h5": "H5 应用", "mini_program": "小程序", "native": "原生模块", "backend": "后端对接"}
 CHANNELS = {"ios": "iOS", "android": "Android", "harmony": "鸿蒙", "wechat": "微信", "alipay": "支付宝"}
@@ -76,7 +74,7 @@ def _helpers() -> dict[str, Any]:
         "region_name": region_name,
         "shown": shown,
         "icon_url": icon_url,
-        "app_statuses": STATUSES,
+        "app_statuses": pages.STATUSES,
     }
 
 
@@ -91,21 +89,14 @@ def diff(v: VersionView, live: AppView | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _version_id(request: Req) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(request.path_params["version_id"]))
-    except ValueError as exc:
-        raise ProblemError(404, "not-found", "Not found", "资源不存在") from exc
-
-
-@get("/console/apps", **NO_SCHEMA)
-@_page
-async def apps_page(request: Req, res: Resources) -> Response[Any]:
-    p = await _me(request, "catalog.app.list")
+@get("/console/apps", **pages.NO_SCHEMA)
+@pages.console_page
+async def apps_page(request: pages.Req, res: Resources) -> Response[Any]:
+    p = await pages.current_admin(request, "catalog.app.list")
     qp = request.query_params
     pending = await catalog.versions(res, p, status="pending", cursor=(qp.get("vcursor") or "")[:60] or None, limit=50)
     listed, next_code = await catalog.apps(res, p, cursor=(qp.get("cursor") or "")[:10] or None, limit=50)
-    return await render(
+    return await pages.render(
         request,
         res,
         "apps.html",
@@ -120,14 +111,14 @@ async def apps_page(request: Req, res: Resources) -> Response[Any]:
     )
 
 
-@get("/console/app-versions/{version_id:uuid}", **NO_SCHEMA)
-async def app_version_page(request: Req, res: Resources, version_id: uuid.UUID) -> Response[Any]:
-    async def inner(request: Req, res: Resources) -> Response[Any]:
-        p = await _me(request, "catalog.app.list")
-        v = await catalog.get_version(res, p, _version_id(request))
+@get("/console/app-versions/{version_id:uuid}", **pages.NO_SCHEMA)
+async def app_version_page(request: pages.Req, res: Resources, version_id: uuid.UUID) -> Response[Any]:
+    async def inner(request: pages.Req, res: Resources) -> Response[Any]:
+        p = await pages.current_admin(request, "catalog.app.list")
+        v = await catalog.get_version(res, p, pages.path_uuid(request, "version_id"))
         app = await catalog.get_app(res, p, v.app_code)
         live = app if app.live_version > 0 and app.live_version != v.version else None
-        return await render(
+        return await pages.render(
             request,
             res,
             "app_review.html",
@@ -141,26 +132,23 @@ async def app_version_page(request: Req, res: Resources, version_id: uuid.UUID) 
             **_helpers(),
         )
 
-    response: Response[Any] = await _page(inner)(request, res)
-    return response
+    return await pages.show(request, res, inner)
 
 
-@post("/console/app-versions/{version_id:uuid}/review", opt={"action": "catalog.app.review"}, **NO_SCHEMA)
-async def app_version_review(request: Req, res: Resources, version_id: uuid.UUID, data: Form) -> Response[Any]:
-    _same_origin(request)
+@post("/console/app-versions/{version_id:uuid}/review", opt={"action": "catalog.app.review"}, **pages.NO_SCHEMA)
+async def app_version_review(
+    request: pages.Req, res: Resources, version_id: uuid.UUID, data: pages.Form
+) -> Response[Any]:
     target = f"/admin/console/app-versions/{version_id}"
-    try:
-        p = await _me(request, "catalog.app.review")
-    except _Login:
-        return Redirect("/admin/login", status_code=302)
-    except ProblemError as exc:  # no such permission: say so on the page rather than with a bare 403
-        return _back(target, error=exc.title_zh)
+    p = await pages.poster(request, "catalog.app.review", target)
+    if isinstance(p, Response):
+        return p
     decision = data.get("decision", "")
     if decision not in ("approve", "reject"):
-        return _back(target, error="请选择通过或驳回")
+        return pages.back(target, error="请选择通过或驳回")
     reason = data.get("reason", "").strip()[:500]
     if decision == "reject" and not reason:
-        return _back(target, error="驳回时必须填写理由")
+        return pages.back(target, error="驳回时必须填写理由")
     try:
         outcome = await catalog.review(
             res,
@@ -170,12 +158,12 @@ async def app_version_review(request: Req, res: Resources, version_id: uuid.UUID
             ip=client_ip(request),
         )
     except ProblemError as exc:
-        return _back(target, error=f"{exc.title_zh}：{exc.detail}")
+        return pages.refused(target, exc)
     request.scope.setdefault("state", {})["op_target"] = outcome.version.app_code
     if decision == "reject":
-        return _back(target, notice="已驳回，申请单位可修改后重新提交")
+        return pages.back(target, notice="已驳回，申请单位可修改后重新提交")
     # The secret is in this one response only (no page shows it again): rendered here, never put in a redirect URL.
-    return await render(
+    return await pages.render(
         request,
         res,
         "app_approved.html",
@@ -189,24 +177,20 @@ async def app_version_review(request: Req, res: Resources, version_id: uuid.UUID
     )
 
 
-@post("/console/apps/{code:str}/listing", opt={"action": "catalog.app.listing"}, **NO_SCHEMA)
-async def app_listing(request: Req, res: Resources, code: str, data: Form) -> Response[Any]:
-    _same_origin(request)
-    try:
-        p = await _me(request, "catalog.app.delist")
-    except _Login:
-        return Redirect("/admin/login", status_code=302)
-    except ProblemError as exc:  # no such permission: say so on the page rather than with a bare 403
-        return _back(ACTIVE, error=exc.title_zh)
+@post("/console/apps/{code:str}/listing", opt={"action": "catalog.app.listing"}, **pages.NO_SCHEMA)
+async def app_listing(request: pages.Req, res: Resources, code: str, data: pages.Form) -> Response[Any]:
+    p = await pages.poster(request, "catalog.app.delist", ACTIVE)
+    if isinstance(p, Response):
+        return p
     listed = data.get("listed") == "1"
     reason = data.get("reason", "").strip()[:500]
     if not listed and not reason:
-        return _back(ACTIVE, error="下架时请填写原因")
+        return pages.back(ACTIVE, error="下架时请填写原因")
     try:
         await catalog.set_listing(res, p, code[:10], listed, reason, ip=client_ip(request))
     except ProblemError as exc:
-        return _back(ACTIVE, error=f"{exc.title_zh}：{exc.detail}")
-    return _back(ACTIVE, notice=f"{code[:10]} 已{'上架' if listed else '下架'}")
+        return pages.refused(ACTIVE, exc)
+    return pages.back(ACTIVE, notice=f"{code[:10]} 已{'上架' if listed else '下架'}")
 
 
 ROUTES: list[Any] = [apps_page, app_version_page, app_version_review, app_listing]

@@ -10,21 +10,20 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Request, Response, get, post
-from litestar.response import Redirect
+from litestar import Response, get, post
 
-from admin import charts
-from admin.console import NO_SCHEMA, SHANGHAI, Form, _back, _Login, _me, _page, _same_origin, render
+from admin import charts, pages
+from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.resources import Resources
 from eseal import service as eseal
 from eseal.ca import REASONS
 from orgs.models import AdminPrincipal
 
-Req = Request[Any, Any, Any]
 ACTIVE = "/admin/console/eseal"
 SEAL_KINDS = {"official": "公章", "contract": "合同专用章", "finance": "财务专用章", "personal": "个人签名章"}
 SHAPES = {"round": "圆形", "oval": "椭圆形", "square": "方形", "upload": "上传图片"}
@@ -101,7 +100,7 @@ def _helpers() -> dict[str, Any]:
     }
 
 
-def _q(request: Req, name: str, limit: int = 64) -> str | None:
+def _q(request: pages.Req, name: str, limit: int = 64) -> str | None:
     return (request.query_params.get(name) or "").strip()[:limit] or None
 
 
@@ -109,28 +108,10 @@ def _actor(p: AdminPrincipal) -> str:
     return f"admin:{p.username}"
 
 
-def _id(request: Req, name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(request.path_params[name]))
-    except ValueError as exc:
-        raise ProblemError(404, "not-found", "Not found", "资源不存在") from exc
-
-
-async def _poster(request: Req, permission: str, back: str) -> AdminPrincipal | Response[Any]:
-    """The signed-in administrator holding `permission`, or where to send the browser instead."""
-    _same_origin(request)
-    try:
-        return await _me(request, permission)
-    except _Login:
-        return Redirect("/admin/login", status_code=302)
-    except ProblemError as exc:  # no such permission: say so on the page rather than with a bare 403
-        return _back(back, error=exc.title_zh)
-
-
-@get("/console/eseal", **NO_SCHEMA)
-@_page
-async def eseal_page(request: Req, res: Resources) -> Response[Any]:
-    p = await _me(request, "eseal.read")
+@get("/console/eseal", **pages.NO_SCHEMA)
+@pages.console_page
+async def eseal_page(request: pages.Req, res: Resources) -> Response[Any]:
+    p = await pages.current_admin(request, "eseal.read")
     st = await eseal.stats(res)
     kind, status = _q(request, "kind", 16), _q(request, "status", 16)
     items, nxt = await eseal.search_seals(
@@ -149,7 +130,7 @@ async def eseal_page(request: Req, res: Resources) -> Response[Any]:
         (dt.datetime.fromisoformat(d).replace(tzinfo=SHANGHAI), float(st.signatures_by_day.get(d, 0))) for d in days
     ]
     filters = {k: request.query_params.get(k, "")[:40] for k in ("kind", "status", "org_name", "code", "name")}
-    return await render(
+    return await pages.render(
         request,
         res,
         "eseal.html",
@@ -177,40 +158,42 @@ async def eseal_page(request: Req, res: Resources) -> Response[Any]:
     )
 
 
-@get("/console/eseal/seals/new", **NO_SCHEMA)
-@_page
-async def seal_new_page(request: Req, res: Resources) -> Response[Any]:
-    p = await _me(request, "eseal.seal.apply")
+@get("/console/eseal/seals/new", **pages.NO_SCHEMA)
+@pages.console_page
+async def seal_new_page(request: pages.Req, res: Resources) -> Response[Any]:
+    p = await pages.current_admin(request, "eseal.seal.apply")
     certs, _ = await eseal.list_certificates(res, status="issued", limit=100)
-    return await render(request, res, "eseal_new.html", ACTIVE, me=p, title="申请电子印章", certs=certs, **_helpers())
+    return await pages.render(
+        request, res, "eseal_new.html", ACTIVE, me=p, title="申请电子印章", certs=certs, **_helpers()
+    )
 
 
-@post("/console/eseal/seals", opt={"action": "eseal.seal.apply"}, **NO_SCHEMA)
-async def seal_apply(request: Req, res: Resources) -> Response[Any]:
-    back = f"{ACTIVE}/seals/new"
-    p = await _poster(request, "eseal.seal.apply", back)
+@post("/console/eseal/seals", opt={"action": "eseal.seal.apply"}, **pages.NO_SCHEMA)
+async def seal_apply(request: pages.Req, res: Resources) -> Response[Any]:
+    target = f"{ACTIVE}/seals/new"
+    p = await pages.poster(request, "eseal.seal.apply", target)
     if isinstance(p, Response):
         return p
     if int(request.headers.get("content-length") or 0) > MAX_UPLOAD + 64 * 1024:
-        return _back(back, error="印模图片不能超过 2 MB")
+        return pages.back(target, error="印模图片不能超过 2 MB")
     form = await request.form()
     kind, shape = str(form.get("kind") or ""), str(form.get("shape") or "round")
     if kind not in SEAL_KINDS:
-        return _back(back, error="请选择印章类型")
+        return pages.back(target, error="请选择印章类型")
     if shape not in ("round", "oval", "square", "upload"):
-        return _back(back, error="请选择印模样式")
+        return pages.back(target, error="请选择印模样式")
     upload: bytes | None = None
     image = form.get("image")
     if shape == "upload":
         if image is None or isinstance(image, str):
-            return _back(back, error="请上传印模图片（JPG、PNG、GIF 或 BMP）")
+            return pages.back(target, error="请上传印模图片（JPG、PNG、GIF 或 BMP）")
         upload = await image.read()
     cert_ids: list[uuid.UUID] = []
     for raw in form.getall("cert_id") if hasattr(form, "getall") else []:
         try:
             cert_ids.append(uuid.UUID(str(raw)))
         except ValueError:
-            return _back(back, error="证书编号无效")
+            return pages.back(target, error="证书编号无效")
     try:
         seal = await eseal.seals.apply(
             res,
@@ -224,22 +207,22 @@ async def seal_apply(request: Req, res: Resources) -> Response[Any]:
             applicant=_actor(p),
         )
     except ProblemError as exc:
-        return _back(back, error=f"{exc.title_zh}：{exc.detail}")
+        return pages.refused(target, exc)
     request.scope.setdefault("state", {})["op_target"] = str(seal.id)
-    return _back(f"{ACTIVE}/seals/{seal.id}", notice="印章申请已提交，等待审核")
+    return pages.back(f"{ACTIVE}/seals/{seal.id}", notice="印章申请已提交，等待审核")
 
 
-@get("/console/eseal/seals/{seal_id:uuid}", **NO_SCHEMA)
-async def seal_page(request: Req, res: Resources, seal_id: uuid.UUID) -> Response[Any]:
-    async def inner(request: Req, res: Resources) -> Response[Any]:
-        p = await _me(request, "eseal.read")
-        seal = await eseal.seals.get(res, _id(request, "seal_id"))
+@get("/console/eseal/seals/{seal_id:uuid}", **pages.NO_SCHEMA)
+async def seal_page(request: pages.Req, res: Resources, seal_id: uuid.UUID) -> Response[Any]:
+    async def inner(request: pages.Req, res: Resources) -> Response[Any]:
+        p = await pages.current_admin(request, "eseal.read")
+        seal = await eseal.seals.get(res, pages.path_uuid(request, "seal_id"))
         try:
             png: str | None = base64.b64encode(await eseal.seals.image(res, seal.id)).decode()
         except ProblemError:
             png = None  # drawn when the seal is made
         certs, _ = await eseal.list_certificates(res, status="issued", limit=100)
-        return await render(
+        return await pages.render(
             request,
             res,
             "eseal_seal.html",
@@ -252,41 +235,61 @@ async def seal_page(request: Req, res: Resources, seal_id: uuid.UUID) -> Respons
             **_helpers(),
         )
 
-    response: Response[Any] = await _page(inner)(request, res)
-    return response
+    return await pages.show(request, res, inner)
 
 
-@post("/console/eseal/seals/{seal_id:uuid}/action", opt={"action": "eseal.seal.change"}, **NO_SCHEMA)
-async def seal_action(request: Req, res: Resources, seal_id: uuid.UUID, data: Form) -> Response[Any]:
-    back = f"{ACTIVE}/seals/{seal_id}"
+Change = Callable[[str, str], Awaitable[Response[Any] | None]]
+
+
+async def change_state(
+    request: pages.Req,
+    data: pages.Form,
+    actions: dict[str, tuple[str, str]],
+    subject: uuid.UUID,
+    target: str,
+    change: Change,
+) -> Response[Any]:
+    """A detail page's action: known, permitted (`actions`), recorded as the op-log target, then `change(action,
+    actor)`; back to `target` with what the page says afterwards, with what `change` answers instead, or with the
+    reason eseal refused."""
     action = data.get("action", "")
-    if action not in SEAL_ACTIONS:
-        return _back(back, error="未知操作")
-    permission, done = SEAL_ACTIONS[action]
-    p = await _poster(request, permission, back)
+    if action not in actions:
+        return pages.back(target, error="未知操作")
+    permission, done = actions[action]
+    p = await pages.poster(request, permission, target)
     if isinstance(p, Response):
         return p
-    request.scope.setdefault("state", {})["op_target"] = f"{seal_id}:{action}"
-    actor = _actor(p)
+    request.scope.setdefault("state", {})["op_target"] = f"{subject}:{action}"
     try:
+        instead = await change(action, _actor(p))
+    except ProblemError as exc:
+        return pages.refused(target, exc)
+    return instead or pages.back(target, notice=done)
+
+
+@post("/console/eseal/seals/{seal_id:uuid}/action", opt={"action": "eseal.seal.change"}, **pages.NO_SCHEMA)
+async def seal_action(request: pages.Req, res: Resources, seal_id: uuid.UUID, data: pages.Form) -> Response[Any]:
+    target = f"{ACTIVE}/seals/{seal_id}"
+
+    async def change(action: str, actor: str) -> Response[Any] | None:
         if action in ("approve", "reject"):
             note = data.get("note", "").strip()[:200]
             if action == "reject" and not note:
-                return _back(back, error="驳回时必须填写理由")
+                return pages.back(target, error="驳回时必须填写理由")
             await eseal.seals.review(res, seal_id, approve=action == "approve", reviewer=actor, note=note)
         elif action == "make":
             await eseal.seals.make(res, seal_id, actor=actor)
         else:
             await getattr(eseal.seals, action)(res, seal_id, actor=actor)
-    except ProblemError as exc:
-        return _back(back, error=f"{exc.title_zh}：{exc.detail}")
-    return _back(back, notice=done)
+        return None
+
+    return await change_state(request, data, SEAL_ACTIONS, seal_id, target, change)
 
 
-@post("/console/eseal/seals/{seal_id:uuid}/grants", opt={"action": "eseal.seal.grant"}, **NO_SCHEMA)
-async def seal_grants(request: Req, res: Resources, seal_id: uuid.UUID, data: Form) -> Response[Any]:
-    back = f"{ACTIVE}/seals/{seal_id}"
-    p = await _poster(request, "eseal.seal.manage", back)
+@post("/console/eseal/seals/{seal_id:uuid}/grants", opt={"action": "eseal.seal.grant"}, **pages.NO_SCHEMA)
+async def seal_grants(request: pages.Req, res: Resources, seal_id: uuid.UUID, data: pages.Form) -> Response[Any]:
+    target = f"{ACTIVE}/seals/{seal_id}"
+    p = await pages.poster(request, "eseal.seal.manage", target)
     if isinstance(p, Response):
         return p
     kind, grantee = data.get("kind", ""), data.get("grantee", "").strip()[:65]
@@ -294,22 +297,22 @@ async def seal_grants(request: Req, res: Resources, seal_id: uuid.UUID, data: Fo
     try:
         if data.get("op") == "ungrant":
             await eseal.seals.ungrant(res, seal_id, kind, grantee, actor=_actor(p))
-            return _back(back, notice=f"已取消授权 {grantee}")
+            return pages.back(target, notice=f"已取消授权 {grantee}")
         if kind == "bind":
             await eseal.seals.bind_certificate(res, seal_id, uuid.UUID(grantee), actor=_actor(p))
-            return _back(back, notice="已绑定证书")
+            return pages.back(target, notice="已绑定证书")
         await eseal.seals.grant(res, seal_id, kind, grantee, actor=_actor(p))
     except ValueError:
-        return _back(back, error="证书编号无效")
+        return pages.back(target, error="证书编号无效")
     except ProblemError as exc:
-        return _back(back, error=f"{exc.title_zh}：{exc.detail}")
-    return _back(back, notice=f"已授权{GRANTEE_KINDS.get(kind, '')} {grantee}")
+        return pages.refused(target, exc)
+    return pages.back(target, notice=f"已授权{GRANTEE_KINDS.get(kind, '')} {grantee}")
 
 
-@get("/console/eseal/certificates", **NO_SCHEMA)
-@_page
-async def certs_page(request: Req, res: Resources) -> Response[Any]:
-    p = await _me(request, "eseal.read")
+@get("/console/eseal/certificates", **pages.NO_SCHEMA)
+@pages.console_page
+async def certs_page(request: pages.Req, res: Resources) -> Response[Any]:
+    p = await pages.current_admin(request, "eseal.read")
     status, form = _q(request, "status", 16), _q(request, "form", 8)
     items, nxt = await eseal.list_certificates(
         res,
@@ -318,7 +321,7 @@ async def certs_page(request: Req, res: Resources) -> Response[Any]:
         cursor=_q(request, "cursor", 120),
         limit=30,
     )
-    return await render(
+    return await pages.render(
         request,
         res,
         "eseal_certs.html",
@@ -332,16 +335,16 @@ async def certs_page(request: Req, res: Resources) -> Response[Any]:
     )
 
 
-@post("/console/eseal/certificates", opt={"action": "eseal.cert.apply"}, **NO_SCHEMA)
-async def cert_apply(request: Req, res: Resources, data: Form) -> Response[Any]:
+@post("/console/eseal/certificates", opt={"action": "eseal.cert.apply"}, **pages.NO_SCHEMA)
+async def cert_apply(request: pages.Req, res: Resources, data: pages.Form) -> Response[Any]:
     """A cloud certificate (key made in the signing server) for an organisation or a person; reviewed on this page."""
-    back = f"{ACTIVE}/certificates"
-    p = await _poster(request, "eseal.cert.manage", back)
+    target = f"{ACTIVE}/certificates"
+    p = await pages.poster(request, "eseal.cert.manage", target)
     if isinstance(p, Response):
         return p
     kind, algorithm, usage = data.get("subject_kind", ""), data.get("algorithm", ""), data.get("usage", "sign")
     if kind not in ("org", "person") or algorithm not in ("SM2", "RSA") or usage not in ("sign", "encrypt"):
-        return _back(back, error="请选择主体类型、算法和用途")
+        return pages.back(target, error="请选择主体类型、算法和用途")
     try:
         cert = await eseal.ca.apply(
             res,
@@ -353,41 +356,33 @@ async def cert_apply(request: Req, res: Resources, data: Form) -> Response[Any]:
             applicant=_actor(p),
         )
     except ProblemError as exc:
-        return _back(back, error=f"{exc.title_zh}：{exc.detail}")
+        return pages.refused(target, exc)
     request.scope.setdefault("state", {})["op_target"] = str(cert.id)
-    return _back(back, notice="证书申请已提交，请审核签发")
+    return pages.back(target, notice="证书申请已提交，请审核签发")
 
 
-@post("/console/eseal/certificates/{cert_id:uuid}/action", opt={"action": "eseal.cert.change"}, **NO_SCHEMA)
-async def cert_action(request: Req, res: Resources, cert_id: uuid.UUID, data: Form) -> Response[Any]:
-    back = f"{ACTIVE}/certificates"
-    action = data.get("action", "")
-    if action not in CERT_ACTIONS:
-        return _back(back, error="未知操作")
-    permission, done = CERT_ACTIONS[action]
-    p = await _poster(request, permission, back)
-    if isinstance(p, Response):
-        return p
-    request.scope.setdefault("state", {})["op_target"] = f"{cert_id}:{action}"
-    actor = _actor(p)
-    try:
+@post("/console/eseal/certificates/{cert_id:uuid}/action", opt={"action": "eseal.cert.change"}, **pages.NO_SCHEMA)
+async def cert_action(request: pages.Req, res: Resources, cert_id: uuid.UUID, data: pages.Form) -> Response[Any]:
+    target = f"{ACTIVE}/certificates"
+
+    async def change(action: str, actor: str) -> Response[Any] | None:
         if action in ("approve", "reject"):
             await eseal.ca.review(res, cert_id, approve=action == "approve", reviewer=actor)
         elif action == "revoke":
             reason = data.get("reason", "")
             if reason not in REASONS:
-                return _back(back, error="请选择吊销原因")
+                return pages.back(target, error="请选择吊销原因")
             await eseal.ca.revoke(res, cert_id, actor=actor, reason=reason)
         elif action == "renew":
             await eseal.ca.renew(res, cert_id, actor=actor)
         else:
             await getattr(eseal.ca, action)(res, cert_id, actor=actor)
-    except ProblemError as exc:
-        return _back(back, error=f"{exc.title_zh}：{exc.detail}")
-    return _back(back, notice=done)
+        return None
+
+    return await change_state(request, data, CERT_ACTIONS, cert_id, target, change)
 
 
-def _log_filters(request: Req) -> dict[str, Any]:
+def _log_filters(request: pages.Req) -> dict[str, Any]:
     filters: dict[str, Any] = {k: _q(request, k) for k in LOG_FIELDS}
     for key in ("since", "until"):
         raw = _q(request, key, 10)
@@ -401,17 +396,17 @@ def _log_filters(request: Req) -> dict[str, Any]:
     return filters
 
 
-@get("/console/eseal/logs", **NO_SCHEMA)
-@_page
-async def logs_page(request: Req, res: Resources) -> Response[Any]:
-    p = await _me(request, "eseal.read")
+@get("/console/eseal/logs", **pages.NO_SCHEMA)
+@pages.console_page
+async def logs_page(request: pages.Req, res: Resources) -> Response[Any]:
+    p = await pages.current_admin(request, "eseal.read")
     try:
         page = await eseal.search_logs(res, _log_filters(request), limit=50, cursor=_q(request, "cursor", 20))
         error = ""
     except ProblemError as exc:
         page, error = None, f"{exc.title_zh}：{exc.detail or ''}"
     shown = {k: request.query_params.get(k, "")[:64] for k in (*LOG_FIELDS, "since", "until")}
-    return await render(
+    return await pages.render(
         request,
         res,
         "eseal_logs.html",
@@ -428,10 +423,10 @@ async def logs_page(request: Req, res: Resources) -> Response[Any]:
     )
 
 
-@get("/console/eseal/logs.csv", **NO_SCHEMA)
-@_page
-async def logs_export(request: Req, res: Resources) -> Response[Any]:
-    await _me(request, "eseal.log.export")
+@get("/console/eseal/logs.csv", **pages.NO_SCHEMA)
+@pages.console_page
+async def logs_export(request: pages.Req, res: Resources) -> Response[Any]:
+    await pages.current_admin(request, "eseal.log.export")
     body = await eseal.export_logs(res, _log_filters(request))
     return Response(
         body.encode("utf-8-sig"),  # with a BOM, so spreadsheet programs read the Chinese columns right

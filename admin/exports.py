@@ -8,12 +8,11 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Response
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from core.clock import SHANGHAI
 
 
 def _cell(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Admin authorisation (CONTRACTS.md): `require(permission)` guards a route; `admin_of(request)` is the caller.
+"""Admin authorisation (docs/contracts.md): `require(permission)` guards a route; `admin_of(request)` is the caller.
 
 API callers send `Authorization: Bearer <token>` (POST /admin/v1/sessions); the console keeps the same token in
 an HttpOnly, SameSite=Strict cookie."""

@@ -3,24 +3,29 @@ masking management (the catalogue of sensitive fields and their levels)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Request, Response, get, put
 from litestar.di import Provide
 from litestar.params import JSONBody, Parameter
 
 from admin import exports
-from admin.auth import guarded
+from admin.auth import Guarded, guarded, needs
 from admin.guards import admin_of
 from admin.org_routes import Cursor, Limit
 from core.resources import Resources
 from orgs import logs, masks
+from orgs.models import AdminPrincipal
 
 Q = Annotated[str | None, Parameter(max_length=200)]
 Code = Annotated[str | None, Parameter(max_length=40, pattern=r"^[0-9a-z-]{2,40}$")]
 Status = Annotated[int | None, Parameter(ge=100, le=599)]
 Fmt = Literal["csv", "xlsx"]
+Req = Request[Any, Any, Any]
+OCTETS = "application/octet-stream"
 
 OP_COLUMNS = [
     ("at", "时间"),
@@ -111,78 +116,72 @@ OP_FILTERS = {"q": Provide(op_query, sync_to_thread=False)}
 INT_FILTERS = {"q": Provide(int_query, sync_to_thread=False)}
 
 
-@get(
-    "/v1/logs/operations",
-    summary="Search the operation log (newest first)",
-    tags=["logs"],
-    dependencies=OP_FILTERS,
-    **guarded("logs.read"),
-)
-async def search_operations(
-    request: Request[Any, Any, Any],
-    res: Resources,
-    q: logs.OpQuery,
-    cursor: Cursor = None,
-    limit: Limit = 50,
-) -> logs.OpPage:
+async def viewer(request: Req, res: Resources) -> tuple[AdminPrincipal, masks.Masker]:
+    """The caller and what its roles see unmasked."""
     p = admin_of(request)
-    return await logs.search_ops(res, p, await masks.masker(res, p), q, cursor, limit)
+    return p, await masks.masker(res, p)
 
 
-@get(
-    "/v1/logs/operations/export",
-    summary="Export the matching operation-log entries (CSV or XLSX, masked)",
-    tags=["logs"],
-    media_type="application/octet-stream",
-    dependencies=OP_FILTERS,
-    **guarded("logs.export", "logs.export.operations"),
-)
-async def export_operations(
-    request: Request[Any, Any, Any],
+async def export(
+    request: Req,
     res: Resources,
-    q: logs.OpQuery,
-    format: Fmt = "csv",
+    stream: Callable[[Resources, AdminPrincipal, masks.Masker, Any], AsyncIterator[msgspec.Struct]],
+    q: Any,
+    fmt: str,
+    names: tuple[str, str],
+    columns: Sequence[tuple[str, str]],
 ) -> Response[bytes]:
-    p = admin_of(request)
-    rows = await exports.collect(logs.stream_ops(res, p, await masks.masker(res, p), q), OP_COLUMNS)
-    return await exports.respond(format, "operation-log", "操作日志", OP_COLUMNS, rows)
+    """Every entry `stream` yields for `q`, masked, as a CSV or XLSX download named `names` (file, sheet title)."""
+    p, m = await viewer(request, res)
+    rows = await exports.collect(stream(res, p, m, q), columns)
+    return await exports.respond(fmt, names[0], names[1], columns, rows)
 
 
-@get(
-    "/v1/logs/integration",
-    summary="Search the app-integration log",
-    tags=["logs"],
-    dependencies=INT_FILTERS,
-    **guarded("logs.read"),
-)
-async def search_integration(
-    request: Request[Any, Any, Any],
-    res: Resources,
-    q: logs.IntegrationQuery,
-    cursor: Cursor = None,
-    limit: Limit = 50,
-) -> logs.IntegrationPage:
-    p = admin_of(request)
-    return await logs.search_integration(res, p, await masks.masker(res, p), q, cursor, limit)
+class OperationLog(Guarded):
+    path = "/v1/logs/operations"
+    tags = ("logs",)
+    dependencies = OP_FILTERS
+
+    @get(summary="Search the operation log (newest first)", **needs("logs.read"))
+    async def search_operations(
+        self, request: Req, res: Resources, q: logs.OpQuery, cursor: Cursor = None, limit: Limit = 50
+    ) -> logs.OpPage:
+        return await logs.search_ops(res, *await viewer(request, res), q, cursor, limit)
+
+    @get(
+        "/export",
+        summary="Export the matching operation-log entries (CSV or XLSX, masked)",
+        media_type=OCTETS,
+        **needs("logs.export", "logs.export.operations"),
+    )
+    async def export_operations(
+        self, request: Req, res: Resources, q: logs.OpQuery, format: Fmt = "csv"
+    ) -> Response[bytes]:
+        return await export(request, res, logs.stream_ops, q, format, ("operation-log", "操作日志"), OP_COLUMNS)
 
 
-@get(
-    "/v1/logs/integration/export",
-    summary="Export the matching app-integration log entries (CSV or XLSX, masked)",
-    tags=["logs"],
-    media_type="application/octet-stream",
-    dependencies=INT_FILTERS,
-    **guarded("logs.export", "logs.export.integration"),
-)
-async def export_integration(
-    request: Request[Any, Any, Any],
-    res: Resources,
-    q: logs.IntegrationQuery,
-    format: Fmt = "csv",
-) -> Response[bytes]:
-    p = admin_of(request)
-    rows = await exports.collect(logs.stream_integration(res, p, await masks.masker(res, p), q), INT_COLUMNS)
-    return await exports.respond(format, "integration-log", "接入日志", INT_COLUMNS, rows)
+class IntegrationLog(Guarded):
+    path = "/v1/logs/integration"
+    tags = ("logs",)
+    dependencies = INT_FILTERS
+
+    @get(summary="Search the app-integration log", **needs("logs.read"))
+    async def search_integration(
+        self, request: Req, res: Resources, q: logs.IntegrationQuery, cursor: Cursor = None, limit: Limit = 50
+    ) -> logs.IntegrationPage:
+        return await logs.search_integration(res, *await viewer(request, res), q, cursor, limit)
+
+    @get(
+        "/export",
+        summary="Export the matching app-integration log entries (CSV or XLSX, masked)",
+        media_type=OCTETS,
+        **needs("logs.export", "logs.export.integration"),
+    )
+    async def export_integration(
+        self, request: Req, res: Resources, q: logs.IntegrationQuery, format: Fmt = "csv"
+    ) -> Response[bytes]:
+        names = ("integration-log", "接入日志")
+        return await export(request, res, logs.stream_integration, q, format, names, INT_COLUMNS)
 
 
 @get(
@@ -192,7 +191,7 @@ async def export_integration(
     **guarded("logs.report"),
 )
 async def report(
-    request: Request[Any, Any, Any],
+    request: Req,
     res: Resources,
     period: logs.Period = "month",
     periods: Annotated[int, Parameter(ge=1, le=24)] = 6,
@@ -200,34 +199,25 @@ async def report(
     return await logs.report(res, admin_of(request), period, periods)
 
 
-@get(
-    "/v1/masking/fields",
-    summary="The catalogue of sensitive fields and their levels",
-    tags=["masking"],
-    **guarded("masking.read"),
-)
-async def mask_fields(res: Resources) -> masks.MaskFieldList:
-    return masks.MaskFieldList(items=list((await masks.catalogue(res)).values()))
+class Masking(Guarded):
+    """The catalogue of sensitive fields and their levels."""
+
+    path = "/v1/masking/fields"
+    tags = ("masking",)
+
+    @get(summary="The catalogue of sensitive fields and their levels", **needs("masking.read"))
+    async def mask_fields(self, res: Resources) -> masks.MaskFieldList:
+        return masks.MaskFieldList(items=list((await masks.catalogue(res)).values()))
+
+    @put(
+        "/{field:str}",
+        summary="Change a sensitive field's level (roles see it unmasked from their mask level up)",
+        **needs("masking.edit", "masking.edit"),
+    )
+    async def update_mask_field(
+        self, request: Req, res: Resources, field: str, data: JSONBody[masks.MaskFieldUpdate]
+    ) -> masks.MaskField:
+        return await masks.update(res, admin_of(request), field, data)
 
 
-@put(
-    "/v1/masking/fields/{field:str}",
-    summary="Change a sensitive field's level (roles see it unmasked from their mask level up)",
-    tags=["masking"],
-    **guarded("masking.edit", "masking.edit"),
-)
-async def update_mask_field(
-    request: Request[Any, Any, Any], res: Resources, field: str, data: JSONBody[masks.MaskFieldUpdate]
-) -> masks.MaskField:
-    return await masks.update(res, admin_of(request), field, data)
-
-
-ROUTES: list[Any] = [
-    search_operations,
-    export_operations,
-    search_integration,
-    export_integration,
-    report,
-    mask_fields,
-    update_mask_field,
-]
+ROUTES: list[Any] = [OperationLog, IntegrationLog, report, Masking]

@@ -14,9 +14,9 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody
 
-from admin.auth import guarded
+from admin.auth import Guarded, needs
 from admin.guards import admin_of
-from admin.org_routes import Cursor, Limit
+from admin.org_routes import Cursor, Limit, Req
 from core.problems import invalid
 from core.ratelimit import rate_limit
 from core.resources import Resources
@@ -63,70 +63,54 @@ async def apply(
     return await registration.apply(res, form, contents, actor=f"registrant:{form.contact_phone[-4:]}")
 
 
-@get(
-    "/v1/org-applications",
-    summary="Organisation applications under my scope",
-    tags=["orgs"],
-    **guarded("orgs.org.list"),
-)
-async def list_applications(
-    request: Request[Any, Any, Any],
-    res: Resources,
-    status: Literal["pending", "approved", "rejected"] | None = None,
-    cursor: Cursor = None,
-    limit: Limit = 50,
-) -> OrgApplicationPage:
-    return await registration.list_applications(res, admin_of(request), status, cursor, limit)
+class Applications(Guarded):
+    """The review side: applications in the caller's scope, their documents, the decision."""
 
+    path = "/v1/org-applications"
+    tags = ("orgs",)
 
-@get(
-    "/v1/org-applications/{app_id:uuid}",
-    summary="One organisation application",
-    tags=["orgs"],
-    **guarded("orgs.org.list"),
-)
-async def get_application(
-    request: Request[Any, Any, Any],
-    res: Resources,
-    app_id: uuid.UUID,
-) -> OrgApplication:
-    return await registration.get(res, admin_of(request), app_id)
+    @get(summary="Organisation applications under my scope", **needs("orgs.org.list"))
+    async def list_applications(
+        self,
+        request: Req,
+        res: Resources,
+        status: Literal["pending", "approved", "rejected"] | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> OrgApplicationPage:
+        return await registration.list_applications(res, admin_of(request), status, cursor, limit)
 
+    @get("/{app_id:uuid}", summary="One organisation application", **needs("orgs.org.list"))
+    async def get_application(self, request: Req, res: Resources, app_id: uuid.UUID) -> OrgApplication:
+        return await registration.get(res, admin_of(request), app_id)
 
-@post(
-    "/v1/org-applications/{app_id:uuid}/review",
-    summary="Approve (creates the organisation) or reject with a reason; 409 when another reviewer was first",
-    tags=["orgs"],
-    status_code=200,
-    **guarded("orgs.org.review", "orgs.org.review"),
-)
-async def review(
-    request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID, data: JSONBody[Review]
-) -> OrgApplication:
-    return await registration.review(res, admin_of(request), app_id, data)
-
-
-@get(
-    "/v1/org-applications/{app_id:uuid}/documents/{doc_id:uuid}",
-    summary="Download a credential document (as an attachment, with its SM3 digest)",
-    tags=["orgs"],
-    media_type="application/octet-stream",
-    **guarded("orgs.doc.download", "orgs.doc.download"),
-)
-async def download(
-    request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID, doc_id: uuid.UUID
-) -> Response[bytes]:
-    path, media, name, digest = await registration.document(res, admin_of(request), app_id, doc_id)
-    content = await asyncio.to_thread(path.read_bytes)
-    return Response(
-        content,
-        media_type=media,
-        headers={
-            "Content-Disposition": f"attachment; filename=\"document\"; filename*=UTF-8''{quote(name)}",
-            "X-Content-Type-Options": "nosniff",
-            "X-Content-SM3": digest,
-        },
+    @post(
+        "/{app_id:uuid}/review",
+        summary="Approve (creates the organisation) or reject with a reason; 409 when another reviewer was first",
+        status_code=200,
+        **needs("orgs.org.review", "orgs.org.review"),
     )
+    async def review(self, request: Req, res: Resources, app_id: uuid.UUID, data: JSONBody[Review]) -> OrgApplication:
+        return await registration.review(res, admin_of(request), app_id, data)
+
+    @get(
+        "/{app_id:uuid}/documents/{doc_id:uuid}",
+        summary="Download a credential document (as an attachment, with its SM3 digest)",
+        media_type="application/octet-stream",
+        **needs("orgs.doc.download", "orgs.doc.download"),
+    )
+    async def download(self, request: Req, res: Resources, app_id: uuid.UUID, doc_id: uuid.UUID) -> Response[bytes]:
+        path, media, name, digest = await registration.document(res, admin_of(request), app_id, doc_id)
+        content = await asyncio.to_thread(path.read_bytes)
+        return Response(
+            content,
+            media_type=media,
+            headers={
+                "Content-Disposition": f"attachment; filename=\"document\"; filename*=UTF-8''{quote(name)}",
+                "X-Content-Type-Options": "nosniff",
+                "X-Content-SM3": digest,
+            },
+        )
 
 
-ROUTES: list[Any] = [apply, list_applications, get_application, review, download]
+ROUTES: list[Any] = [apply, Applications]

@@ -8,12 +8,14 @@ import msgspec
 from litestar import Request, delete, get, post
 from litestar.params import JSONBody
 
-from admin.auth import guarded
-from admin.guards import admin_of, token_of
+from admin.auth import Guarded, guarded
+from admin.guards import admin_of, signed_in, token_of
 from core.ratelimit import client_ip, rate_limit
 from core.resources import Resources
 from orgs import service, sessions
 from orgs.models import AdminPrincipal, SessionToken, SignIn, Totp
+
+Req = Request[Any, Any, Any]
 
 
 class Me(msgspec.Struct):
@@ -74,37 +76,30 @@ async def end_session(request: Request[Any, Any, Any], res: Resources) -> None:
         await sessions.revoke(res, token)
 
 
-@get(
-    "/v1/me",
-    summary="The signed-in administrator, roles, permissions and data scope",
-    tags=["sessions"],
-    **guarded(None),
-)
-async def me(request: Request[Any, Any, Any]) -> Me:
-    return me_of(admin_of(request))
+class Profile(Guarded):
+    """The signed-in administrator's own profile and TOTP enrolment (any session, whatever its permissions)."""
+
+    path = "/v1/me"
+    tags = ("sessions",)
+    guards = (signed_in(),)
+
+    @get(summary="The signed-in administrator, roles, permissions and data scope")
+    async def me(self, request: Req) -> Me:
+        return me_of(admin_of(request))
+
+    @post("/totp", summary="Start TOTP enrolment (RFC 6238)", status_code=201, opt={"action": "admin.totp_start"})
+    async def totp_start(self, request: Req, res: Resources) -> TotpStart:
+        secret, uri = await service.start_totp(res, admin_of(request))
+        return TotpStart(secret=secret, otpauth_uri=uri)
+
+    @post(
+        "/totp/confirm",
+        summary="Confirm TOTP enrolment with a current code",
+        status_code=204,
+        opt={"action": "admin.totp_confirm"},
+    )
+    async def totp_confirm(self, request: Req, res: Resources, data: JSONBody[TotpConfirm]) -> None:
+        await service.confirm_totp(res, admin_of(request), data.code)
 
 
-@post(
-    "/v1/me/totp",
-    summary="Start TOTP enrolment (RFC 6238)",
-    tags=["sessions"],
-    status_code=201,
-    **guarded(None, "admin.totp_start"),
-)
-async def totp_start(request: Request[Any, Any, Any], res: Resources) -> TotpStart:
-    secret, uri = await service.start_totp(res, admin_of(request))
-    return TotpStart(secret=secret, otpauth_uri=uri)
-
-
-@post(
-    "/v1/me/totp/confirm",
-    summary="Confirm TOTP enrolment with a current code",
-    tags=["sessions"],
-    status_code=204,
-    **guarded(None, "admin.totp_confirm"),
-)
-async def totp_confirm(request: Request[Any, Any, Any], res: Resources, data: JSONBody[TotpConfirm]) -> None:
-    await service.confirm_totp(res, admin_of(request), data.code)
-
-
-ROUTES: list[Any] = [create_session, end_session, me, totp_start, totp_confirm]
+ROUTES: list[Any] = [create_session, end_session, Profile]

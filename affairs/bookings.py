@@ -12,10 +12,11 @@ from affairs import service as svc
 from affairs.adapters import BizClient
 from affairs.models import BookingIn, BookingList, BookingView, OfficeList, OfficeView, SlotList, SlotView
 from affairs.notify import notify
+from core import clock
+from core.clock import SHANGHAI
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
-from push.service import SHANGHAI
 
 OFFICE_KIND = {
     "app-02": "exit_entry",
@@ -94,7 +95,7 @@ async def book(res: Resources, person_id: str, acr: str, req: BookingIn) -> Book
             "因多次爽约暂停预约",
             f"until {until.isoformat()}",
         )
-    clean = forms.validate(m.form, dict(req.form), elicence_ok=lambda _: False, today=svc._today())
+    clean = forms.validate(m.form, dict(req.form), elicence_ok=lambda _: False, today=clock.utc_today())
     if req.code == "app-44":
         found = await BizClient(res, "jianguan").query("lawyer_licence", {"licence": clean["lawyer_licence"]})
         if not found.get("valid"):
@@ -141,7 +142,7 @@ async def cancel_booking(res: Resources, person_id: str, booking_id: uuid.UUID) 
     now = datetime.now(UTC)
     if row["starts_at"] - now < CANCEL_BEFORE:
         raise ProblemError(409, "cancel-window-closed", "Too late to cancel", "距预约时间不足 2 小时，无法取消")
-    day_start = datetime.combine(now.astimezone(SHANGHAI).date(), time(0), tzinfo=SHANGHAI)
+    day_start = clock.beijing_midnight(clock.beijing_today(now))
     if await repo.cancellations_since(res.db, row["person_id"], day_start) >= CANCELS_PER_DAY:
         raise ProblemError(429, "too-many-cancellations", "At most 3 cancellations a day", "每日最多取消 3 次")
     async with res.db.acquire() as conn, conn.transaction():
@@ -178,8 +179,7 @@ async def attend(res: Resources, booking_id: uuid.UUID) -> None:
 async def remind(res: Resources, now: datetime | None = None) -> int:
     """The day before (Beijing time), once per booking."""
     now = now or datetime.now(UTC)
-    tomorrow = now.astimezone(SHANGHAI).date() + timedelta(days=1)
-    start = datetime.combine(tomorrow, time(0), tzinfo=SHANGHAI)
+    start = clock.beijing_midnight(clock.beijing_today(now) + timedelta(days=1))
     rows = await repo.due_reminders(res.db, start, start + timedelta(days=1))
     ms = await svc.manifests(res)
     for r in rows:

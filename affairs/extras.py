@@ -31,30 +31,15 @@ from affairs.models import (
     RectificationView,
 )
 from affairs.notify import notify
+from core import clock, regions
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.ratelimit import hit
 from core.resources import Resources
-from identity import legal, people
-from identity.externals import SmsClient
-from identity.numbers import valid_resident_id
+from identity.facade import SmsClient, legal, people, valid_resident_id
 
 log = logging.getLogger("szt.affairs.extras")
-CITY_CODES = (
-    "320100",
-    "320200",
-    "320300",
-    "320400",
-    "320500",
-    "320600",
-    "320700",
-    "320800",
-    "320900",
-    "321000",
-    "321100",
-    "321200",
-    "321300",
-)
+CITY_CODES = regions.CITY_CODES
 NAME_COUNTS_PER_HOUR = 10
 MOVE_CAR_PER_DAY = 5
 MOVE_CAR_PLATE_GAP = timedelta(minutes=10)
@@ -235,7 +220,7 @@ async def enterprise_request(
         raise invalid("preferred_at", "a time in the future")
     from affairs import forms
 
-    clean = forms.validate(m.form, dict(req.form), elicence_ok=lambda _: False, today=svc._today())
+    clean = forms.validate(m.form, dict(req.form), elicence_ok=lambda _: False, today=clock.utc_today())
     row = await repo.insert_enterprise_request(
         res.db,
         id=uuid.uuid4(),
@@ -283,7 +268,7 @@ async def rate_enterprise_request(res: Resources, person_id: str, request_id: uu
     await _as_handler(res, person_id, row["enterprise_id"])
     if row["status"] not in ("visited", "closed"):
         raise ProblemError(409, "not-finished", "Rate once served", "服务完成后方可评价", row["status"])
-    return await svc.rate(res, person_id, f"ent:{request_id}", "320000.other", req)
+    return await svc.rate(res, person_id, f"ent:{request_id}", f"{regions.PROVINCE_CODE}.other", req)
 
 
 async def rectifications(res: Resources, org_code: str, *, cursor: str | None, limit: int) -> RectificationList:

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from core.problems import FieldError, ProblemError
-from identity.numbers import valid_resident_id, valid_uscc
+from identity.facade import valid_resident_id, valid_uscc
 
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
 _REGION = re.compile(r"^32\d{4}$")  # GB/T 2260 codes of Jiangsu: the province serves its own residents

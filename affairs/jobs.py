@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from affairs import bookings, payments, service
+from core import clock
 from core.problems import ProblemError
 from core.resources import Resources
 from core.worker import scheduled
-from push.service import SHANGHAI
 
 log = logging.getLogger("szt.affairs.jobs")
 
@@ -40,7 +40,7 @@ async def auto_rate(res: Resources) -> None:
 @scheduled("affairs.reconcile", seconds=6 * 3600)
 async def reconcile(res: Resources) -> None:
     """Yesterday's bills (Beijing day) of both channels; rerunning replaces the day's report."""
-    day = (datetime.now(UTC).astimezone(SHANGHAI) - timedelta(days=1)).date()
+    day = clock.beijing_today() - timedelta(days=1)
     for channel in ("wechat", "alipay"):
         try:
             report = await payments.reconcile(res, day, channel)

@@ -1,5 +1,5 @@
 """The 49 applications as versioned manifests: generated from catalog/data/apps49.tsv plus per-kind defaults, with
-hand-written forms for the items that need more than the default (README: "manifest format")."""
+hand-written forms for the items that need more than the default (docs/integration.md: "Manifest format")."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import csv
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from core import regions
 
 TSV = Path(__file__).resolve().parent.parent / "catalog" / "data" / "apps49.tsv"
 MANIFEST_VERSION = 1  # bump when a generated manifest changes; older versions stay for the cases that used them
@@ -25,7 +27,7 @@ ELICENCE_TYPES = ("idcard", "driving", "vehicle", "hukou", "business")
 # Kinds the handling engine serves, and what a client does with each.
 KINDS = ("application", "appointment", "query", "payment", "city_link", "enterprise", "map", "move_car")
 
-REGIONS_ALL = ["320000"]
+REGIONS_ALL = [regions.PROVINCE_CODE]
 ENTERPRISE_MARK = "enterprise"
 
 

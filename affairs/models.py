@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.params import Parameter
 from msgspec import Meta
 
 Code = Annotated[str, Meta(pattern=r"^app-(0[1-9]|[1-4]\d)$", description="application code app-01 … app-49")]
@@ -337,3 +338,11 @@ class Reconciliation(msgspec.Struct):
     matched: int
     abnormal: int
     report: list[dict[str, Any]]
+
+
+# HTTP parameters of the citizens' front doors (the app BFF and the mini programs), declared once for both.
+AppCode = Annotated[str, Parameter(pattern=r"^app-(0[1-9]|[1-4]\d)$", description="app-01 … app-49")]
+PageCursor = Annotated[str | None, Parameter(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")]
+PageLimit = Annotated[int, Parameter(ge=1, le=PAGE_MAX)]
+FileName = Annotated[str, Parameter(header="X-Filename", max_length=100)]
+IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255)]

@@ -1,5 +1,5 @@
 """One place where affairs tells a person something: recorded here (the engine's own "what we told you") and sent
-through `push.service.notify` (CONTRACTS.md): the push inbox and every channel of the person."""
+through `push.service.notify` (docs/contracts.md): the push inbox and every channel of the person."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import json
 import logging
 import secrets
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from affairs import repo
@@ -16,10 +16,9 @@ from affairs.adapters import Alipay, WechatPay
 from affairs.models import OrderIn, OrderView, Reconciliation, RefundIn
 from affairs.notify import notify
 from affairs.paykeys import aead_decrypt, apiv3_key
-from core import audit
+from core import audit, clock
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
-from push.service import SHANGHAI
 
 log = logging.getLogger("szt.affairs.pay")
 PAY_CODE = "app-07"
@@ -135,7 +134,7 @@ async def refund(res: Resources, person_id: str, order_id: uuid.UUID, req: Refun
 
 async def reconcile(res: Resources, bill_date: date, channel: str) -> Reconciliation:
     """Compare the channel's bill of `bill_date` (Beijing day) with our orders; flag every difference."""
-    start = datetime.combine(bill_date, time(0), tzinfo=SHANGHAI)
+    start = clock.beijing_midnight(bill_date)
     ours = {r["out_trade_no"]: r for r in await repo.orders_of_day(res.db, channel, start, start + timedelta(days=1))}
     if channel == "wechat":
         bill = {b["out_trade_no"]: int(b["amount_fen"]) for b in await WechatPay(res).bill(bill_date.isoformat())}

@@ -10,23 +10,12 @@ from typing import Any
 from affairs import repo
 from affairs.geo import cell_of
 from affairs.manifests import all_manifests
+from core import regions
 from core.resources import Resources
 
-# City -> (name, centre latitude, centre longitude, a county code used for seeded rows)
+# City -> (name, centre latitude, centre longitude, a county code used for seeded rows), from core.regions.
 CITIES: dict[str, tuple[str, float, float, str]] = {
-    "320100": ("南京", 32.0603, 118.7969, "320102"),
-    "320200": ("无锡", 31.4912, 120.3119, "320205"),
-    "320300": ("徐州", 34.2058, 117.2841, "320302"),
-    "320400": ("常州", 31.8112, 119.9741, "320402"),
-    "320500": ("苏州", 31.2990, 120.5853, "320505"),
-    "320600": ("南通", 31.9802, 120.8943, "320602"),
-    "320700": ("连云港", 34.5967, 119.2216, "320703"),
-    "320800": ("淮安", 33.6104, 119.0153, "320803"),
-    "320900": ("盐城", 33.3478, 120.1633, "320902"),
-    "321000": ("扬州", 32.3942, 119.4129, "321002"),
-    "321100": ("镇江", 32.1878, 119.4250, "321102"),
-    "321200": ("泰州", 32.4555, 119.9229, "321202"),
-    "321300": ("宿迁", 33.9630, 118.2752, "321302"),
+    c.code: (c.name, c.lat, c.lon, c.home_district) for c in regions.CITIES
 }
 KINDS: dict[str, tuple[str, str, list[str]]] = {
     "station": (

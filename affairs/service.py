@@ -1,6 +1,6 @@
 """Rules of the handling engine: manifests, online declaration (authorisation, prefill, drafts, attachments,
 submission), cases and their states. Every function takes the person id, never a request, so the app BFF and the
-mini programs call the same operations (CONTRACTS.md). The other kinds live beside it and are re-exported here:
+mini programs call the same operations (docs/contracts.md). The other kinds live beside it and are re-exported here:
 affairs.bookings, affairs.payments, affairs.extras."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import json
 import logging
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -35,13 +34,12 @@ from affairs.models import (
     RatingView,
 )
 from affairs.notify import notify
-from core import audit
+from core import audit, clock, regions
 from core.crypto import sm3
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
-from identity import legal, people
-from identity.sessions import ACR_ORDER
+from identity.facade import ACR_ORDER, legal, people
 
 log = logging.getLogger("szt.affairs")
 
@@ -187,7 +185,7 @@ async def _enterprise_uscc(res: Resources, person_id: str, enterprise_id: str) -
 async def save_draft(res: Resources, person_id: str, code: str, req: DraftIn) -> Draft:
     m = await manifest(res, code, "application")
     clean = forms.validate(
-        m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=_today(), partial=True
+        m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=clock.utc_today(), partial=True
     )
     enc = res.fields.encrypt(json.dumps(clean, ensure_ascii=False), context=DRAFT_CTX)
     row = await repo.save_draft(res.db, uuid.UUID(person_id), code, enc, req.revision)
@@ -246,10 +244,6 @@ async def upload(res: Resources, person_id: str, data: bytes, filename: str) -> 
 # ---------------------------------------------------------------- cases
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
 async def _check_attachments(
     res: Resources, person_id: str, m: Manifest, clean: dict[str, str]
 ) -> list[dict[str, Any]]:
@@ -286,7 +280,9 @@ async def submit(res: Resources, person_id: str, acr: str, req: CaseIn, idempote
         raise invalid("enterprise_id", f"{m.code} is for enterprises: say which one you act for")
     # The form is checked first (no I/O), so that one query can then bring the replay, the authorisation and the
     # attachments together.
-    clean = forms.validate(m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=_today())
+    clean = forms.validate(
+        m.form, dict(req.form), elicence_ok=_elicence_checker(res, person_id), today=clock.utc_today()
+    )
     ids = [uuid.UUID(i) for i in forms.attachment_ids(m.form, clean)]
     ctx = await repo.submission_context(res.db, pid, m.code, idempotency_key, ids)
     if ctx["existing"] is not None:
@@ -309,7 +305,7 @@ async def submit(res: Resources, person_id: str, acr: str, req: CaseIn, idempote
         if uscc is not None and clean.get("uscc") != uscc:
             raise invalid("form.uscc", "not the code of the enterprise you act for")
     attachments = _match_attachments(m, clean, ctx["attachments"] or [])
-    region = clean.get("region_code", "320000")
+    region = clean.get("region_code", regions.PROVINCE_CODE)
     city = region[:4] + "00"
     now = datetime.now(UTC)
     row = await repo.insert_case(
@@ -321,7 +317,7 @@ async def submit(res: Resources, person_id: str, acr: str, req: CaseIn, idempote
         code=m.code,
         manifest_version=m.version,
         system=m.binding["system"],
-        org_code=f"320000.{city}.{m.binding['system']}",
+        org_code=f"{regions.PROVINCE_CODE}.{city}.{m.binding['system']}",
         region_code=region,
         idempotency_key=idempotency_key,
         form_enc=res.fields.encrypt(json.dumps(clean, ensure_ascii=False), context=FORM_CTX),
@@ -513,7 +509,9 @@ async def supplement(res: Resources, person_id: str, case_id: uuid.UUID, form: d
     if row["status"] != "supplement_requested":
         raise ProblemError(409, "no-supplement-requested", "No materials requested", "当前无需补正", row["status"])
     m = await _manifest_of(res, row)
-    patch = forms.validate(m.form, form, elicence_ok=_elicence_checker(res, person_id), today=_today(), partial=True)
+    patch = forms.validate(
+        m.form, form, elicence_ok=_elicence_checker(res, person_id), today=clock.utc_today(), partial=True
+    )
     if not patch:
         raise invalid("form", "nothing supplied")
     merged = {**json.loads(res.fields.decrypt(row["form_enc"], context=FORM_CTX)), **patch}
@@ -602,16 +600,13 @@ class Reminder(msgspec.Struct, omit_defaults=True):
 
 async def appointments_tomorrow(res: Resources, person_id: str) -> list[Reminder]:
     """The person's held bookings whose time is tomorrow, Beijing time."""
-    from affairs.bookings import SHANGHAI
-
-    tomorrow = datetime.now(UTC).astimezone(SHANGHAI).date() + timedelta(days=1)
-    start = datetime.combine(tomorrow, dtime(0), tzinfo=SHANGHAI)
+    start = clock.beijing_midnight(clock.beijing_today() + timedelta(days=1))
     rows = await repo.bookings_between(res.db, uuid.UUID(person_id), start, start + timedelta(days=1))
     ms = await manifests(res)
     out = []
     for r in rows:
         name = ms[r["code"]].name if r["code"] in ms else r["code"]
-        at = r["starts_at"].astimezone(SHANGHAI)
+        at = clock.to_beijing(r["starts_at"])
         out.append(
             Reminder(
                 kind="appointment",
@@ -647,19 +642,3 @@ def spawn(coro: Any) -> asyncio.Task[None]:
     _pending.add(task)
     task.add_done_callback(_pending.discard)
     return task
-
-
-_ELSEWHERE = ("affairs.bookings", "affairs.payments", "affairs.extras", "affairs.officemap")
-
-
-def __getattr__(name: str) -> Any:
-    """The other kinds' operations (bookings, payments, queries, map, move car, enterprise platform) are reachable
-    as affairs.service.<name> too, so a front door needs this one module; resolved lazily to keep imports acyclic."""
-    import importlib
-
-    for module in _ELSEWHERE:
-        found = getattr(importlib.import_module(module), name, None)
-        if found is not None and not name.startswith("_"):
-            globals()[name] = found  # found once: later lookups are plain module attributes
-            return found
-    raise AttributeError(name)

@@ -1,4 +1,4 @@
-"""The adapter protocol's request signature (README: "adapter protocol"), used both ways between the handling
+"""The adapter protocol's request signature (docs/integration.md, szt-biz/1), used both ways between the handling
 engine and every business system, and by the Ministry platform:
 
     X-Szt-System: <system>        X-Szt-Timestamp: <unix seconds>        X-Szt-Nonce: <16-64 chars [A-Za-z0-9_-]>

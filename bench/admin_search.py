@@ -5,7 +5,6 @@ users (the rollup built from 1,000,000 generated people; orgs.stats.users by reg
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 import time
@@ -44,14 +43,15 @@ async def _closed(fn: Callable[[int], Awaitable[Any]], concurrency: int, seconds
 
 
 async def _scenario(ctx: Context) -> list[Row]:
-    from core.cli import _prepare
+    from core import regions
+    from core.boot import prepare
     from core.resources import Resources
     from core.settings import load_settings
     from orgs import logs, masks, stats
     from orgs.models import AdminPrincipal
 
     settings = load_settings()
-    await _prepare(settings)
+    await prepare(settings)
     res = await Resources.open(settings)
     rows: list[Row] = []
     secs = 3.0 if ctx.options.quick else 8.0
@@ -64,7 +64,7 @@ async def _scenario(ctx: Context) -> list[Row]:
                 """INSERT INTO orgs.op_log (id, at, username, org_path, ip, method, path, action, target, result,
                                             status, reason, request_id)
                    SELECT gen_random_uuid(), $3::timestamptz - make_interval(secs => g * 2.6),
-                          'user' || (g % $4), '320000.' || (320100 + (g % 13) * 100), '10.0.' || (g % 250) || '.1',
+                          'user' || (g % $4), '320000.' || ($6::text[])[1 + g % 13], '10.0.' || (g % 250) || '.1',
                           'POST', '/admin/v1/x', 'action.' || ((g / 7) % $5), '',
                           CASE WHEN g % 50 = 0 THEN 'fail' ELSE 'ok' END, 200, '', ''
                    FROM generate_series($1::bigint, $2::bigint) AS g""",
@@ -73,6 +73,7 @@ async def _scenario(ctx: Context) -> list[Row]:
                 now,
                 USERS,
                 ACTIONS,
+                list(regions.CITY_CODES),
                 timeout=900,
             )
         await res.db.execute("ANALYZE orgs.op_log", timeout=600)
@@ -157,11 +158,12 @@ async def _scenario(ctx: Context) -> list[Row]:
         t0 = time.perf_counter()
         await res.db.execute(
             """INSERT INTO orgs.user_counts (region_code, birth_year, gender, n)
-               SELECT CASE WHEN g % 97 = 0 THEN '' ELSE (320100 + (g % 13) * 100 + 2 + g % 5)::text END,
+               SELECT CASE WHEN g % 97 = 0 THEN '' ELSE (($2::text[])[1 + g % 13]::int + 2 + g % 5)::text END,
                       1930 + (g * 7919) % 90, CASE WHEN g % 2 = 0 THEN 'male' ELSE 'female' END, count(*)
                FROM generate_series(1::bigint, $1::bigint) AS g GROUP BY 1, 2, 3
                ON CONFLICT (region_code, birth_year, gender) DO UPDATE SET n = orgs.user_counts.n + EXCLUDED.n""",
             N,
+            list(regions.CITY_CODES),
             timeout=600,
         )
         rollup_s = time.perf_counter() - t0
@@ -189,10 +191,10 @@ async def _scenario(ctx: Context) -> list[Row]:
 
 def run(ctx: Context) -> list[Row]:
     from core.embedded import EmbeddedServices
+    from core.settings import export
 
     var = Path(tempfile.mkdtemp(prefix="szt-bench-admin-"))
-    os.environ["SZT_VAR_DIR"] = str(var)
-    os.environ["SZT_LOG_LEVEL"] = "WARNING"
+    export(var_dir=var, log_level="WARNING")
     embedded = EmbeddedServices(var)
     embedded.start("", "")
     try:

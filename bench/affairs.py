@@ -31,7 +31,7 @@ BIG_PHOTO = b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(1_000_000 - 8)  # the for
 MAP_PATH = "/bff/v1/affairs/offices/nearby?lat=31.2990&lon=120.5853&radius_m=3000&limit=20"
 
 
-def _prepare(server: Server, bearer: str) -> dict[str, Any]:
+def prepare(server: Server, bearer: str) -> dict[str, Any]:
     """Authorise the application, take the prefill and one photo: the body every submission sends."""
     h = {"Authorization": bearer.split(": ", 1)[1]}
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
@@ -108,7 +108,7 @@ def run(ctx: Context) -> list[Row]:
     server, setup = setup_for(ctx, "mounted-2w")
     bearer = setup.citizen.bearer
     ctx.progress("affairs: authorising, one photo, 10,000 offices")
-    prepared = _prepare(server, bearer)
+    prepared = prepare(server, bearer)
     body = json.dumps(prepared, ensure_ascii=False)
     _cases(server, bearer, body, 40)
     n_offices = _offices(server)

@@ -10,11 +10,11 @@ import sys
 async def fill(n: int) -> int:
     from affairs import repo
     from affairs.seed import CITIES, KINDS, office_rows
-    from core.cli import _with_embedded
+    from core.boot import with_embedded
     from core.resources import Resources
     from core.settings import load_settings
 
-    settings, embedded = _with_embedded(load_settings())
+    settings, embedded = with_embedded(load_settings())
     try:
         res = await Resources.open(settings)
         try:

@@ -1,7 +1,7 @@
 """The peer for the HTTP scenarios: a minimal Litestar app with one `GET /healthz`, nothing else.
 
 `python -m bench.bare_app PORT` serves it with granian exactly as `szt serve` serves the real server
-(`core.cli._granian`: same interface, worker count, backlog and log flags).
+(`core.boot.granian`: same interface, worker count, backlog and log flags).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ def create_app() -> Litestar:
 
 
 def main() -> None:
-    from core.cli import _granian
+    from core.boot import granian
 
-    _granian("bench.bare_app:create_app", "127.0.0.1", int(sys.argv[1]), workers=1)
+    granian("bench.bare_app:create_app", "127.0.0.1", int(sys.argv[1]), workers=1)
 
 
 if __name__ == "__main__":

@@ -139,24 +139,23 @@ class Stack:
 
     def start(self) -> None:
         from core.embedded import EmbeddedServices
+        from core.settings import child_environment, export
 
-        os.environ["SZT_VAR_DIR"] = str(self.var)
-        os.environ["SZT_SIGNER_PORT"] = str(self.signer_port)
-        os.environ["SZT_SIM_PORT"] = str(self.sim_port)  # the RFC 3161 TSA of PAdES seals lives there
-        os.environ["SZT_LOG_LEVEL"] = "WARNING"
+        # the simulators' port: the RFC 3161 TSA of PAdES seals lives there
+        export(var_dir=self.var, signer_port=self.signer_port, sim_port=self.sim_port, log_level="WARNING")
         self.embedded = EmbeddedServices(self.var)
         self.embedded.start("", "")
-        self.env = {**os.environ}
+        self.env = child_environment()
         log = (self.var / "signer.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "sim-only", "signer"],
+            [sys.executable, "-m", "szt.cli", "sim-only", "signer"],
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         self.sim = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "sim-only", "simulators"],
+            [sys.executable, "-m", "szt.cli", "sim-only", "simulators"],
             cwd=ROOT,
             env=self.env,
             stdout=(self.var / "sim.log").open("wb"),
@@ -183,7 +182,9 @@ class Stack:
 
 
 async def _scenario(ctx: Context, stack: Stack) -> list[Row]:
-    from core.cli import _prepare
+    import msgspec
+
+    from core.boot import prepare
     from core.resources import Resources
     from core.settings import load_settings
     from eseal import ca, keys, legacy_import, seals, signing
@@ -192,7 +193,7 @@ async def _scenario(ctx: Context, stack: Stack) -> list[Row]:
 
     quick = ctx.options.quick
     settings = load_settings()
-    await _prepare(settings, seed=False)
+    await prepare(settings, seed=False)
     res = await Resources.open(settings)
     rows: list[Row] = []
     secs = 3.0 if quick else 8.0
@@ -276,10 +277,7 @@ async def _scenario(ctx: Context, stack: Stack) -> list[Row]:
         await _closed(sign_one, 2, 1.0)
         cpu_ms: dict[str, float] = {}
         for label, tsa in (("TSA off", "off"), ("with timestamp", None)):
-            if tsa is None:
-                os.environ.pop("TSA_URL", None)
-            else:
-                os.environ["TSA_URL"] = tsa
+            res.settings = msgspec.structs.replace(res.settings, tsa_url=tsa)
             await sign_one()
             c0 = time.process_time()
             for _ in range(20):  # one at a time: CPU per seal in this process

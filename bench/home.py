@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import shutil
 import sys
 import tempfile
@@ -42,11 +41,15 @@ def fetch(server: Server, headers: dict[str, str]) -> bytes:
 
 @contextlib.contextmanager
 def bare_home(body: bytes) -> Iterator[Server]:
+    from core.settings import child_environment
+
     work = Path(tempfile.mkdtemp(prefix="szt-bench-home-"))
     (work / "body.json").write_bytes(body)
     port = free_port()
     argv = [sys.executable, "-m", "bench.home_bare", str(port), str(work / "body.json")]
-    server = _spawn("bare Litestar home", argv, port, {**os.environ, "PYTHONUNBUFFERED": "1"}, work / "server.log")
+    server = _spawn(
+        "bare Litestar home", argv, port, child_environment(extra={"PYTHONUNBUFFERED": "1"}), work / "server.log"
+    )
     try:
         _wait_up(server, "/healthz")
         yield server

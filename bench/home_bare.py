@@ -6,17 +6,16 @@ bytes as the real home (read once from a file at start), served by granian with 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from litestar import Litestar, Response, get
 
-BODY_ENV = "SZT_BENCH_HOME_BODY"
+from core.settings import export, load_settings
 
 
 def create_app() -> Litestar:
-    body = Path(os.environ[BODY_ENV]).read_bytes()
+    body = Path(load_settings().bench_home_body).read_bytes()
     etag = '"bench"'
 
     @get("/bff/v1/home", sync_to_thread=False)
@@ -31,10 +30,10 @@ def create_app() -> Litestar:
 
 
 def main() -> None:
-    from core.cli import _granian
+    from core.boot import granian
 
-    os.environ[BODY_ENV] = sys.argv[2]
-    _granian("bench.home_bare:create_app", "127.0.0.1", int(sys.argv[1]), workers=1)
+    export(bench_home_body=sys.argv[2])  # for the app factory in granian's worker process
+    granian("bench.home_bare:create_app", "127.0.0.1", int(sys.argv[1]), workers=1)
 
 
 if __name__ == "__main__":

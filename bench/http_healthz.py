@@ -144,7 +144,7 @@ def run(ctx: Context) -> list[Row]:
             )
     lags = [m.release_lag_p99 for m in at_rate.values() if m.release_lag_p99 is not None]
     ctx.note(
-        "HTTP: granian, 1 worker, ASGI, same flags for both (core.cli._granian); load generator bench.loadgen in its "
+        "HTTP: granian, 1 worker, ASGI, same flags for both (core.boot.granian); load generator bench.loadgen in its "
         f"own process: Python asyncio streams, HTTP/1.1 keep-alive, no pipelining, {o.connections} connections; "
         f"{o.rounds} × ({o.warmup:g} s warm-up + {o.duration:g} s measured) per implementation, interleaved with the "
         "peer. Open loop: constant arrivals scheduled by the clock, latency from the scheduled send time "

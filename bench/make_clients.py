@@ -14,12 +14,12 @@ from typing import Any
 
 
 async def create_all(specs: list[dict[str, Any]]) -> dict[str, str]:
-    from core.cli import _with_embedded
+    from core.boot import with_embedded
     from core.resources import Resources
     from core.settings import load_settings
-    from identity import clients
+    from identity.facade import clients
 
-    settings, embedded = _with_embedded(load_settings())
+    settings, embedded = with_embedded(load_settings())
     made: dict[str, str] = {}
     try:
         res = await Resources.open(settings)

@@ -12,7 +12,7 @@ from bench.context import Context
 from bench.crypto_sm2 import ops_per_second
 from bench.report import Row
 from core.crypto import generate_rsa_key, rsa_sign, rsa_verify
-from identity.miniprograms import sign_content, signed_params, verified_answer
+from platforms.alipay import sign_content, signed_params, verified_answer
 
 METHOD = "alipay.system.oauth.token"
 EXTRA = {"grant_type": "authorization_code", "code": "4b203fe6c11548bcabd8da5bb087a83b"}
@@ -45,11 +45,11 @@ def run(ctx: Context) -> list[Row]:
     ops: dict[str, list[tuple[str, Callable[[], object]]]] = {
         "sign request": [
             ("cryptography RSA2 sign (peer)", lambda: rsa_sign(app, string)),
-            ("identity.miniprograms.signed_params", lambda: signed_params(app, METHOD, EXTRA)),
+            ("platforms.alipay.signed_params", lambda: signed_params(app, METHOD, EXTRA)),
         ],
         "verify answer": [
             ("cryptography RSA2 verify (peer)", lambda: rsa_verify(alipay.public_key(), sig, node)),
-            ("identity.miniprograms.verified_answer", lambda: verified_answer(text, METHOD, alipay.public_key())),
+            ("platforms.alipay.verified_answer", lambda: verified_answer(text, METHOD, alipay.public_key())),
         ],
     }
     seconds = ctx.options.cpu_seconds

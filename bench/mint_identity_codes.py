@@ -1,6 +1,6 @@
 """`python -m bench.mint_identity_codes ACCESS_TOKEN N`: N more identity codes for the verify runs' pool.
 
-Run with a bench server's environment. Calls the server's own `identity.verification.issue_code` for the citizen
+Run with a bench server's environment. Calls the server's own `identity.codes.service.issue_code` for the citizen
 signed in with ACCESS_TOKEN, in this process, 32 at a time, so the codes are stored exactly as the HTTP endpoint
 stores them; only the QR version shown to the app is not computed (`qr_version` builds the whole QR symbol, about
 8 ms, and the verifier never sees it). Prints one payload a line.
@@ -15,21 +15,20 @@ BATCH = 32
 
 
 async def mint(access_token: str, n: int) -> list[str]:
-    from core.cli import _with_embedded
+    from core.boot import with_embedded
     from core.resources import Resources
     from core.settings import load_settings
-    from identity import verification
-    from identity.models import CodeRequest
-    from identity.sessions import authenticate
+    from identity.facade import authenticate, models
+    from identity.facade import codes as verification
 
     verification.qr_version = lambda _text: 0  # type: ignore[assignment]  # see the module docstring
-    settings, embedded = _with_embedded(load_settings())
+    settings, embedded = with_embedded(load_settings())
     out: list[str] = []
     try:
         res = await Resources.open(settings)
         try:
             principal = await authenticate(res, f"Bearer {access_token}")
-            request = CodeRequest(ttl_seconds=300)
+            request = models.CodeRequest(ttl_seconds=300)
             while len(out) < n:
                 batch = min(BATCH, n - len(out))
                 made = await asyncio.gather(*(verification.issue_code(res, principal, request) for _ in range(batch)))

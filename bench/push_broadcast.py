@@ -65,7 +65,9 @@ def _cpu_seconds(pid: int) -> float:
 
 def _profile_workers(workers: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
     """`SZT_BENCH_PUSH_PYSPY=DIR`: sample each worker with py-spy during the broadcast (collapsed stacks in DIR)."""
-    out = os.environ.get("SZT_BENCH_PUSH_PYSPY")
+    from core.settings import load_settings
+
+    out = load_settings().bench_push_pyspy
     if not out:
         return []
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,7 @@ def _profile_workers(workers: list[subprocess.Popen[bytes]]) -> list[subprocess.
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=out)
+        return subprocess.Popen([sys.executable, "-m", "szt.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=out)
 
 
 def _wait_up(url: str) -> None:
@@ -151,7 +153,8 @@ async def _raw_stream_rate(redis_url: str, n: int) -> float:
 async def _mini_users(sim: str, channel: str, k: int) -> list[tuple[str, str]]:
     """k simulated users of one mini program, each with what a message needs at the platform: (address, grant) —
     a WeChat openid with a one-time consent to the broadcast template, an Alipay user id with a form id."""
-    from identity.miniprograms import ALIPAY_APP_ID, WECHAT_APPID
+    from platforms.alipay import ALIPAY_APP_ID
+    from platforms.wechat import WECHAT_APPID
     from push.mini_providers import WECHAT_TEMPLATES
 
     template = WECHAT_TEMPLATES["broadcast"][0]
@@ -177,7 +180,7 @@ async def _mini_users(sim: str, channel: str, k: int) -> list[tuple[str, str]]:
 
 
 async def _populate(res: Any, n: int, tag: str, sim: str) -> dict[str, int]:
-    from push.service import phone_context
+    from push.models import phone_context
 
     counts = {ch: int(n * share) for ch, share in MIX.items()}
     counts["hms"] += n - sum(counts.values())
@@ -235,36 +238,36 @@ def _delivered(raw: dict[Any, Any]) -> dict[str, int]:
 
 
 async def _broadcast(ctx: Context, n: int) -> list[Row]:
-    from core.cli import _prepare
+    from core.boot import prepare
     from core.embedded import EmbeddedServices
     from core.resources import Resources
-    from core.settings import load_settings
+    from core.settings import child_environment, export, load_settings, saved_environment
     from push import delivery, service
     from push.models import Broadcast, BroadcastParams, SegmentAudience, SendRequest
 
     var_dir = Path(tempfile.mkdtemp(prefix="szt-bpush-"))
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "SZT_VAR_DIR")}
+    restore_environment = saved_environment("database_url", "redis_url", "var_dir")
     embedded = EmbeddedServices(var_dir)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        os.environ["SZT_VAR_DIR"] = str(var_dir)
+        export(var_dir=var_dir)
         db_url, redis_url = embedded.start("", "")
         sim_port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("SZT_")},
-            "DATABASE_URL": db_url,
-            "REDIS_URL": redis_url,
-            "SZT_VAR_DIR": str(var_dir),
-            "SZT_SIM_PORT": str(sim_port),
-            "SZT_LOG_LEVEL": "WARNING",
-            "SZT_WORKERS": "1",
-            "SZT_DB_POOL_MAX": "16",
-            "SZT_WORKER_METRICS_PORT": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = child_environment(
+            clean=True,
+            extra={"PYTHONUNBUFFERED": "1"},
+            database_url=db_url,
+            redis_url=redis_url,
+            var_dir=var_dir,
+            sim_port=sim_port,
+            log_level="WARNING",
+            workers=1,
+            db_pool_max=16,
+            worker_metrics_port=0,
+        )
         settings = load_settings(env)
         ctx.progress("push: migrating")
-        await _prepare(settings)
+        await prepare(settings)
         procs.append(_spawn(["sim-only", "simulators"], env, var_dir / "simulators.log"))
         res = await Resources.open(settings)
         try:
@@ -343,11 +346,7 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(15)
         embedded.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_environment()
         shutil.rmtree(var_dir, ignore_errors=True)
     overall = n / elapsed
     mix = ", ".join(f"{ch} {share:.0%}" for ch, share in MIX.items())
@@ -390,5 +389,7 @@ async def _broadcast(ctx: Context, n: int) -> list[Row]:
 
 
 def run(ctx: Context) -> list[Row]:
-    n = int(os.environ.get("SZT_BENCH_PUSH_N", "100000" if ctx.options.quick else "1000000"))
+    from core.settings import load_settings
+
+    n = load_settings().bench_push_n or (100_000 if ctx.options.quick else 1_000_000)
     return asyncio.run(_broadcast(ctx, n))

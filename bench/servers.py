@@ -163,22 +163,22 @@ LIFTED_LIMITS = _lifted_limits()
 
 
 def _mounted_env(var_dir: Path, port: int, sim_port: int, workers: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith("SZT_")}
-    env.update(
-        SZT_VAR_DIR=str(var_dir),
-        SZT_LOG_LEVEL="WARNING",
-        SZT_HOST=HOST,
-        SZT_PORT=str(port),
-        SZT_SIM_PORT=str(sim_port),
-        SZT_SIGNER_PORT=str(free_port()),  # not started: nothing the bench calls signs with it
-        SZT_SERVER="granian",
-        SZT_WORKERS=str(workers),
-        PYTHONUNBUFFERED="1",
-    )
+    from core.settings import child_environment
+
     # All bench traffic comes from 127.0.0.1 and a handful of clients: the per-IP and per-client request limits
     # (SZT_OIDC_RATE_PER_IP, ...) are lifted so that they are not what is measured. Their counters still run.
-    env.update(dict.fromkeys(LIFTED_LIMITS, "1000000000"))
-    return env
+    return child_environment(
+        clean=True,
+        extra={"PYTHONUNBUFFERED": "1", **dict.fromkeys(LIFTED_LIMITS, "1000000000")},
+        var_dir=var_dir,
+        log_level="WARNING",
+        host=HOST,
+        port=port,
+        sim_port=sim_port,
+        signer_port=free_port(),  # not started: nothing the bench calls signs with it
+        server="granian",
+        workers=workers,
+    )
 
 
 @contextlib.contextmanager
@@ -188,12 +188,12 @@ def mounted_server(workers: int = 1) -> Iterator[Server]:
     var_dir = Path(tempfile.mkdtemp(prefix="szt-bench-"))  # short: PostgreSQL and Redis put Unix sockets in it
     port, sim_port = free_port(), free_port()
     env = _mounted_env(var_dir, port, sim_port, workers)
-    sim_argv = [sys.executable, "-m", "core.cli", "sim-only", "simulators"]
+    sim_argv = [sys.executable, "-m", "szt.cli", "sim-only", "simulators"]
     # One worker whatever the server has: the simulators keep their state (SMS outbox, face captures) in memory.
     sims = _spawn("simulators", sim_argv, sim_port, {**env, "SZT_WORKERS": "1"}, var_dir / "simulators.log")
     server: Server | None = None
     try:
-        argv = [sys.executable, "-m", "core.cli", "serve", "--port", str(port)]
+        argv = [sys.executable, "-m", "szt.cli", "serve", "--port", str(port)]
         name = "mounted server" + (f" ({workers} workers)" if workers != 1 else "")
         server = _spawn(name, argv, port, env, var_dir / "server.log")
         server.env, server.sim_url = env, sims.base_url
@@ -213,7 +213,9 @@ def bare_server() -> Iterator[Server]:
     """bench.bare_app: one Litestar route, served by granian with the flags `szt serve` uses."""
     log_dir = Path(tempfile.mkdtemp(prefix="szt-bench-bare-"))
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    from core.settings import child_environment
+
+    env = child_environment(extra={"PYTHONUNBUFFERED": "1"})
     argv = [sys.executable, "-m", "bench.bare_app", str(port)]
     server = _spawn("bare Litestar", argv, port, env, log_dir / "server.log")
     try:
@@ -260,14 +262,17 @@ def oidc_provider_server() -> Iterator[Server]:
         socket_url = redis.start()
         port = free_port()
         clients = {"bench-cc": secrets.token_urlsafe(32), "bench-portal": secrets.token_urlsafe(32)}
-        env = {
-            **os.environ,
-            "NODE_ENV": "production",
-            "PEER_PORT": str(port),
-            "PEER_WORKERS": str(NODE_WORKERS),
-            "PEER_REDIS_SOCKET": socket_url.removeprefix("unix://"),
-            "PEER_SECRETS": json.dumps(clients),
-        }
+        from core.settings import child_environment
+
+        env = child_environment(
+            extra={
+                "NODE_ENV": "production",
+                "PEER_PORT": str(port),
+                "PEER_WORKERS": str(NODE_WORKERS),
+                "PEER_REDIS_SOCKET": socket_url.removeprefix("unix://"),
+                "PEER_SECRETS": json.dumps(clients),
+            }
+        )
         server = _spawn("oidc-provider", ["node", str(NODE_DIR / "peer.js")], port, env, work / "peer.log")
         server.secrets = clients
         _wait_up(server, "/.well-known/openid-configuration")

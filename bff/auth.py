@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request
+from litestar import Controller, Request
 from litestar.di import Provide
 
+from core.auth import BEARER_REQUIRED
 from core.resources import Resources
-from identity.sessions import Principal, authenticate
+from identity.facade import Principal, authenticate
 
 
 async def _principal(request: Request[Any, Any, Any], res: Resources) -> Principal:
@@ -20,3 +21,11 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
 
 
 principal = Provide(_principal)
+SESSION = {"me": principal}
+
+
+class SignedIn(Controller):
+    """Routes of the signed-in citizen: a Bearer session (security in the OpenAPI document), `me` its person."""
+
+    dependencies = SESSION
+    security = BEARER_REQUIRED

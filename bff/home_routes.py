@@ -27,7 +27,7 @@ from catalog import home, icons
 from catalog.models import CITIES, COUNTIES, PROVINCE
 from core.problems import invalid
 from core.resources import Resources
-from identity.sessions import Principal, authenticate
+from identity.facade import Principal, authenticate
 
 PART_TIMEOUT = 0.5  # seconds a personal part may take before it is marked unavailable
 FULL_SHAPE_FROM = (3, 0, 0)  # app versions before this understand only the legacy shape
@@ -261,7 +261,7 @@ def layout_bytes(res: Resources, layout: home.Layout, shape: Shape) -> bytes:
 Provider = Callable[[Resources, str], Awaitable[list[Any]]]
 # name -> (module, function): small functions of other domains answering `(res, person_id) -> [reminder-like]`.
 REMINDER_SOURCES: dict[str, tuple[str, str]] = {
-    "documents": ("identity.licences", "expiring_documents"),  # documents expiring within 90 days
+    "documents": ("identity.facade", "expiring_documents"),  # documents expiring within 90 days
     "appointments": ("affairs.service", "appointments_tomorrow"),
     "supplements": ("affairs.service", "cases_needing_supplement"),
 }

@@ -7,35 +7,15 @@ from typing import Annotated, Any
 from litestar import Request, Response, delete, get, post, put
 from litestar.params import JSONBody, Parameter
 
-from bff.auth import client_ip, principal
+from bff.auth import SignedIn, client_ip, principal
 from core.auth import BEARER_REQUIRED
 from core.idempotency import idempotent
 from core.masking import mask_id_number, mask_name, mask_phone
 from core.problems import not_found
 from core.ratelimit import rate_limit
 from core.resources import Resources
-from identity import people, service, sessions, sms
-from identity.models import (
-    ChallengeIssued,
-    CodeRequest,
-    CredentialSignIn,
-    CredentialView,
-    Enrolled,
-    EnrolmentRequest,
-    IdentityCode,
-    NewCredentialRequest,
-    PinRequest,
-    RefreshRequest,
-    SessionView,
-    SmsCodeRequest,
-    SmsCodeSent,
-    SmsSignIn,
-    StatusChange,
-    Tokens,
-)
-from identity.qr import render_png, render_svg
-from identity.sessions import Principal
-from identity.verification import code_text_for, issue_code
+from identity.facade import Principal, code_text_for, issue_code, models, people, render_png, render_svg, sessions, sms
+from identity.facade import credentials as service
 
 Req = Request[Any, Any, Any]
 AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_REQUIRED}
@@ -50,9 +30,9 @@ Serial = Annotated[str, Parameter(pattern=r"^WZ[0-9A-F]{24}$")]
     status_code=202,
     guards=[rate_limit(lambda s: s.sms_rate_per_ip, 3600, name="sms-codes-ip")],
 )
-async def send_sms_code(request: Req, res: Resources, data: JSONBody[SmsCodeRequest]) -> SmsCodeSent:
+async def send_sms_code(request: Req, res: Resources, data: JSONBody[models.SmsCodeRequest]) -> models.SmsCodeSent:
     await sms.send_code(res, phone=data.phone, purpose=data.purpose, ip=client_ip(request))
-    return SmsCodeSent(expires_in=sms.CODE_TTL, resend_after=sms.RESEND_AFTER)
+    return models.SmsCodeSent(expires_in=sms.CODE_TTL, resend_after=sms.RESEND_AFTER)
 
 
 @post(
@@ -63,7 +43,7 @@ async def send_sms_code(request: Req, res: Resources, data: JSONBody[SmsCodeRequ
     middleware=[idempotent()],
     guards=[rate_limit(lambda s: s.enrol_rate_per_ip, 3600, name="enrol-ip")],
 )
-async def enrol(request: Req, res: Resources, data: JSONBody[EnrolmentRequest]) -> Enrolled:
+async def enrol(request: Req, res: Resources, data: JSONBody[models.EnrolmentRequest]) -> models.Enrolled:
     return await service.enrol(res, data, ip=client_ip(request))
 
 
@@ -74,7 +54,7 @@ async def enrol(request: Req, res: Resources, data: JSONBody[EnrolmentRequest]) 
     status_code=201,
     guards=[rate_limit(60, 60, name="challenges-ip")],
 )
-async def challenge(res: Resources) -> ChallengeIssued:
+async def challenge(res: Resources) -> models.ChallengeIssued:
     return await service.new_challenge(res)
 
 
@@ -85,8 +65,8 @@ async def challenge(res: Resources) -> ChallengeIssued:
     status_code=201,
     guards=[rate_limit(30, 300, name="sign-in-ip")],
 )
-async def sign_in(res: Resources, data: JSONBody[SmsSignIn | CredentialSignIn]) -> Tokens:
-    if isinstance(data, SmsSignIn):
+async def sign_in(res: Resources, data: JSONBody[models.SmsSignIn | models.CredentialSignIn]) -> models.Tokens:
+    if isinstance(data, models.SmsSignIn):
         return await service.sign_in_sms(res, data)
     return await service.sign_in_credential(res, data)
 
@@ -97,19 +77,8 @@ async def sign_in(res: Resources, data: JSONBody[SmsSignIn | CredentialSignIn]) 
     tags=["sign-in"],
     status_code=200,
 )
-async def refresh(res: Resources, data: JSONBody[RefreshRequest]) -> Tokens:
+async def refresh(res: Resources, data: JSONBody[models.RefreshRequest]) -> models.Tokens:
     return await sessions.refresh(res, data.refresh_token)
-
-
-@get("/v1/sessions", summary="My signed-in devices", tags=["sessions"], **AUTH)
-async def my_sessions(res: Resources, me: Principal) -> list[SessionView]:
-    return await sessions.list_for(res, me)
-
-
-@delete("/v1/sessions/{session_id:uuid}", summary="Sign a device out", tags=["sessions"], **AUTH)
-async def end_session(res: Resources, me: Principal, session_id: Any) -> None:
-    if not await sessions.end(res, person_id=me.person_id, session_id=str(session_id)):
-        raise not_found("session")
 
 
 @get("/v1/me", summary="Who am I (masked)", tags=["sessions"], **AUTH)
@@ -124,89 +93,95 @@ async def who_am_i(res: Resources, me: Principal) -> dict[str, str]:
     }
 
 
-@get("/v1/credentials", summary="My 网证 on all devices", tags=["credentials"], **AUTH)
-async def my_credentials(res: Resources, me: Principal) -> list[CredentialView]:
-    return await service.my_credentials(res, me.person_id)
-
-
-@post(
-    "/v1/credentials",
-    summary="Bind this device: issue a 网证 after device proof and face check",
-    tags=["credentials"],
-    status_code=201,
-    middleware=[idempotent()],
-    **AUTH,
-)
-async def new_credential(
-    request: Req, res: Resources, me: Principal, data: JSONBody[NewCredentialRequest]
-) -> CredentialView:
-    return await service.issue_for_new_device(res, me, data, ip=client_ip(request))
-
-
-@post(
-    "/v1/credentials/{serial:str}/{action:str}",
-    summary="Suspend (lost phone), resume, revoke or renew a 网证",
-    tags=["credentials"],
-    status_code=200,
-    **AUTH,
-)
-async def credential_action(
-    request: Req,
-    res: Resources,
-    me: Principal,
-    serial: Serial,
-    action: Annotated[str, Parameter(pattern=r"^(suspend|resume|revoke|renew)$")],
-    data: JSONBody[StatusChange],
-) -> CredentialView:
-    if action == "renew":
-        return await service.renew(res, me, serial, ip=client_ip(request))
-    return await service.change_status(
-        res,
-        serial=serial,
-        action=action,
-        actor=f"person:{me.person_id}",
-        person_id=me.person_id,
-        reason=data.reason,
-        ip=client_ip(request),
-    )
-
-
 @put("/v1/pin", summary="Set or change the 8-digit PIN", tags=["credentials"], status_code=204, **AUTH)
-async def set_pin(request: Req, res: Resources, me: Principal, data: JSONBody[PinRequest]) -> None:
+async def set_pin(request: Req, res: Resources, me: Principal, data: JSONBody[models.PinRequest]) -> None:
     await service.set_pin(res, me, data.pin, data.old_pin, ip=client_ip(request))
 
 
-@post(
-    "/v1/identity-codes",
-    summary="A fresh dynamic identity code (default 60 s)",
-    tags=["identity code"],
-    status_code=201,
-    **AUTH,
-)
-async def new_code(res: Resources, me: Principal, data: JSONBody[CodeRequest]) -> IdentityCode:
-    view, _ = await issue_code(res, me, data)
-    return view
+class Sessions(SignedIn):
+    """My signed-in devices."""
+
+    path = "/v1/sessions"
+    tags = ("sessions",)
+
+    @get(summary="My signed-in devices")
+    async def my_sessions(self, res: Resources, me: Principal) -> list[models.SessionView]:
+        return await sessions.list_for(res, me)
+
+    @delete("/{session_id:uuid}", summary="Sign a device out")
+    async def end_session(self, res: Resources, me: Principal, session_id: Any) -> None:
+        if not await sessions.end(res, person_id=me.person_id, session_id=str(session_id)):
+            raise not_found("session")
 
 
-@get(
-    "/v1/identity-codes/{code_id:str}/image",
-    summary="The code as a QR image (PNG or SVG)",
-    tags=["identity code"],
-    media_type="image/png",
-    **AUTH,
-)
-async def code_image(
-    res: Resources,
-    me: Principal,
-    code_id: CodeId,
-    fmt: Annotated[str, Parameter(query="format", pattern=r"^(png|svg)$")] = "png",
-) -> Response[bytes]:
-    text = await code_text_for(res, me, code_id)
-    if text is None:
-        raise not_found("identity code")
-    if fmt == "svg":
-        return Response(render_svg(text).encode(), media_type="image/svg+xml")
-    return Response(render_png(text), media_type="image/png")
+class Credentials(SignedIn):
+    """My 网证: listed, issued to a new device, suspended, resumed, revoked, renewed."""
+
+    path = "/v1/credentials"
+    tags = ("credentials",)
+
+    @get(summary="My 网证 on all devices")
+    async def my_credentials(self, res: Resources, me: Principal) -> list[models.CredentialView]:
+        return await service.my_credentials(res, me.person_id)
+
+    @post(
+        summary="Bind this device: issue a 网证 after device proof and face check",
+        status_code=201,
+        middleware=[idempotent()],
+    )
+    async def new_credential(
+        self, request: Req, res: Resources, me: Principal, data: JSONBody[models.NewCredentialRequest]
+    ) -> models.CredentialView:
+        return await service.issue_for_new_device(res, me, data, ip=client_ip(request))
+
+    @post("/{serial:str}/{action:str}", summary="Suspend (lost phone), resume, revoke or renew a 网证", status_code=200)
+    async def credential_action(
+        self,
+        request: Req,
+        res: Resources,
+        me: Principal,
+        serial: Serial,
+        action: Annotated[str, Parameter(pattern=r"^(suspend|resume|revoke|renew)$")],
+        data: JSONBody[models.StatusChange],
+    ) -> models.CredentialView:
+        if action == "renew":
+            return await service.renew(res, me, serial, ip=client_ip(request))
+        return await service.change_status(
+            res,
+            serial=serial,
+            action=action,
+            actor=f"person:{me.person_id}",
+            person_id=me.person_id,
+            reason=data.reason,
+            ip=client_ip(request),
+        )
+
+
+class IdentityCodes(SignedIn):
+    """Dynamic identity codes and their QR images."""
+
+    path = "/v1/identity-codes"
+    tags = ("identity code",)
+
+    @post(summary="A fresh dynamic identity code (default 60 s)", status_code=201)
+    async def new_code(self, res: Resources, me: Principal, data: JSONBody[models.CodeRequest]) -> models.IdentityCode:
+        view, _ = await issue_code(res, me, data)
+        return view
+
+    @get("/{code_id:str}/image", summary="The code as a QR image (PNG or SVG)", media_type="image/png")
+    async def code_image(
+        self,
+        res: Resources,
+        me: Principal,
+        code_id: CodeId,
+        fmt: Annotated[str, Parameter(query="format", pattern=r"^(png|svg)$")] = "png",
+    ) -> Response[bytes]:
+        text = await code_text_for(res, me, code_id)
+        if text is None:
+            raise not_found("identity code")
+        if fmt == "svg":
+            return Response(render_svg(text).encode(), media_type="image/svg+xml")
+        return Response(render_png(text), media_type="image/png")
 
 
 ROUTES = [
@@ -215,13 +190,9 @@ ROUTES = [
     challenge,
     sign_in,
     refresh,
-    my_sessions,
-    end_session,
+    Sessions,
     who_am_i,
-    my_credentials,
-    new_credential,
-    credential_action,
+    Credentials,
     set_pin,
-    new_code,
-    code_image,
+    IdentityCodes,
 ]

@@ -10,13 +10,11 @@ from litestar import Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
-from bff.auth import client_ip, principal
+from bff.auth import SignedIn, client_ip, principal
 from core.auth import BEARER_REQUIRED
 from core.ratelimit import rate_limit
 from core.resources import Resources
-from identity import licences
-from identity.licences import LicenceDetail, LicenceList, ScanResult
-from identity.sessions import Principal
+from identity.facade import LicenceDetail, LicenceList, Principal, ScanResult, licences
 
 AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_REQUIRED}
 KindParam = Annotated[str, Parameter(pattern=r"^(id_card|driving_licence|residence_permit)$")]
@@ -26,41 +24,41 @@ class ScanRequest(msgspec.Struct):
     payload: Annotated[str, Meta(min_length=1, max_length=licences.MAX_TOKEN_CHARS, description="the QR text")]
 
 
-@get(
-    "/v1/licences",
-    summary="My e-licences: ID card, driving licence, residence permit (masked)",
-    tags=["licences"],
-    **AUTH,
-)
-async def list_licences(res: Resources, me: Principal) -> LicenceList:
-    return await licences.my_licences(res, me.person_id)
+class Licences(SignedIn):
+    """My e-licences and their 亮证 cards."""
 
+    path = "/v1/licences"
+    tags = ("licences",)
 
-@get("/v1/licences/{kind:str}", summary="One e-licence (masked) and its card image URL", tags=["licences"], **AUTH)
-async def licence_detail(res: Resources, me: Principal, kind: KindParam) -> LicenceDetail:
-    return await licences.licence_detail(res, me.person_id, kind)
+    @get(summary="My e-licences: ID card, driving licence, residence permit (masked)")
+    async def list_licences(self, res: Resources, me: Principal) -> LicenceList:
+        return await licences.my_licences(res, me.person_id)
 
+    @get("/{kind:str}", summary="One e-licence (masked) and its card image URL")
+    async def licence_detail(self, res: Resources, me: Principal, kind: KindParam) -> LicenceDetail:
+        return await licences.licence_detail(res, me.person_id, kind)
 
-@get(
-    "/v1/licences/{kind:str}/image",
-    summary="The 亮证 card (PNG): watermark with purpose and time, a verification QR valid for 3 minutes",
-    tags=["licences"],
-    media_type="image/png",
-    guards=[rate_limit(30, 60, name="licence-image")],
-    **AUTH,
-)
-async def licence_image(
-    res: Resources,
-    me: Principal,
-    kind: KindParam,
-    fmt: Annotated[str, Parameter(query="format", pattern=r"^png$")] = "png",
-    purpose: Annotated[str, Parameter(min_length=1, max_length=16, pattern=r"^[^\x00-\x1f<>]+$")] = "核验",
-) -> Response[bytes]:
-    record, shown = await licences.present(res, me.person_id, kind, purpose)
-    png = await anyio.to_thread.run_sync(licences.card_png, record, shown)
-    return Response(
-        png, media_type="image/png", headers={"Cache-Control": "no-store", "X-Licence-Expires": str(shown.expires_at)}
+    @get(
+        "/{kind:str}/image",
+        summary="The 亮证 card (PNG): watermark with purpose and time, a verification QR valid for 3 minutes",
+        media_type="image/png",
+        guards=[rate_limit(30, 60, name="licence-image")],
     )
+    async def licence_image(
+        self,
+        res: Resources,
+        me: Principal,
+        kind: KindParam,
+        fmt: Annotated[str, Parameter(query="format", pattern=r"^png$")] = "png",
+        purpose: Annotated[str, Parameter(min_length=1, max_length=16, pattern=r"^[^\x00-\x1f<>]+$")] = "核验",
+    ) -> Response[bytes]:
+        record, shown = await licences.present(res, me.person_id, kind, purpose)
+        png = await anyio.to_thread.run_sync(licences.card_png, record, shown)
+        return Response(
+            png,
+            media_type="image/png",
+            headers={"Cache-Control": "no-store", "X-Licence-Expires": str(shown.expires_at)},
+        )
 
 
 @post(
@@ -77,4 +75,4 @@ async def scan(
     return await licences.scan(res, me.person_id, data.payload, ip=client_ip(request))
 
 
-ROUTES = [list_licences, licence_detail, licence_image, scan]
+ROUTES = [Licences, scan]

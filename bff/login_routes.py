@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -15,10 +14,16 @@ from core import audit
 from core.auth import BEARER_REQUIRED
 from core.problems import ProblemError, not_found
 from core.resources import Resources
-from identity import authorization, clients, tokens
-from identity.models import Capture
-from identity.scopes import SCOPE_TITLES_ZH
-from identity.sessions import Principal
+from identity.facade import (
+    SCOPE_TITLES_ZH,
+    Principal,
+    authorization,
+    clients,
+    consents_of,
+    models,
+    tokens,
+    withdraw_consent,
+)
 
 Req = Request[Any, Any, Any]
 AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_REQUIRED}
@@ -44,7 +49,7 @@ class AuthRequestView(msgspec.Struct):
 
 
 class Approval(msgspec.Struct):
-    face_capture: Capture | None = None
+    face_capture: models.Capture | None = None
 
 
 class Decision(msgspec.Struct):
@@ -112,12 +117,7 @@ async def deny(res: Resources, me: Principal, request_id: RequestId) -> Decision
 
 @get("/v1/consents", summary="Apps I allowed to receive my data", tags=["login"], **AUTH)
 async def consents(res: Resources, me: Principal) -> list[ConsentView]:
-    rows = await res.db.fetch(
-        """SELECT c.client_id, c.scopes, c.granted_at, k.name FROM identity.consents c
-           JOIN identity.clients k ON k.client_id = c.client_id
-           WHERE c.person_id = $1 AND c.withdrawn_at IS NULL ORDER BY c.granted_at DESC LIMIT 200""",
-        uuid.UUID(me.person_id),
-    )
+    rows = await consents_of(res.db, me.person_id)
     return [ConsentView(r["client_id"], r["name"], list(r["scopes"]), r["granted_at"].isoformat()) for r in rows]
 
 
@@ -128,13 +128,7 @@ async def consents(res: Resources, me: Principal) -> list[ConsentView]:
     **AUTH,
 )
 async def withdraw(request: Req, res: Resources, me: Principal, client_id: ClientId) -> None:
-    done = await res.db.fetchval(
-        """UPDATE identity.consents SET withdrawn_at = now() WHERE person_id = $1 AND client_id = $2
-           AND withdrawn_at IS NULL RETURNING 1""",
-        uuid.UUID(me.person_id),
-        client_id,
-    )
-    if not done:
+    if not await withdraw_consent(res.db, me.person_id, client_id):
         raise ProblemError(404, "not-found", "Not found", "资源不存在", "no consent for this client")
     await tokens.revoke_for(res, person_id=me.person_id, client_id=client_id, reason="consent withdrawn")
     await audit.record(

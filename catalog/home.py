@@ -11,33 +11,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from catalog import repo
-from catalog.models import CITIES, PROVINCE, ListedApp
+from catalog.models import CITIES, LINE_OF, MODULES, PROVINCE, ListedApp
 from catalog.service import all_listed, layout_version, visible
 from core.resources import Resources
-
-# module key -> (title, kind, slots)
-MODULES: dict[str, tuple[str, str, int]] = {
-    "zone.zhian": ("治安", "zone", 8),
-    "zone.huzheng": ("户证", "zone", 8),
-    "zone.chejiaguan": ("车驾管", "zone", 8),
-    "area.natural": ("个人服务", "area", 8),
-    "area.legal": ("法人服务", "area", 8),
-    "line.neibao": ("内保", "line", 12),
-    "line.churujing": ("出入境", "line", 12),
-    "line.jiaoguan": ("交管", "line", 12),
-    "line.zhian": ("治安", "line", 24),
-    "line.jianguan": ("监管", "line", 12),
-    "line.qita": ("其它", "line", 12),
-    "city.local": ("本地服务", "city", 12),
-}
-LINE_OF: dict[str, str] = {
-    "内保": "line.neibao",
-    "出入境": "line.churujing",
-    "交管": "line.jiaoguan",
-    "治安": "line.zhian",
-    "监管": "line.jianguan",
-    "其它": "line.qita",
-}
 
 
 @dataclass(frozen=True)

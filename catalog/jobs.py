@@ -11,6 +11,7 @@ import httpx
 
 from catalog import repo
 from catalog.service import publish_layout
+from core import outbound
 from core.resources import Resources
 from core.worker import scheduled
 
@@ -30,13 +31,21 @@ def entry_url(res: Resources, entry_path: str) -> str | None:
     return None
 
 
-async def probe(res: Resources, url: str) -> bool:
-    """Up = it answers without a server error. A 4xx (sign-in required, a path the app routes itself) is up."""
+async def probe(res: Resources, url: str, *, own_site: bool = False) -> bool:
+    """Up = it answers without a server error. A 4xx (sign-in required, a path the app routes itself) is up.
+
+    A site path (`own_site`) is on our own server: we chose the host. An absolute URL is the applicant's: it goes
+    through the outbound guard (core.outbound), and a destination the guard refuses (a private or loopback address,
+    our own services, plain http in production) counts as down, exactly as one that does not answer or answers
+    with a server error. The outcome is kept as a failure count only: up or down of the URL as registered."""
     try:
-        r = await res.http.get(url, timeout=PROBE_TIMEOUT)
-    except httpx.HTTPError:
+        if own_site:
+            r = await res.http.get(url, timeout=PROBE_TIMEOUT)
+            return r.status_code < 500
+        answer = await outbound.get(res.settings, url, time_limit=PROBE_TIMEOUT, read_body=False)
+    except (httpx.HTTPError, outbound.OutboundError):
         return False
-    return r.status_code < 500
+    return answer.status_code < 500
 
 
 async def _check(res: Resources, app: Any, ok: bool) -> bool:
@@ -73,7 +82,7 @@ async def poll_once(res: Resources, codes: set[str] | None = None) -> int:
         if url is None:
             return False
         async with gate:
-            ok = await probe(res, url)
+            ok = await probe(res, url, own_site=app["entry_path"].startswith("/"))
         return await _check(res, app, ok)
 
     changed = await asyncio.gather(*(one(a) for a in apps))

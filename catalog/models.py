@@ -4,52 +4,37 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import Meta
 
-PROVINCE = "320000"
-# GB/T 2260 codes of the 13 cities of Jiangsu (CONTRACTS.md) and their centres (lon, lat) for GPS → city.
-CITIES: dict[str, tuple[str, float, float]] = {
-    "320100": ("南京", 118.7969, 32.0603),
-    "320200": ("无锡", 120.3119, 31.4912),
-    "320300": ("徐州", 117.2841, 34.2058),
-    "320400": ("常州", 119.9741, 31.8112),
-    "320500": ("苏州", 120.5853, 31.2989),
-    "320600": ("南通", 120.8943, 31.9802),
-    "320700": ("连云港", 119.2216, 34.5967),
-    "320800": ("淮安", 119.0153, 33.6104),
-    "320900": ("盐城", 120.1633, 33.3477),
-    "321000": ("扬州", 119.4129, 32.3942),
-    "321100": ("镇江", 119.4250, 32.1875),
-    "321200": ("泰州", 119.9229, 32.4558),
-    "321300": ("宿迁", 118.2752, 33.9631),
-}
-# A few counties per city (enough for the region picker and the seeds).
-COUNTIES: dict[str, str] = {
-    "320102": "玄武区",
-    "320104": "秦淮区",
-    "320106": "鼓楼区",
-    "320214": "新吴区",
-    "320302": "鼓楼区",
-    "320402": "天宁区",
-    "320505": "虎丘区(苏州高新区)",
-    "320506": "吴中区",
-    "320508": "姑苏区",
-    "320583": "昆山市",
-    "320602": "崇川区",
-    "320706": "海州区",
-    "320803": "淮安区",
-    "320902": "亭湖区",
-    "321002": "广陵区",
-    "321102": "京口区",
-    "321202": "海陵区",
-    "321302": "宿城区",
-}
+from core import regions
 
+PROVINCE = regions.PROVINCE_CODE
+# GB/T 2260 codes of the 13 cities of Jiangsu -> (name, centre lon, centre lat), for GPS → city (core.regions).
+CITIES: dict[str, tuple[str, float, float]] = {c.code: (c.name, c.lon, c.lat) for c in regions.CITIES}
+# The counties of the region picker.
+COUNTIES: dict[str, str] = regions.DISTRICT_NAMES
+
+# The home screen's modules: key -> (title, kind, slots); and the line module of each category.
+MODULES: dict[str, tuple[str, str, int]] = {
+    "zone.zhian": ("治安", "zone", 8),
+    "zone.huzheng": ("户证", "zone", 8),
+    "zone.chejiaguan": ("车驾管", "zone", 8),
+    "area.natural": ("个人服务", "area", 8),
+    "area.legal": ("法人服务", "area", 8),
+    "line.neibao": ("内保", "line", 12),
+    "line.churujing": ("出入境", "line", 12),
+    "line.jiaoguan": ("交管", "line", 12),
+    "line.zhian": ("治安", "line", 24),
+    "line.jianguan": ("监管", "line", 12),
+    "line.qita": ("其它", "line", 12),
+    "city.local": ("本地服务", "city", 12),
+}
+LINE_OF: dict[str, str] = {title: key for key, (title, kind, _) in MODULES.items() if kind == "line"}
 Category = Literal["内保", "出入境", "交管", "治安", "监管", "其它"]
-CATEGORIES: tuple[str, ...] = ("内保", "出入境", "交管", "治安", "监管", "其它")
+CATEGORIES: tuple[str, ...] = get_args(Category)
 Kind = Literal["h5", "mini_program", "native", "backend"]
 Channel = Literal["ios", "android", "harmony", "wechat", "alipay"]
 CHANNELS: tuple[str, ...] = ("ios", "android", "harmony", "wechat", "alipay")
@@ -181,7 +166,7 @@ class VersionPage(msgspec.Struct, kw_only=True):
 
 
 class ListedApp(msgspec.Struct, frozen=True, kw_only=True):
-    """The read model of the home screen (CONTRACTS.md: catalog.service.listed_apps)."""
+    """The read model of the home screen (docs/contracts.md: catalog.service.listed_apps)."""
 
     code: str
     name: str

@@ -10,9 +10,12 @@ from core.db import Connection, Pool
 Db = Pool | Connection
 Row = Any
 
-_VERSION_COLS = (
-    "name, category, kind, audience, zone, entry_path, icon_digest, channels, regions, scopes, redirect_uris"
-)
+# The columns an app and each of its versions both hold, in this order in both inserts.
+_VERSION_FIELDS = (
+    "name", "category", "kind", "audience", "zone", "entry_path", "icon_digest", "channels", "regions", "scopes",
+    "redirect_uris",
+)  # fmt: skip
+_VERSION_COLS = ", ".join(_VERSION_FIELDS)
 
 
 async def next_code(db: Db) -> str:
@@ -29,17 +32,7 @@ async def insert_app(db: Db, *, code: str, org_id: uuid.UUID | None, org_path: s
         code,
         org_id,
         org_path,
-        fields["name"],
-        fields["category"],
-        fields["kind"],
-        fields["audience"],
-        fields["zone"],
-        fields["entry_path"],
-        fields["icon_digest"],
-        fields["channels"],
-        fields["regions"],
-        fields["scopes"],
-        fields["redirect_uris"],
+        *(fields[k] for k in _VERSION_FIELDS),
         fields["pinyin_full"],
         fields["pinyin_initials"],
     )
@@ -57,17 +50,7 @@ async def insert_version(
         app_code,
         status,
         submitted_by,
-        fields["name"],
-        fields["category"],
-        fields["kind"],
-        fields["audience"],
-        fields["zone"],
-        fields["entry_path"],
-        fields["icon_digest"],
-        fields["channels"],
-        fields["regions"],
-        fields["scopes"],
-        fields["redirect_uris"],
+        *(fields[k] for k in _VERSION_FIELDS),
     )
 
 

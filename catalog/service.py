@@ -13,6 +13,7 @@ from pypinyin import lazy_pinyin
 from catalog import icons, repo
 from catalog.models import (
     CITIES,
+    MODULES,
     PROVINCE,
     Application,
     AppView,
@@ -31,8 +32,7 @@ from core import audit
 from core.pagination import decode_cursor, next_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
-from identity import clients
-from identity.scopes import SCOPE_ENTITLEMENT
+from identity.facade import SCOPE_ENTITLEMENT, clients
 from orgs.models import AdminPrincipal as Actor
 from orgs.scope import can_see, sql_scope
 
@@ -153,16 +153,19 @@ def version_view(r: Any) -> VersionView:
     )
 
 
+_LISTING = ("name", "category", "kind", "audience", "entry_path", "icon_digest")
+
+
+def _listing(r: Any) -> dict[str, Any]:
+    """The columns of an app row that its console view and its read model take as they are."""
+    return {k: r[k] for k in _LISTING}
+
+
 def app_view(r: Any) -> AppView:
     return AppView(
         code=r["code"],
         org_path=r["org_path"],
-        name=r["name"],
-        category=r["category"],
-        kind=r["kind"],
-        audience=r["audience"],
-        entry_path=r["entry_path"],
-        icon_digest=r["icon_digest"],
+        **_listing(r),
         channels=list(r["channels"]),
         regions=list(r["regions"]),
         hidden_cities=list(r["hidden_cities"]),
@@ -335,8 +338,6 @@ async def set_visibility(res: Resources, actor: Actor, code: str, hidden: list[s
 
 async def set_layout(res: Resources, actor: Actor, update: LayoutUpdate, *, ip: str = "") -> int:
     """Replace one module's slots for the province or a city; returns the new layout version."""
-    from catalog.home import MODULES
-
     region = update.region_code
     if region != PROVINCE and region not in CITIES:
         raise invalid("region_code", "the province or one of its cities")
@@ -392,12 +393,7 @@ async def notifications(res: Resources, actor: Actor, code: str, limit: int = 50
 def _listed(r: Any) -> ListedApp:
     return ListedApp(
         code=r["code"],
-        name=r["name"],
-        category=r["category"],
-        kind=r["kind"],
-        audience=r["audience"],
-        entry_path=r["entry_path"],
-        icon_digest=r["icon_digest"],
+        **_listing(r),
         channels=tuple(r["channels"]),
         regions=tuple(r["regions"]),
         hidden_cities=tuple(r["hidden_cities"]),
@@ -418,7 +414,7 @@ async def all_listed(res: Resources) -> list[ListedApp]:
 
 
 async def listed_apps(res: Resources, *, region_code: str | None, channel: str) -> list[ListedApp]:
-    """CONTRACTS.md: listed apps visible for the region (province-wide or that city) and channel."""
+    """docs/contracts.md: listed apps visible for the region (province-wide or that city) and channel."""
     city = None if region_code in (None, PROVINCE) else region_code[:4] + "00"
     return [a for a in await all_listed(res) if visible(a, city, channel)]
 

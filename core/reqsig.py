@@ -13,6 +13,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Mapping
 
 from core.crypto import hmac_sm3
 
@@ -50,3 +51,17 @@ def check(
     if not hmac.compare_digest(expected, bytes.fromhex(match.group(1))):
         return "signature does not match"
     return None
+
+
+def check_headers(secret: bytes, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str | None:
+    """`check` with the signature's parts read from a request's headers (X-Timestamp, X-Nonce, Authorization)."""
+    return check(
+        secret,
+        method,
+        path,
+        headers.get("x-timestamp", ""),
+        headers.get("x-nonce", ""),
+        headers.get("authorization", ""),
+        body,
+        time.time(),
+    )

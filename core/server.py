@@ -5,11 +5,11 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
-import os
 from typing import Any
 
 from litestar import Litestar
 
+from core.edge import Edge
 from core.lifespan import LifespanDriver
 from core.observe import ASGIApp, Observability, Receive, Scope, Send, setup_logging
 from core.resources import Resources
@@ -111,14 +111,15 @@ def create_server(settings: Settings | None = None, names: list[str] | None = No
     settings = settings or load_settings()
     apps = build_apps(settings, names)
     # The demo portal lives at the root; it is identity's showcase, loaded by name like the apps.
-    demo = load_factory("identity.demo:ROUTES") if "identity" in apps else []
+    demo = load_factory("identity.oidc.demo:ROUTES") if "identity" in apps else []
     root = create_root_app(settings, sorted(apps), demo)
-    return Observability(Dispatcher(settings, apps, root), access_log_enabled=settings.log_level.upper() == "DEBUG")
+    return Observability(
+        Edge(Dispatcher(settings, apps, root), settings), access_log_enabled=settings.log_level.upper() == "DEBUG"
+    )
 
 
 def server_from_env() -> ASGIApp:
     """Import target for granian workers: the apps to serve come from SZT_SERVE_APPS."""
     settings = load_settings()
     setup_logging(settings.log_level)
-    names = [n for n in os.environ.get("SZT_SERVE_APPS", "").split(",") if n]
-    return create_server(settings, names or None)
+    return create_server(settings, settings.serve_app_names or None)

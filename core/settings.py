@@ -1,72 +1,271 @@
-"""Settings from the environment, one msgspec Struct shared by every app and command."""
+"""Settings from the environment, one msgspec Struct shared by every app and command.
+
+Every variable the product reads is a field of `Settings`: its environment name, meaning and (where the plain
+default says little) the default as a reader should understand it live in the field's `Meta`. `docs/configuration.md`
+is generated from them (`python -m core.settings_doc`); a test fails when it drifts. Code that must hand settings to
+a child process or to a later `load_settings()` in this process uses `export`, `child_environment` and
+`environment_restored` below — nothing else touches `os.environ`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Annotated, Any, get_type_hints
 
 import msgspec
+from msgspec import Meta
 
-# Environment variable name -> Settings field. Documented in README.md ("Configuration").
-ENV_VARS: dict[str, str] = {
-    "DATABASE_URL": "database_url",
-    "REDIS_URL": "redis_url",
-    "SIGNER_URL": "signer_url",
-    "SZT_SIM_URL": "sim_url",
-    "SZT_VAR_DIR": "var_dir",
-    "SZT_HOST": "host",
-    "SZT_PORT": "port",
-    "SZT_SIM_PORT": "sim_port",
-    "SZT_SIGNER_PORT": "signer_port",
-    "SZT_PUBLIC_URL": "public_url",
-    "SZT_ISSUER": "issuer",
-    "SZT_ADMIN_PASSWORD": "admin_password",
-    "SZT_DEMO_CLIENT_SECRET": "demo_client_secret",
-    "SZT_FIELD_KEYS": "field_keys",
-    "SZT_LOG_LEVEL": "log_level",
-    "SZT_DB_POOL_MAX": "db_pool_max",
-    "SZT_MAX_BODY_BYTES": "max_body_bytes",
-    "SZT_SERVER": "server",
-    "SZT_WORKERS": "workers",
-    "SZT_SERVER_LOOP": "server_loop",
-    "SZT_OIDC_RATE_PER_IP": "oidc_rate_per_ip",
-    "SZT_OIDC_RATE_PER_CLIENT": "oidc_rate_per_client",
-    "SZT_SMS_RATE_PER_IP": "sms_rate_per_ip",
-    "SZT_ENROL_RATE_PER_IP": "enrol_rate_per_ip",
-}
+
+def _var(env: str, description: str, shown: str | None = None) -> Meta:
+    extra: dict[str, Any] = {"env": env}
+    if shown is not None:
+        extra["default"] = shown
+    return Meta(description=description, extra=extra)
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
-    database_url: str = ""
-    redis_url: str = ""
-    signer_url: str = ""
-    sim_url: str = ""
-    var_dir: str = "var"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    sim_port: int = 8100
-    signer_port: int = 8200
-    public_url: str = ""
-    issuer: str = ""
-    admin_password: str = ""
-    demo_client_secret: str = ""
-    # "kid:hex,kid:hex,index:hex" — master secrets for personal data (core.fieldcrypt); the first kid encrypts,
-    # all decrypt; `index` keys the blind index and never rotates. Unset: generated once under var/keys/.
-    field_keys: str = ""
-    log_level: str = "INFO"
-    db_pool_max: int = 10
-    max_body_bytes: int = 1_048_576
-    server: str = "granian"
-    workers: int = 1
-    # granian's event loop: uvloop wakes the loop for each request's I/O from granian's threads at about half the
-    # cost of asyncio's self-pipe (OIDC introspection 5,800 → 7,700 req/s); "asyncio" to compare.
-    server_loop: str = "uvloop"
-    # Requests per minute at the OIDC token, introspection, revocation and PAR endpoints.
-    oidc_rate_per_ip: int = 1200
-    oidc_rate_per_client: int = 6000
-    # Per hour and network address: SMS codes sent, enrolments attempted.
-    sms_rate_per_ip: int = 20
-    enrol_rate_per_ip: int = 10
+    database_url: Annotated[
+        str,
+        _var(
+            "DATABASE_URL",
+            "PostgreSQL DSN, e.g. `postgresql://szt:pw@db:5432/szt`",
+            "embedded PostgreSQL under `var/pg`",
+        ),
+    ] = ""
+    redis_url: Annotated[
+        str,
+        _var(
+            "REDIS_URL",
+            "`redis://host:6379/0` or `unix:///path/redis.sock`",
+            "embedded Redis under `var/redis` (Unix socket)",
+        ),
+    ] = ""
+    signer_url: Annotated[
+        str,
+        _var("SIGNER_URL", "signing and verification server", "`http://SZT_HOST:SZT_SIGNER_PORT` (the simulator)"),
+    ] = ""
+    sim_url: Annotated[
+        str, _var("SZT_SIM_URL", "base URL of the external parties (simulators)", "`http://SZT_HOST:SZT_SIM_PORT`")
+    ] = ""
+    tsa_url: Annotated[
+        str | None,
+        _var(
+            "TSA_URL",
+            "RFC 3161 time-stamping authority for PAdES seals; `off` (or empty) seals without timestamps",
+            "`SZT_SIM_URL/tsa/v1/timestamp` (the simulator)",
+        ),
+    ] = None
+    var_dir: Annotated[str, _var("SZT_VAR_DIR", "where embedded databases, keys and files live")] = "var"
+    host: Annotated[str, _var("SZT_HOST", "where `szt serve` listens (address)")] = "127.0.0.1"
+    port: Annotated[int, _var("SZT_PORT", "where `szt serve` listens (port)")] = 8000
+    sim_port: Annotated[int, _var("SZT_SIM_PORT", "where the simulators listen")] = 8100
+    signer_port: Annotated[int, _var("SZT_SIGNER_PORT", "where the signing server simulator listens")] = 8200
+    public_url: Annotated[str, _var("SZT_PUBLIC_URL", "the server's public base URL", "`http://SZT_HOST:SZT_PORT`")] = (
+        ""
+    )
+    issuer: Annotated[str, _var("SZT_ISSUER", "OpenID Connect issuer", "`SZT_PUBLIC_URL/identity`")] = ""
+    admin_password: Annotated[
+        str,
+        _var(
+            "SZT_ADMIN_PASSWORD",
+            "password of the platform administrator `admin`",
+            "generated once, printed, stored under `var/`",
+        ),
+    ] = ""
+    demo_client_secret: Annotated[
+        str,
+        _var(
+            "SZT_DEMO_CLIENT_SECRET",
+            "secret of the demo portal client `demo-portal`",
+            "generated once, stored under `var/`",
+        ),
+    ] = ""
+    field_keys: Annotated[
+        str,
+        _var(
+            "SZT_FIELD_KEYS",
+            "`kid:hex,…,index:hex` — master secrets for personal-data encryption (core.fieldcrypt); the first kid "
+            "encrypts, all decrypt; `index` keys the blind index and never rotates",
+            "generated once into `var/keys/field-keys` (0600)",
+        ),
+    ] = ""
+    log_level: Annotated[str, _var("SZT_LOG_LEVEL", "`DEBUG` also writes one access-log line per request")] = "INFO"
+    db_pool_max: Annotated[int, _var("SZT_DB_POOL_MAX", "PostgreSQL pool size per process")] = 10
+    max_body_bytes: Annotated[int, _var("SZT_MAX_BODY_BYTES", "request body cap (413 above it)")] = 1_048_576
+    server: Annotated[str, _var("SZT_SERVER", "ASGI server of `szt serve`: `granian` or `uvicorn`")] = "granian"
+    workers: Annotated[int, _var("SZT_WORKERS", "worker processes of the ASGI server")] = 1
+    server_loop: Annotated[
+        str,
+        _var(
+            "SZT_SERVER_LOOP",
+            "granian's event loop (`uvloop`, `asyncio`, `rloop`): uvloop wakes the loop for each request's I/O from "
+            "granian's threads at about half the cost of asyncio's self-pipe",
+        ),
+    ] = "uvloop"
+    serve_apps: Annotated[
+        str,
+        _var(
+            "SZT_SERVE_APPS",
+            "comma-separated apps `szt serve` mounts (set by `szt serve NAME…` for its server processes)",
+            "all",
+        ),
+    ] = ""
+    oidc_rate_per_ip: Annotated[
+        int,
+        _var(
+            "SZT_OIDC_RATE_PER_IP",
+            "requests per minute and network address at the OIDC token, introspection, revocation and PAR endpoints",
+        ),
+    ] = 1200
+    oidc_rate_per_client: Annotated[
+        int, _var("SZT_OIDC_RATE_PER_CLIENT", "requests per minute and client at the same OIDC endpoints")
+    ] = 6000
+    sms_rate_per_ip: Annotated[
+        int,
+        _var(
+            "SZT_SMS_RATE_PER_IP",
+            "SMS codes sent per hour and network address (per phone: one code a minute, ten a day)",
+        ),
+    ] = 20
+    enrol_rate_per_ip: Annotated[
+        int, _var("SZT_ENROL_RATE_PER_IP", "enrolments attempted per hour and network address")
+    ] = 10
+    signer_app_id: Annotated[
+        str,
+        _var(
+            "SZT_SIGNER_APP_ID",
+            "app id eseal signs its requests to the signing server with (with `SZT_SIGNER_APP_SECRET`)",
+            "the simulator's app file under `var/signer/`",
+        ),
+    ] = ""
+    signer_app_secret: Annotated[
+        str,
+        _var(
+            "SZT_SIGNER_APP_SECRET",
+            "the secret of `SZT_SIGNER_APP_ID`",
+            "the simulator's app file under `var/signer/`",
+        ),
+    ] = ""
+    signer_allow: Annotated[
+        str, _var("SZT_SIGNER_ALLOW", "addresses or CIDRs the signing server simulator accepts (comma-separated)")
+    ] = "127.0.0.1,::1"
+    biz_step_seconds: Annotated[
+        float,
+        _var("SZT_BIZ_STEP_SECONDS", "the business-system simulator moves each case one step this often (seconds)"),
+    ] = 30.0
+    push_consumers: Annotated[
+        int,
+        _var(
+            "SZT_PUSH_CONSUMERS",
+            "concurrent consumers per push provider channel in each worker (at least 1)",
+        ),
+    ] = 4
+    push_recover_every: Annotated[
+        int,
+        _var("SZT_PUSH_RECOVER_EVERY", "seconds between the worker's runs that take back stale 'sending' pairs"),
+    ] = 30
+    push_claim_idle_ms: Annotated[
+        int,
+        _var(
+            "SZT_PUSH_CLAIM_IDLE_MS",
+            "a crashed push consumer's stream entries are taken over after this many milliseconds",
+        ),
+    ] = 60_000
+    push_sending_timeout: Annotated[
+        float,
+        _var(
+            "SZT_PUSH_SENDING_TIMEOUT",
+            "a pair left 'sending' by a worker whose heartbeat is gone is taken back after this many seconds "
+            "(longer than any provider call)",
+        ),
+    ] = 120.0
+    worker_heartbeat: Annotated[
+        float,
+        _var(
+            "SZT_WORKER_HEARTBEAT",
+            "seconds between a worker's proofs of life (its heartbeat key lives three times as long)",
+        ),
+    ] = 10.0
+    worker_metrics_port: Annotated[
+        int, _var("SZT_WORKER_METRICS_PORT", "port of each worker's Prometheus `/metrics` (0: none)")
+    ] = 8300
+    worker_metrics_host: Annotated[
+        str, _var("SZT_WORKER_METRICS_HOST", "address each worker's Prometheus `/metrics` listens on")
+    ] = "127.0.0.1"
+    worker_extra_jobs: Annotated[
+        str,
+        _var(
+            "SZT_WORKER_EXTRA_JOBS",
+            "more job modules `szt worker` imports (comma-separated), e.g. a deployment's own or the tests' probe",
+            "none",
+        ),
+    ] = ""
+    bench_push_n: Annotated[
+        int,
+        _var(
+            "SZT_BENCH_PUSH_N", "bench only: recipients of the push broadcast scenario", "100,000 quick, else 1,000,000"
+        ),
+    ] = 0
+    bench_push_pyspy: Annotated[
+        str,
+        _var(
+            "SZT_BENCH_PUSH_PYSPY",
+            "bench only: a directory; samples each push worker with py-spy during the broadcast",
+            "off",
+        ),
+    ] = ""
+    bench_home_body: Annotated[
+        str,
+        _var("SZT_BENCH_HOME_BODY", "bench only: the body file the bare home peer serves (set by the bench)", "none"),
+    ] = ""
+    outbound_allow: Annotated[
+        str,
+        _var(
+            "SZT_OUTBOUND_ALLOW",
+            "destinations the outbound-request guard (core.outbound) lets through although they are private, loopback, "
+            "link-local or our own services, for URLs outsiders give us (app entries, back-channel logout): "
+            "comma-separated host names, addresses or CIDRs, each optionally with `:port` (`[v6]:port`), e.g. "
+            "`10.20.0.0/16,intranet.example.gov.cn:8443`",
+            "none: only public addresses",
+        ),
+    ] = ""
+    outbound_http: Annotated[
+        bool,
+        _var(
+            "SZT_OUTBOUND_HTTP",
+            "the outbound-request guard also accepts plain `http://` URLs from outsiders (development and tests, "
+            "where the simulators speak http); otherwise only `https://`",
+        ),
+    ] = False
+    # Hardening (core.edge, core.forwarded, core.idempotency, core.observe).
+    trusted_proxies: Annotated[
+        str,
+        _var(
+            "SZT_TRUSTED_PROXIES",
+            "load balancers whose `X-Forwarded-For` / `X-Forwarded-Proto` / `Forwarded` headers are believed (for "
+            "rate limits, logs, `Secure` cookies, the console's Origin check): comma-separated addresses or CIDRs",
+            "none: the connection's peer is the client",
+        ),
+    ] = ""
+    metrics_token: Annotated[
+        str,
+        _var(
+            "SZT_METRICS_TOKEN",
+            "bearer token `/metrics` asks for (`Authorization: Bearer …`)",
+            "generated once into `var/metrics-token` (0600)",
+        ),
+    ] = ""
+    metrics_open: Annotated[
+        bool,
+        _var("SZT_METRICS_OPEN", "serve `/metrics` without a token (only where the scraper alone reaches the port)"),
+    ] = False
+    idempotency_keys_per_caller: Annotated[
+        int,
+        _var("SZT_IDEMPOTENCY_KEYS_PER_CALLER", "stored `Idempotency-Key` answers one caller may hold (24 h each)"),
+    ] = 1000
 
     @property
     def base_url(self) -> str:
@@ -88,10 +287,89 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def var_path(self) -> Path:
         return Path(self.var_dir).resolve()
 
+    @property
+    def serve_app_names(self) -> list[str]:
+        """The apps named in `serve_apps` (empty: all)."""
+        return [n for n in self.serve_apps.split(",") if n]
 
-def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+
+def _metas() -> dict[str, Meta]:
+    hints = get_type_hints(Settings, include_extras=True)
+    out: dict[str, Meta] = {}
+    for field in Settings.__struct_fields__:
+        metas = [m for m in getattr(hints[field], "__metadata__", ()) if isinstance(m, Meta)]
+        out[field] = metas[0]
+    return out
+
+
+FIELD_META: dict[str, Meta] = _metas()
+# Environment variable name -> Settings field.
+ENV_VARS: dict[str, str] = {(m.extra or {})["env"]: field for field, m in FIELD_META.items()}
+ENV_NAME: dict[str, str] = {field: env for env, field in ENV_VARS.items()}
+# Variables read even when set to the empty string (TSA_URL="" turns timestamps off, SZT_SIGNER_ALLOW="" admits none).
+KEEP_EMPTY = frozenset({"TSA_URL", "SZT_SIGNER_ALLOW"})
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from the environment; `overrides` win (used by tests and the CLI)."""
     env = os.environ if environ is None else environ
-    raw: dict[str, object] = {field: env[name] for name, field in ENV_VARS.items() if env.get(name)}
+    raw: dict[str, object] = {
+        field: env[name] for name, field in ENV_VARS.items() if env.get(name) or (name in KEEP_EMPTY and name in env)
+    }
     raw.update(overrides)
     return msgspec.convert(raw, Settings, strict=False)
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def export(**fields: object) -> None:
+    """Set settings (by field name) in this process's environment, for the child processes it starts and a later
+    `load_settings()` (the embedded servers' URLs, a bench's temporary var directory)."""
+    for field, value in fields.items():
+        os.environ[ENV_NAME[field]] = _text(value)
+
+
+def child_environment(
+    *, clean: bool = False, extra: Mapping[str, str] | None = None, **fields: object
+) -> dict[str, str]:
+    """The environment for a child process: this process's, without any setting when `clean` (the child gets only
+    the `fields` given, by field name), plus `extra` variables that are not settings (PYTHONUNBUFFERED, a peer's)."""
+    env = dict(os.environ)
+    if clean:
+        env = {k: v for k, v in env.items() if k not in ENV_VARS and not k.startswith("SZT_")}
+    env.update({ENV_NAME[field]: _text(value) for field, value in fields.items()})
+    env.update(extra or {})
+    return env
+
+
+def saved_environment(*fields: str) -> Callable[[], None]:
+    """Remember this process's environment variables of these settings (by field name); the returned function puts
+    them back as they were."""
+    saved = {ENV_NAME[f]: os.environ.get(ENV_NAME[f]) for f in fields}
+
+    def restore() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    return restore
+
+
+@contextlib.contextmanager
+def environment_restored(*fields: str) -> Iterator[None]:
+    """Put back this process's environment variables of these settings (by field name) on leaving."""
+    restore = saved_environment(*fields)
+    try:
+        yield
+    finally:
+        restore()
+
+
+def unset(*fields: str) -> None:
+    """Remove settings (by field name) from this process's environment."""
+    for field in fields:
+        os.environ.pop(ENV_NAME[field], None)

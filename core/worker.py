@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -33,6 +34,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from core.clock import DISPLAY_TZ_NAME
 from core.resources import Resources
 from core.settings import Settings
 
@@ -42,10 +44,8 @@ Job = Callable[[Resources], Coroutine[Any, Any, None]]
 # The due time a scheduled job is running for (a late run still knows which period it serves).
 current_due: contextvars.ContextVar[dt.datetime] = contextvars.ContextVar("current_due")
 ALIGN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-# Configurable by environment: how often a worker proves it is alive (its heartbeat lives three times as long;
-# push takes back a dead worker's in-flight pairs by it), and the port of its Prometheus /metrics (0: none).
-HEARTBEAT_SECONDS = float(os.environ.get("SZT_WORKER_HEARTBEAT", "10"))
-METRICS_PORT = int(os.environ.get("SZT_WORKER_METRICS_PORT", "8300"))
+# Settings.worker_heartbeat: how often a worker proves it is alive (its heartbeat lives three times as long; push
+# takes back a dead worker's in-flight pairs by it); Settings.worker_metrics_port: its Prometheus /metrics (0: none).
 RUN_KEY_TTL = 7 * 86_400  # a due time's run record outlives any late firing of it
 
 
@@ -55,7 +55,12 @@ class Scheduled:
     seconds: int | None
     job: Job
     cron: str | None = None
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DISPLAY_TZ_NAME
+    every: Callable[[Settings], int] | None = None  # the interval from settings, resolved when the worker starts
+
+    def configured(self, settings: Settings) -> Scheduled:
+        """This job with its interval read from `settings` (for jobs registered with `every=`)."""
+        return self if self.every is None else dataclasses.replace(self, seconds=self.every(settings), every=None)
 
     def trigger(self) -> IntervalTrigger | CronTrigger:
         if self.cron is not None:
@@ -85,17 +90,24 @@ JOB_PACKAGES: tuple[str, ...] = ("core", "identity", "catalog", "affairs", "push
 
 
 def scheduled(
-    name: str, seconds: int | None = None, *, cron: str | None = None, timezone: str = "Asia/Shanghai"
+    name: str,
+    seconds: int | None = None,
+    *,
+    cron: str | None = None,
+    every: Callable[[Settings], int] | None = None,
+    timezone: str = DISPLAY_TZ_NAME,
 ) -> Callable[[Job], Job]:
-    """Register a job: every `seconds`, or at the times of a crontab line `cron` (in `timezone`)."""
-    if (seconds is None) == (cron is None):
-        raise ValueError("give seconds or cron")
+    """Register a job: every `seconds`, every `every(settings)` seconds (read when the worker starts), or at the
+    times of a crontab line `cron` (in `timezone`)."""
+    if sum(x is not None for x in (seconds, cron, every)) != 1:
+        raise ValueError("give seconds, every or cron")
     if any(s.name == name for s in SCHEDULED):
         raise ValueError(f"job {name!r} registered twice")
 
     def register(fn: Job) -> Job:
-        item = Scheduled(name, seconds, fn, cron, timezone)
-        item.trigger()  # a bad crontab line fails at import, not at 08:00
+        item = Scheduled(name, seconds, fn, cron, timezone, every)
+        if every is None:
+            item.trigger()  # a bad crontab line fails at import, not at 08:00
         SCHEDULED.append(item)
         return fn
 
@@ -144,7 +156,7 @@ async def run_once(res: Resources, item: Scheduled, now: dt.datetime | None = No
     return True
 
 
-def _load_jobs() -> None:
+def _load_jobs(settings: Settings) -> None:
     import importlib
 
     for package in JOB_PACKAGES:
@@ -154,11 +166,11 @@ def _load_jobs() -> None:
             if exc.name not in (package, f"{package}.jobs"):
                 raise
     # More job modules by name (comma-separated), e.g. a deployment's own, or the tests' probe jobs.
-    for module in filter(None, os.environ.get("SZT_WORKER_EXTRA_JOBS", "").split(",")):
+    for module in filter(None, settings.worker_extra_jobs.split(",")):
         importlib.import_module(module.strip())
 
 
-def _serve_metrics(port: int) -> None:
+def _serve_metrics(port: int, host: str) -> None:
     """Prometheus /metrics of this worker (push delivery counters, latency, queue depth) on its own port."""
     if not port:
         return
@@ -167,24 +179,25 @@ def _serve_metrics(port: int) -> None:
     from core.observe import REGISTRY
 
     try:
-        start_http_server(port, addr=os.environ.get("SZT_WORKER_METRICS_HOST", "127.0.0.1"), registry=REGISTRY)
+        start_http_server(port, addr=host, registry=REGISTRY)
         log.info("worker metrics", extra={"port": port})
     except OSError as exc:  # another worker on this host has the port: this one runs without
         log.warning("worker metrics port busy", extra={"port": port, "error": str(exc)})
 
 
 async def run_worker(settings: Settings) -> None:
-    _load_jobs()
+    _load_jobs(settings)
     res = await Resources.open(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    _serve_metrics(METRICS_PORT)
+    _serve_metrics(settings.worker_metrics_port, settings.worker_metrics_host)
+    beat = settings.worker_heartbeat
     me = worker_id()
-    await res.redis.set(heartbeat_key(me), "1", ex=max(1, int(HEARTBEAT_SECONDS * 3)))
+    await res.redis.set(heartbeat_key(me), "1", ex=max(1, int(beat * 3)))
     scheduler = AsyncIOScheduler(timezone="UTC")
-    for item in SCHEDULED:
+    for item in (s.configured(settings) for s in SCHEDULED):
         scheduler.add_job(
             run_once,
             item.trigger(),
@@ -202,9 +215,9 @@ async def run_worker(settings: Settings) -> None:
     )
     try:
         while not stop.is_set():
-            await res.redis.set(heartbeat_key(me), "1", ex=max(1, int(HEARTBEAT_SECONDS * 3)))
+            await res.redis.set(heartbeat_key(me), "1", ex=max(1, int(beat * 3)))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT_SECONDS)
+                await asyncio.wait_for(stop.wait(), timeout=beat)
     finally:
         scheduler.shutdown(wait=False)
         for t in tasks:

@@ -4,7 +4,6 @@ the signing server uses) with the one-time nonce kept in Redis, so replicas shar
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
 from litestar import Request
@@ -51,16 +50,7 @@ async def authenticate(request: Request[Any, Any, Any], res: Resources) -> str:
     secret = res.fields.decrypt(row["secret_enc"], context=_CONTEXT).encode()
     nonce = headers.get("x-nonce", "")
     body = await request.body()
-    why = reqsig.check(
-        secret,
-        request.method,
-        request.url.path,
-        headers.get("x-timestamp", ""),
-        nonce,
-        headers.get("authorization", ""),
-        body,
-        time.time(),
-    )
+    why = reqsig.check_headers(secret, request.method, request.url.path, headers, body)
     if why is not None:
         raise _unauthorized(why)
     if not await res.redis.set(_NONCE_KEY.format(code, nonce), b"1", nx=True, ex=reqsig.NONCE_TTL):

@@ -8,14 +8,14 @@ from pathlib import Path
 
 
 def main(args: argparse.Namespace) -> None:
-    from core.cli import _prepare, _with_embedded
+    from core.boot import prepare, with_embedded
     from core.resources import Resources
     from core.settings import load_settings
     from eseal import legacy_import
 
     async def go() -> None:
-        settings, embedded = _with_embedded(load_settings())
-        await _prepare(settings, seed=False)
+        settings, embedded = with_embedded(load_settings())
+        await prepare(settings, seed=False)
         res = await Resources.open(settings)
         try:
             report = await legacy_import.run(res, Path(args.directory))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 
+from core import regions
 from core.resources import Resources
 from eseal import impression, repo
 
@@ -74,7 +75,7 @@ def _validate(row: dict[str, str], directory: Path) -> tuple[dict[str, object], 
     name, org = (row.get("name") or "").strip(), (row.get("org_name") or "").strip()
     if not name or len(name) > 40 or not org or len(org) > 40:
         return "name/org_name: 1-40 characters"
-    region = (row.get("region_code") or "320000").strip()
+    region = (row.get("region_code") or regions.PROVINCE_CODE).strip()
     if not (len(region) == 6 and region.isdigit()):
         return "region_code: six digits"
     image_name = (row.get("image") or "").strip()

@@ -4,7 +4,7 @@ Every private-key operation goes to the signing server through `SignerClient`; p
 Input and output are files: pyhanko's incremental writer copies the original and hashes the byte ranges in chunks,
 so a large PDF is never held in memory whole.
 
-SM2 signatures (our own, documented in README "Electronic seals"): the signature dictionary has
+SM2 signatures (our own, documented in docs/domains/eseal.md): the signature dictionary has
 `/Filter /SZT.ESeal /SubFilter /GB.T38540.SES` and `/Contents` holds the DER SES_Signature (GB/T 38540 v4) whose
 `dataHash` is SM3 over the `/ByteRange` bytes, exactly the bytes a PAdES signature covers; `/ESealCode` names the
 seal. Verifiers that know neither filter ignore the field; ours checks it (eseal/pdfverify.py).

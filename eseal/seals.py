@@ -12,12 +12,12 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from core import audit
+from core import audit, regions
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
 from eseal import ca, impression, keys, logs, repo, ses
 from eseal.models import Seal, SealKind, Shape
-from identity.pin import check_pin, hash_pin
+from identity.facade import check_pin, hash_pin
 
 KIND_DIGIT = {"official": "1", "contract": "2", "finance": "3", "personal": "4"}
 PURPOSE = {"official": "", "contract": "合同专用章", "finance": "财务专用章", "personal": ""}
@@ -73,7 +73,7 @@ async def apply(
     shape: Shape = "round",
     upload: bytes | None = None,
     cert_ids: list[uuid.UUID] | None = None,
-    region_code: str = "320000",
+    region_code: str = regions.PROVINCE_CODE,
     org_path: str = "",
     valid_days: int = 365 * 5,
     applicant: str = "",

@@ -12,7 +12,6 @@ device's problem document.
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -63,7 +62,7 @@ def _b64(raw: bytes) -> str:
 
 
 def read_credentials(settings: Settings) -> tuple[str, str]:
-    app_id, secret = os.environ.get("SZT_SIGNER_APP_ID", ""), os.environ.get("SZT_SIGNER_APP_SECRET", "")
+    app_id, secret = settings.signer_app_id, settings.signer_app_secret
     if app_id and secret:
         return app_id, secret
     path = Path(settings.var_path) / "signer" / "apps"

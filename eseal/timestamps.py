@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import os
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -38,7 +37,7 @@ _lock: dict[int, asyncio.Lock] = {}
 
 
 def tsa_url(settings: Settings) -> str | None:
-    url = os.environ.get("TSA_URL")
+    url = settings.tsa_url
     if url is None:
         return settings.simulators_url.rstrip("/") + SIM_PATH
     return None if url.strip().lower() in ("", "off", "none") else url.strip()

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from core.crypto import SM2PrivateKey, SM2PublicKey
 from core.resources import Resources
-from identity.codes import key_id_text as key_id
+from core.signed import key_id_text as key_id
+from identity import repo
 
 _CONTEXT = "identity.issuer_key"
 _RELOAD_SECONDS = 30.0
@@ -26,9 +27,7 @@ _cache: dict[int, IssuerKeys] = {}
 
 
 async def _load(res: Resources) -> IssuerKeys:
-    rows = await res.db.fetch(
-        "SELECT kid, public_key, private_key_enc, retired_at FROM identity.issuer_keys ORDER BY created_at DESC"
-    )
+    rows = await repo.issuer_keys(res.db)
     if not rows:
         await create_key(res)
         return await _load(res)
@@ -51,17 +50,14 @@ async def create_key(res: Resources) -> str:
     key = SM2PrivateKey.generate()
     kid = key_id(key.public_key())
     async with res.db.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(7200101)")
-        await conn.execute(
-            "INSERT INTO identity.issuer_keys (kid, public_key, private_key_enc) VALUES ($1, $2, $3)",
-            kid,
-            key.public_key().to_uncompressed(),
-            res.fields.encrypt(key.to_pem(), context=_CONTEXT),
+        await repo.lock_issuer_keys(conn)
+        await repo.insert_issuer_key(
+            conn, kid, key.public_key().to_uncompressed(), res.fields.encrypt(key.to_pem(), context=_CONTEXT)
         )
     _cache.pop(id(res), None)
     return kid
 
 
 async def retire_key(res: Resources, kid: str) -> None:
-    await res.db.execute("UPDATE identity.issuer_keys SET retired_at = now() WHERE kid = $1", kid)
+    await repo.retire_issuer_key(res.db, kid)
     _cache.pop(id(res), None)

@@ -10,7 +10,8 @@ import msgspec
 from core.db import Executor
 from core.masking import mask_id_number, mask_name
 from core.resources import Resources
-from identity import wangha as wh
+from identity import repo
+from identity.numbers import wangha as wh
 
 CTX_NAME, CTX_ID, CTX_PHONE, CTX_BIRTH = "person.name", "person.id_number", "person.phone", "person.birth_date"
 
@@ -36,7 +37,7 @@ async def derive_wangha(res: Resources, conn: Executor, id_type: str, id_number:
         candidate = wh.from_digest(
             res.fields.blind_index(f"{id_type}:{id_number}:{counter}", context="identity.wangha")
         )
-        if not await conn.fetchval("SELECT 1 FROM identity.people WHERE wangha = $1", candidate):
+        if not await repo.wangha_taken(conn, candidate):
             return candidate
     raise RuntimeError("no free 网号 after 100 candidates")
 
@@ -47,27 +48,25 @@ async def insert(
     person_id = str(uuid.uuid4())
     wangha = await derive_wangha(res, conn, id_type, id_number)
     f = res.fields
-    await conn.execute(
-        """INSERT INTO identity.people (id, wangha, id_type, id_index, id_number_enc, name_enc, phone_index,
-                                        phone_enc, gender, birth_date_enc)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)""",
-        uuid.UUID(person_id),
-        wangha,
-        id_type,
-        id_index(res, id_type, id_number),
-        f.encrypt(id_number, context=CTX_ID),
-        f.encrypt(name, context=CTX_NAME),
-        f.blind_index(phone, context="identity.phone"),
-        f.encrypt(phone, context=CTX_PHONE),
-        gender,
-        f.encrypt(birth_date, context=CTX_BIRTH),
+    await repo.insert_person(
+        conn,
+        person_id=uuid.UUID(person_id),
+        wangha=wangha,
+        id_type=id_type,
+        id_index=id_index(res, id_type, id_number),
+        id_number_enc=f.encrypt(id_number, context=CTX_ID),
+        name_enc=f.encrypt(name, context=CTX_NAME),
+        phone_index=f.blind_index(phone, context="identity.phone"),
+        phone_enc=f.encrypt(phone, context=CTX_PHONE),
+        gender=gender,
+        birth_date_enc=f.encrypt(birth_date, context=CTX_BIRTH),
     )
     return person_id, wangha
 
 
 async def load(res: Resources, person_id: str, conn: Executor | None = None) -> Person:
     db = conn if conn is not None else res.db
-    r = await db.fetchrow("SELECT * FROM identity.people WHERE id = $1", uuid.UUID(person_id))
+    r = await repo.person(db, uuid.UUID(person_id))
     if r is None:
         raise LookupError(person_id)
     f = res.fields

@@ -1,4 +1,4 @@
-"""Seed: the demo third-party portal client `demo-portal` (DESIGN.md), its secret kept under var/."""
+"""Seed: the demo third-party portal client `demo-portal` (docs/design.md), its secret kept under var/."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import secrets
 
 from core.resources import Resources
 from core.secrets_file import read_or_create
-from identity import clients
+from identity import clients, repo
 
 log = logging.getLogger("szt.seed.identity")
 DEMO_CLIENT = "demo-portal"
@@ -23,9 +23,7 @@ async def seed(res: Resources) -> None:
     redirect = f"{res.settings.base_url}/demo/callback"
     if await clients.get(res, DEMO_CLIENT) is not None:
         # The server's address may have changed since the first start (SZT_PORT, SZT_PUBLIC_URL).
-        await res.db.execute(
-            "UPDATE identity.clients SET redirect_uris = $2 WHERE client_id = $1", DEMO_CLIENT, [redirect]
-        )
+        await repo.set_client_redirect_uris(res.db, DEMO_CLIENT, [redirect])
         return
     await clients.create(
         res,

@@ -11,18 +11,10 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 from core.resources import Resources
+from identity import repo
 from identity.people import CTX_BIRTH, age_band, age_on
 
 AGE_BANDS = ("0-13", "14-17", "18-29", "30-44", "45-59", "60+")
-# A legal-person user acts for an enterprise: its legal representative or a handler it has not revoked.
-_QUERY = """
-SELECT p.id, p.birth_date_enc FROM identity.people p
- WHERE p.id > $1 AND ($2::text IS NULL OR p.gender = $2)
-   AND ($3::text IS NULL OR ($3 = 'legal') = (
-        EXISTS (SELECT 1 FROM identity.enterprises e WHERE e.representative_id = p.id)
-     OR EXISTS (SELECT 1 FROM identity.handlers h
-                 WHERE h.person_id = p.id AND h.revoked_at IS NULL AND h.valid_until > now())))
- ORDER BY p.id"""
 
 
 async def person_ids(
@@ -49,7 +41,7 @@ async def person_ids(
     on = today or dt.datetime.now(dt.UTC).date()
     out: list[uuid.UUID] = []
     async with res.db.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
-        async for row in conn.cursor(_QUERY, after or uuid.UUID(int=0), sex, user_type, prefetch=page):
+        async for row in repo.segment_cursor(conn, after or uuid.UUID(int=0), sex, user_type, prefetch=page):
             if bands:
                 age = age_on(res.fields.decrypt(row["birth_date_enc"], context=CTX_BIRTH), on)
                 if age is None or age_band(age) not in bands:

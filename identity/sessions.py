@@ -13,13 +13,14 @@ import msgspec
 from core.db import Executor
 from core.redis_client import as_bytes
 from core.resources import Resources
+from identity import repo
 from identity.errors import unauthorized
 from identity.models import SessionView, Tokens
 
 ACCESS_TTL = 600
 SESSION_DAYS = 30
-# Mini-program sessions (identity.bindings): the platform's login alone ranks as an SMS sign-in; with a fresh CTID
-# face check of the bound person ("wechat+face", "alipay+face") as a 网证 sign-in.
+# Mini-program sessions (identity.credentials.bindings): the platform's login alone ranks as an SMS sign-in; with a
+# fresh CTID face check of the bound person ("wechat+face", "alipay+face") as a 网证 sign-in.
 ACR_ORDER = {
     "sms": 0,
     "wechat": 0,
@@ -61,9 +62,8 @@ async def create(
     session_id = str(uuid.uuid4())
     refresh = "rt_" + secrets.token_urlsafe(32)
     db = conn if conn is not None else res.db
-    await db.execute(
-        """INSERT INTO identity.sessions (id, person_id, device_id, device_label, acr, refresh_hash, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+    await repo.insert_session(
+        db,
         uuid.UUID(session_id),
         uuid.UUID(person_id),
         uuid.UUID(device_id) if device_id else None,
@@ -88,28 +88,17 @@ async def authenticate(res: Resources, authorization: str | None) -> Principal:
 
 async def refresh(res: Resources, token: str) -> Tokens:
     digest = _digest(token)
-    reused = await res.db.fetchval("SELECT session_id FROM identity.retired_refresh WHERE refresh_hash = $1", digest)
+    reused = await repo.session_of_retired_refresh(res.db, digest)
     if reused is not None:  # a rotated-out token came back: somebody holds a copy, so the session ends
         await _end(res, res.db, str(reused), "refresh token reused")
         raise unauthorized("the refresh token is not valid")
     async with res.db.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """SELECT id, person_id, device_id, acr FROM identity.sessions
-               WHERE refresh_hash = $1 AND ended_at IS NULL AND expires_at > now() FOR UPDATE""",
-            digest,
-        )
+        row = await repo.lock_live_session_by_refresh(conn, digest)
         if row is None:
             raise unauthorized("the refresh token is not valid")
         new = "rt_" + secrets.token_urlsafe(32)
-        await conn.execute(
-            "INSERT INTO identity.retired_refresh (refresh_hash, session_id) VALUES ($1, $2)", digest, row["id"]
-        )
-        await conn.execute(
-            """UPDATE identity.sessions SET refresh_hash = $2, refresh_generation = refresh_generation + 1,
-               last_used_at = now() WHERE id = $1""",
-            row["id"],
-            _digest(new),
-        )
+        await repo.retire_refresh(conn, digest, row["id"])
+        await repo.rotate_refresh(conn, row["id"], _digest(new))
     principal = Principal(
         str(row["id"]), str(row["person_id"]), str(row["device_id"]) if row["device_id"] else None, row["acr"]
     )
@@ -118,11 +107,7 @@ async def refresh(res: Resources, token: str) -> Tokens:
 
 
 async def _end(res: Resources, conn: Executor, session_id: str, reason: str) -> None:
-    await conn.execute(
-        "UPDATE identity.sessions SET ended_at = now(), end_reason = $2 WHERE id = $1 AND ended_at IS NULL",
-        uuid.UUID(session_id),
-        reason,
-    )
+    await repo.end_session(conn, uuid.UUID(session_id), reason)
     keys = await res.redis.smembers(f"sat:{session_id}")
     if keys:
         await res.redis.delete(*keys)
@@ -130,9 +115,7 @@ async def _end(res: Resources, conn: Executor, session_id: str, reason: str) -> 
 
 
 async def end(res: Resources, *, person_id: str, session_id: str, reason: str = "signed out") -> bool:
-    owner = await res.db.fetchval(
-        "SELECT person_id FROM identity.sessions WHERE id = $1 AND ended_at IS NULL", uuid.UUID(session_id)
-    )
+    owner = await repo.live_session_owner(res.db, uuid.UUID(session_id))
     if owner is None or str(owner) != person_id:
         return False
     await _end(res, res.db, session_id, reason)
@@ -140,19 +123,13 @@ async def end(res: Resources, *, person_id: str, session_id: str, reason: str = 
 
 
 async def end_for_device(res: Resources, device_id: str, reason: str) -> None:
-    rows = await res.db.fetch(
-        "SELECT id FROM identity.sessions WHERE device_id = $1 AND ended_at IS NULL", uuid.UUID(device_id)
-    )
+    rows = await repo.live_sessions_of_device(res.db, uuid.UUID(device_id))
     for r in rows:
         await _end(res, res.db, str(r["id"]), reason)
 
 
 async def list_for(res: Resources, principal: Principal) -> list[SessionView]:
-    rows = await res.db.fetch(
-        """SELECT id, device_label, acr, created_at, last_used_at FROM identity.sessions
-           WHERE person_id = $1 AND ended_at IS NULL AND expires_at > now() ORDER BY last_used_at DESC LIMIT 100""",
-        uuid.UUID(principal.person_id),
-    )
+    rows = await repo.live_sessions_of(res.db, uuid.UUID(principal.person_id))
     return [
         SessionView(
             str(r["id"]),

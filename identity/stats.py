@@ -9,6 +9,7 @@ from datetime import datetime
 import msgspec
 
 from core.resources import Resources
+from identity import repo
 from identity.people import CTX_BIRTH, CTX_ID
 
 
@@ -22,20 +23,7 @@ class PersonFacts(msgspec.Struct, frozen=True):
 
 async def facts_after(res: Resources, after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[PersonFacts]:
     """The next `limit` people enrolled after `after` (created_at, id), decrypting only what statistics need."""
-    if after is None:
-        rows = await res.db.fetch(
-            """SELECT id, created_at, gender, id_type, id_number_enc, birth_date_enc FROM identity.people
-               ORDER BY created_at, id LIMIT $1""",
-            limit,
-        )
-    else:
-        rows = await res.db.fetch(
-            """SELECT id, created_at, gender, id_type, id_number_enc, birth_date_enc FROM identity.people
-               WHERE (created_at, id) > ($1, $2) ORDER BY created_at, id LIMIT $3""",
-            after[0],
-            after[1],
-            limit,
-        )
+    rows = await repo.people_facts_after(res.db, after, limit)
     f = res.fields
     out = []
     for r in rows:

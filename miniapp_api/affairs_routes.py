@@ -5,100 +5,99 @@ accept a face-stepped-up mini session (POST /mini/v1/sessions/step-up)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from litestar import Request, get, post
-from litestar.params import Parameter
+from litestar import Controller, Request, get, post
 
 from affairs import service
 from affairs.models import (
-    CURSOR_PATTERN,
-    PAGE_MAX,
+    AppCode,
     AttachmentView,
     Authorisation,
     CaseIn,
     CaseList,
     CaseView,
+    FileName,
+    IdempotencyKey,
     Manifest,
+    PageCursor,
+    PageLimit,
     Prefill,
 )
 from core.idempotency import idempotent
 from core.resources import Resources
-from identity.sessions import Principal
+from identity.facade import Principal
 from miniapp_api.session_routes import AUTH
 
 Req = Request[Any, Any, Any]
-TAG = ["affairs"]
-Code = Annotated[str, Parameter(pattern=r"^app-(0[1-9]|[1-4]\d)$", description="app-01 … app-49")]
-Cursor = Annotated[str | None, Parameter(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")]
 ATTACHMENT_MAX = service.MAX_ATTACHMENT + 65_536
+PATH = "/v1/affairs"
+TAG = ["affairs"]
+IDEMPOTENT = [idempotent()]  # the answer of a retried write is the stored one
 
 
-@get("/v1/affairs/apps/{code:str}", summary="One application's manifest: form, materials notice, fees", tags=TAG)
-async def get_app(res: Resources, code: Code) -> Manifest:
-    return await service.manifest(res, code)
+class Apps(Controller):
+    """The applications' manifests, for anyone."""
+
+    path = PATH
+    tags = TAG
+
+    @get("/apps/{code:str}", summary="One application's manifest: form, materials notice, fees")
+    async def get_app(self, res: Resources, code: AppCode) -> Manifest:
+        return await service.manifest(res, code)
 
 
-@post(
-    "/v1/affairs/apps/{code:str}/authorisation",
-    status_code=204,
-    summary="Authorise the application to use my identity data",
-    tags=TAG,
-    **AUTH,
-)
-async def authorise(res: Resources, me: Principal, code: Code, data: Authorisation) -> None:
-    await service.authorise(res, me.person_id, code, list(data.scopes))
+class Signed(Controller):
+    """Routes of the signed-in person (the mini session; `me` is its person)."""
+
+    tags = TAG
+    dependencies = AUTH["dependencies"]
+    security = AUTH["security"]
 
 
-@get("/v1/affairs/apps/{code:str}/prefill", summary="Form values known already", tags=TAG, **AUTH)
-async def prefill(res: Resources, me: Principal, code: Code) -> Prefill:
-    return await service.prefill(res, me.person_id, code, None)
+class Mine(Signed):
+    """Prefills, authorisations and attachments of a declaration."""
+
+    path = PATH
+
+    @get("/apps/{code:str}/prefill", summary="Form values known already")
+    async def prefill(self, res: Resources, me: Principal, code: AppCode) -> Prefill:
+        return await service.prefill(res, me.person_id, code, None)
+
+    @post(
+        "/apps/{code:str}/authorisation", status_code=204, summary="Authorise the application to use my identity data"
+    )
+    async def authorise(self, res: Resources, me: Principal, code: AppCode, data: Authorisation) -> None:
+        await service.authorise(res, me.person_id, code, list(data.scopes))
+
+    @post(
+        "/attachments",
+        status_code=201,
+        summary="Upload one file (wx.uploadFile / my.uploadFile body; PDF, JPEG or PNG sniffed, at most 4 MiB)",
+        request_max_body_size=ATTACHMENT_MAX,
+    )
+    async def upload(self, request: Req, res: Resources, me: Principal, name: FileName = "file") -> AttachmentView:
+        return await service.upload(res, me.person_id, await request.body(), name)
 
 
-@post(
-    "/v1/affairs/attachments",
-    status_code=201,
-    summary="Upload one file (wx.uploadFile / my.uploadFile body; PDF, JPEG or PNG sniffed, at most 4 MiB)",
-    tags=TAG,
-    request_max_body_size=ATTACHMENT_MAX,
-    **AUTH,
-)
-async def upload(
-    request: Req,
-    res: Resources,
-    me: Principal,
-    x_filename: Annotated[str, Parameter(header="X-Filename", max_length=100)] = "file",
-) -> AttachmentView:
-    return await service.upload(res, me.person_id, await request.body(), x_filename)
+class Cases(Signed):
+    """The cases the app shows too (one data source)."""
+
+    path = f"{PATH}/cases"
+
+    @post(status_code=201, summary="Submit an application: one case per Idempotency-Key", middleware=IDEMPOTENT)
+    async def submit(self, res: Resources, me: Principal, data: CaseIn, key: IdempotencyKey = None) -> CaseView:
+        return await service.submit(res, me.person_id, me.acr, data, key)
+
+    @get(summary="My cases, newest first (a page)")
+    async def my_cases(
+        self, res: Resources, me: Principal, cursor: PageCursor = None, limit: PageLimit = 10
+    ) -> CaseList:
+        return await service.my_cases(res, me.person_id, cursor=cursor, limit=limit)
+
+    @get("/{case_id:uuid}", summary="One of my cases")
+    async def get_case(self, res: Resources, me: Principal, case_id: uuid.UUID) -> CaseView:
+        return await service.get_case(res, me.person_id, case_id)
 
 
-@post(
-    "/v1/affairs/cases",
-    status_code=201,
-    summary="Submit an application: one case per Idempotency-Key",
-    tags=TAG,
-    middleware=[idempotent()],
-    **AUTH,
-)
-async def submit(
-    res: Resources,
-    me: Principal,
-    data: CaseIn,
-    idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255)] = None,
-) -> CaseView:
-    return await service.submit(res, me.person_id, me.acr, data, idempotency_key)
-
-
-@get("/v1/affairs/cases", summary="My cases, newest first (a page)", tags=TAG, **AUTH)
-async def my_cases(
-    res: Resources, me: Principal, cursor: Cursor = None, limit: Annotated[int, Parameter(ge=1, le=PAGE_MAX)] = 10
-) -> CaseList:
-    return await service.my_cases(res, me.person_id, cursor=cursor, limit=limit)
-
-
-@get("/v1/affairs/cases/{case_id:uuid}", summary="One of my cases", tags=TAG, **AUTH)
-async def get_case(res: Resources, me: Principal, case_id: uuid.UUID) -> CaseView:
-    return await service.get_case(res, me.person_id, case_id)
-
-
-ROUTES = [get_app, authorise, prefill, upload, submit, my_cases, get_case]
+ROUTES = [Apps, Mine, Cases]

@@ -8,7 +8,7 @@ from litestar import Request
 from litestar.di import Provide
 
 from core.resources import Resources
-from identity.sessions import Principal, authenticate
+from identity.facade import Principal, authenticate
 
 
 async def _principal(request: Request[Any, Any, Any], res: Resources) -> Principal:

@@ -17,8 +17,7 @@ from catalog import service as catalog_service
 from core.idempotency import idempotent
 from core.problems import invalid, not_found
 from core.resources import Resources
-from identity.miniprograms import ALIPAY_APP_ID
-from identity.sessions import Principal
+from identity.facade import Principal
 from miniapp_api.models import (
     Consent,
     Consents,
@@ -32,6 +31,7 @@ from miniapp_api.models import (
     TemplatePage,
 )
 from miniapp_api.session_routes import AUTH
+from platforms.alipay import ALIPAY_APP_ID
 from push import mini as push_mini
 
 ICON_SIZE = 96

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.problems import ProblemError
-from identity.miniprograms import UNVERIFIED, AlipayError, WechatError
+from platforms.errors import UNVERIFIED, AlipayError, WechatError
 
 
 def _p(

@@ -11,10 +11,7 @@ from core.auth import BEARER_REQUIRED
 from core.masking import mask_phone
 from core.ratelimit import rate_limit
 from core.resources import Resources
-from identity import bindings, sessions, sms
-from identity.miniprograms import ALIPAY_APP_ID, WECHAT_APPID, AlipayError, AlipayGateway, WechatApi, WechatError
-from identity.models import Tokens
-from identity.sessions import Principal
+from identity.facade import Principal, bindings, models, sessions, sms
 from miniapp_api.auth import client_ip, principal
 from miniapp_api.models import (
     AlipayLogin,
@@ -31,6 +28,9 @@ from miniapp_api.models import (
     WechatLogin,
 )
 from miniapp_api.platform_errors import alipay_problem, wechat_problem
+from platforms.alipay import ALIPAY_APP_ID, AlipayGateway
+from platforms.errors import AlipayError, WechatError
+from platforms.wechat import WECHAT_APPID, WechatApi
 from push import mini as push_mini
 
 Req = Request[Any, Any, Any]
@@ -38,7 +38,7 @@ AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_RE
 LOGIN_LIMIT = [rate_limit(300, 60, name="mini-login-ip")]
 
 
-def _tokens(t: Tokens) -> SessionTokens:
+def _tokens(t: models.Tokens) -> SessionTokens:
     return SessionTokens(access_token=t.access_token, refresh_token=t.refresh_token, expires_in=t.expires_in)
 
 

@@ -86,7 +86,7 @@ class Masker:
         return spec is None or self.p.mask_level >= spec.level
 
     async def audit(self, res: Resources, what: str) -> None:
-        """Every read of unmasked personal data is written to the audit log (DESIGN.md)."""
+        """Every read of unmasked personal data is written to the audit log (docs/design.md)."""
         personal = self.unmasked - {"ip"}
         if personal:
             await audit.record(

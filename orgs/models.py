@@ -13,7 +13,7 @@ Scope = Literal["own", "subtree", "all"]
 
 
 class AdminPrincipal(msgspec.Struct, frozen=True):
-    """A signed-in administrator as every guard and domain check sees it (CONTRACTS.md)."""
+    """A signed-in administrator as every guard and domain check sees it (docs/contracts.md)."""
 
     id: uuid.UUID
     username: str

@@ -14,22 +14,30 @@ import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
 from core import audit
+from core.observe import metrics_headers
 from core.problems import invalid, not_found
 from core.resources import Resources
+from orgs import repo
 from orgs.models import AdminPrincipal
 from orgs.scope import can_see, sql_scope
 
 _SNAPSHOT_KEY = "orgs:monitor:last"
 
 
-class Point(msgspec.Struct):
-    at: datetime
+class Traffic(msgspec.Struct):
+    """Requests, their rate and errors, and latency percentiles: of one sample (Point) or of a window
+    (RouteSummary)."""
+
     count: int
     rate_per_s: float
     error_rate: float
     p50_ms: float
     p95_ms: float
     p99_ms: float
+
+
+class Point(Traffic):
+    at: datetime
 
 
 class Series(msgspec.Struct):
@@ -37,14 +45,8 @@ class Series(msgspec.Struct):
     points: list[Point]
 
 
-class RouteSummary(msgspec.Struct):
+class RouteSummary(Traffic):
     route: str
-    count: int
-    rate_per_s: float
-    error_rate: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
 
 
 class RouteSummaryList(msgspec.Struct):
@@ -139,7 +141,7 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
 async def sample(res: Resources, metrics_text: str | None = None) -> int:
     """Take one sample per route: the change since the previous scrape. Returns the routes written."""
     if metrics_text is None:
-        r = await res.http.get(f"{res.settings.base_url}/metrics")
+        r = await res.http.get(f"{res.settings.base_url}/metrics", headers=metrics_headers(res.settings))
         r.raise_for_status()
         metrics_text = r.text
     now = _parse(metrics_text)
@@ -211,6 +213,12 @@ async def series(res: Resources, route: str, since: datetime | None, until: date
             for r in rows
         ],
     )
+
+
+async def traffic(res: Resources, hours: int = 6) -> list[tuple[datetime, float]]:
+    """Requests per minute over all interfaces in the last `hours`, oldest first."""
+    rows = await repo.requests_per_minute(res.db, datetime.now(UTC) - timedelta(hours=hours))
+    return [(r["at"], float(r["n"])) for r in rows]
 
 
 async def routes(res: Resources, window_s: int) -> RouteSummaryList:

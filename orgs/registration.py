@@ -166,7 +166,7 @@ async def review(res: Resources, p: AdminPrincipal, app_id: uuid.UUID, data: Rev
         if won is None:
             raise conflict("the application was decided or changed meanwhile")
         if data.decision == "approve":
-            org_id = await repo.insert_new_org(
+            org_id = await repo.insert_org(
                 conn,
                 code=row["code"],
                 name=row["name"],
@@ -176,6 +176,7 @@ async def review(res: Resources, p: AdminPrincipal, app_id: uuid.UUID, data: Rev
                 region_code=row["region_code"],
                 parent_id=row["parent_id"],
                 path=f"{row['parent_path']}.{row['code']}",
+                if_taken="skip",
             )
             if org_id is None:
                 raise conflict("an organisation with this code exists")

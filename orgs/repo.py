@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from core.db import Executor
 
 Row = asyncpg.Record
+Scope = tuple[str, list[object]]  # the data-scope condition and its arguments (orgs.scope.sql_scope)
+After = tuple[datetime, uuid.UUID] | None  # a keyset page starts after this (created_at, id)
 
 ORG_COLS = "id, code, name, level, kind, police_type, region_code, parent_id, path, status, created_at"
 ADMIN_COLS = (
@@ -29,6 +31,20 @@ async def org_by_id(db: Executor, org_id: uuid.UUID) -> Row | None:
     return await db.fetchrow(f"SELECT {ORG_COLS} FROM orgs.orgs WHERE id = $1", org_id)  # noqa: S608
 
 
+async def org_name(db: Executor, org_id: uuid.UUID) -> str | None:
+    name: str | None = await db.fetchval("SELECT name FROM orgs.orgs WHERE id = $1", org_id)
+    return name
+
+
+async def requests_per_minute(db: Executor, since: datetime) -> list[Row]:
+    """All interfaces' requests per minute since `since` (the sampled `metric_samples`), oldest first."""
+    return await db.fetch(
+        "SELECT date_trunc('minute', at) AS at, sum(count) AS n FROM orgs.metric_samples WHERE at >= $1 "
+        "GROUP BY 1 ORDER BY 1",
+        since,
+    )
+
+
 async def insert_org(
     db: Executor,
     *,
@@ -40,11 +56,16 @@ async def insert_org(
     region_code: str,
     parent_id: uuid.UUID | None,
     path: str,
-) -> uuid.UUID:
+    if_taken: Literal["rename", "skip"] = "rename",
+) -> uuid.UUID | None:
+    """The new organisation's id. A taken code: "rename" gives the existing one this name and returns its id (the
+    seed); "skip" changes nothing and returns None (an approved registration)."""
+    on_conflict = (
+        "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name" if if_taken == "rename" else "ON CONFLICT DO NOTHING"
+    )
     row = await db.fetchrow(
-        """INSERT INTO orgs.orgs (id, code, name, level, kind, police_type, region_code, parent_id, path)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
-           ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name RETURNING id""",
+        f"""INSERT INTO orgs.orgs (id, code, name, level, kind, police_type, region_code, parent_id, path)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) {on_conflict} RETURNING id""",  # noqa: S608
         uuid.uuid4(),
         code,
         name,
@@ -55,9 +76,7 @@ async def insert_org(
         parent_id,
         path,
     )
-    assert row is not None
-    found: uuid.UUID = row["id"]
-    return found
+    return None if row is None else row["id"]
 
 
 def _scoped_page(
@@ -84,6 +103,24 @@ def _scoped_page(
     return " AND ".join(where), params, f"${len(params)}"
 
 
+async def _scoped_rows(
+    db: Executor,
+    select: str,
+    scope: tuple[str, list[object]],
+    *,
+    prefix: str,
+    equals: dict[str, object | None],
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Row]:
+    """One keyset page of `select` (its SELECT … FROM …): in scope, filtered, ordered by (created_at, id)."""
+    where, params, lim = _scoped_page(*scope, prefix=prefix, equals=equals, after=after, limit=limit)
+    return await db.fetch(
+        f"{select} WHERE {where} ORDER BY {prefix}created_at, {prefix}id LIMIT {lim}",
+        *params,
+    )
+
+
 async def list_orgs(
     db: Executor,
     scope: tuple[str, list[object]],
@@ -92,11 +129,8 @@ async def list_orgs(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Row]:
-    where, params, lim = _scoped_page(*scope, prefix="", equals={"parent_id": parent_id}, after=after, limit=limit)
-    return await db.fetch(
-        f"SELECT {ORG_COLS} FROM orgs.orgs WHERE {where} ORDER BY created_at, id LIMIT {lim}",  # noqa: S608
-        *params,
-    )
+    select = f"SELECT {ORG_COLS} FROM orgs.orgs"  # noqa: S608
+    return await _scoped_rows(db, select, scope, prefix="", equals={"parent_id": parent_id}, after=after, limit=limit)
 
 
 async def count_orgs(db: Executor) -> int:
@@ -261,20 +295,9 @@ async def insert_admin(
     return None if row is None else row["id"]
 
 
-async def list_admins(
-    db: Executor,
-    scope: tuple[str, list[object]],
-    *,
-    status: str | None,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
-) -> list[Row]:
-    where, params, lim = _scoped_page(*scope, prefix="a.", equals={"status": status}, after=after, limit=limit)
-    return await db.fetch(
-        f"""SELECT {ADMIN_COLS} FROM orgs.admins a WHERE {where}
-            ORDER BY a.created_at, a.id LIMIT {lim}""",  # noqa: S608
-        *params,
-    )
+async def list_admins(db: Executor, scope: Scope, *, status: str | None, after: After, limit: int) -> list[Row]:
+    select = f"SELECT {ADMIN_COLS} FROM orgs.admins a"  # noqa: S608
+    return await _scoped_rows(db, select, scope, prefix="a.", equals={"status": status}, after=after, limit=limit)
 
 
 async def record_failure(db: Executor, admin_id: uuid.UUID, max_failures: int, lock_seconds: int) -> None:
@@ -394,20 +417,9 @@ async def application(db: Executor, app_id: uuid.UUID) -> Row | None:
     )
 
 
-async def list_applications(
-    db: Executor,
-    scope: tuple[str, list[object]],
-    *,
-    status: str | None,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
-) -> list[Row]:
-    where, params, lim = _scoped_page(*scope, prefix="a.", equals={"status": status}, after=after, limit=limit)
-    return await db.fetch(
-        f"""SELECT {APP_COLS} FROM orgs.org_applications a JOIN orgs.orgs p ON p.id = a.parent_id
-            WHERE {where} ORDER BY a.created_at, a.id LIMIT {lim}""",  # noqa: S608
-        *params,
-    )
+async def list_applications(db: Executor, scope: Scope, *, status: str | None, after: After, limit: int) -> list[Row]:
+    select = f"SELECT {APP_COLS} FROM orgs.org_applications a JOIN orgs.orgs p ON p.id = a.parent_id"  # noqa: S608
+    return await _scoped_rows(db, select, scope, prefix="a.", equals={"status": status}, after=after, limit=limit)
 
 
 async def documents(db: Executor, app_ids: list[uuid.UUID]) -> list[Row]:
@@ -436,35 +448,6 @@ async def decide_application(
 
 async def link_application_org(db: Executor, app_id: uuid.UUID, org_id: uuid.UUID) -> None:
     await db.execute("UPDATE orgs.org_applications SET org_id = $2 WHERE id = $1", app_id, org_id)
-
-
-async def insert_new_org(
-    db: Executor,
-    *,
-    code: str,
-    name: str,
-    level: str,
-    kind: str,
-    police_type: str | None,
-    region_code: str,
-    parent_id: uuid.UUID,
-    path: str,
-) -> uuid.UUID | None:
-    org_id = uuid.uuid4()
-    row = await db.fetchrow(
-        """INSERT INTO orgs.orgs (id, code, name, level, kind, police_type, region_code, parent_id, path)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING RETURNING id""",
-        org_id,
-        code,
-        name,
-        level,
-        kind,
-        police_type,
-        region_code,
-        parent_id,
-        path,
-    )
-    return None if row is None else org_id
 
 
 async def counts(

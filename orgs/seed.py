@@ -9,7 +9,7 @@ import secrets
 from core.resources import Resources
 from core.secrets_file import read_or_create
 from core.settings import Settings
-from identity import clients
+from identity.facade import clients
 from orgs import masks, passwords, permissions, repo, tree
 
 log = logging.getLogger("szt.seed.orgs")

@@ -174,6 +174,11 @@ async def org_by_code(res: Resources, code: str) -> Org | None:
     return None if r is None else _org(r)
 
 
+async def org_name(res: Resources, org_id: uuid.UUID) -> str:
+    """The organisation's name ("" when there is none)."""
+    return await repo.org_name(res.db, org_id) or ""
+
+
 async def visible_org(res: Resources, p: AdminPrincipal, code: str, field: str = "org_code") -> asyncpg.Record:
     r = await repo.org_by_code(res.db, code)
     if r is None:

@@ -8,9 +8,9 @@ from typing import Literal
 
 import msgspec
 
+from core import regions
 from core.resources import Resources
-from identity import stats as identity_stats
-from orgs import tree
+from identity.facade import stats as identity_stats
 from orgs.models import AdminPrincipal
 from orgs.scope import sql_scope
 
@@ -105,7 +105,7 @@ def region_prefix(p: AdminPrincipal) -> str:
     return code
 
 
-_CITY_NAMES = {code: name for code, (name, _) in tree.CITIES.items()}
+_CITY_NAMES = {c.code: c.name for c in regions.CITIES}
 _SEX = {"male": "男", "female": "女", "unknown": "未知"}
 
 

@@ -21,8 +21,7 @@ from core.idempotency import idempotent
 from core.problems import ProblemError
 from core.resources import Resources
 from core.settings import Settings
-from identity import clients
-from identity.clients import Client
+from identity.facade import Client, clients
 from push import service
 from push.models import MessageAccepted, MessageStatus, SendRequest
 

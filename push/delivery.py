@@ -11,7 +11,7 @@ Streams (consumer group `push`):
 - Transient failures go to the sorted set `push:delayed` (score: not-before time, exponential backoff with
   jitter, at least the provider's Retry-After) and are moved back into their stream by a scheduled job; after
   MAX_ATTEMPTS they go to `push:dead:<channel>`. A 429/503 with Retry-After also pauses the channel's consumers.
-- Entries left pending by a crashed consumer are taken over with XAUTOCLAIM after CLAIM_IDLE_MS.
+- Entries left pending by a crashed consumer are taken over with XAUTOCLAIM after SZT_PUSH_CLAIM_IDLE_MS.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from core.observe import REGISTRY
 from core.resources import Resources
 from core.worker import heartbeat_key, worker_id
 from push import repo
+from push.models import phone_context
 from push.providers import (
     HMS_BATCH,
     SMS_BATCH,
@@ -56,10 +57,8 @@ DELAYED = "push:delayed"
 MAX_ATTEMPTS = 6
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
-# Both configurable: a crashed consumer's stream entries are taken over after CLAIM_IDLE_MS; a pair left 'sending'
-# by a worker whose heartbeat is gone is taken back after SENDING_TIMEOUT seconds (longer than any provider call).
-CLAIM_IDLE_MS = int(os.environ.get("SZT_PUSH_CLAIM_IDLE_MS", "60000"))
-SENDING_TIMEOUT = float(os.environ.get("SZT_PUSH_SENDING_TIMEOUT", "120"))
+# Both configurable (Settings): a crashed consumer's stream entries are taken over after push_claim_idle_ms; a pair
+# left 'sending' by a worker whose heartbeat is gone is taken back after push_sending_timeout seconds.
 STUCK_FACTOR = 10
 FANOUT_PAGE = 1000
 BATCH: dict[str, int] = {"apns": 500, "hms": HMS_BATCH, "sms": 200, FANOUT: 10}
@@ -160,7 +159,7 @@ async def _pages(res: Resources, m: Any, after: uuid.UUID) -> AsyncIterator[Page
     """The audience of a message a page at a time, from `after` (a device id, or a person id for a person
     segment, whose ids identity streams through a server-side cursor)."""
     if person_segment(m):
-        from identity import segments
+        from identity.facade import segments
 
         async for ids in segments.person_ids(
             res,
@@ -409,8 +408,6 @@ async def _send_hms(res: Resources, targets: list[Target]) -> list[Outcome]:
 
 
 async def _send_sms(res: Resources, targets: list[Target]) -> list[Outcome]:
-    from push.service import phone_context
-
     p = providers(res)
     out: list[Outcome | None] = [None] * len(targets)
 
@@ -578,9 +575,11 @@ async def read_batch(res: Resources, channel: str, consumer: str, block_ms: int 
     return await _handle(res, channel, entries, consumer)
 
 
-async def claim_stale(res: Resources, channel: str, consumer: str, min_idle_ms: int = CLAIM_IDLE_MS) -> int:
+async def claim_stale(res: Resources, channel: str, consumer: str, min_idle_ms: int | None = None) -> int:
     """Take over entries another consumer read but never acknowledged (it crashed) and handle them; returns the
     number of pairs (fan-out: messages) they held."""
+    if min_idle_ms is None:
+        min_idle_ms = res.settings.push_claim_idle_ms
     total = 0
     start = "0-0"
     while True:
@@ -642,7 +641,6 @@ async def run_consumer(
     res: Resources, channel: str, consumer: str | None = None, stop: asyncio.Event | None = None, suffix: str = ""
 ) -> None:
     """The worker loop of one channel: claim stale entries now and then, honour pauses, read and deliver."""
-    import os
     import socket
 
     consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{channel}{suffix}"
@@ -654,7 +652,7 @@ async def run_consumer(
             if paused and paused > 0:
                 await asyncio.sleep(min(paused, 5000) / 1000)
                 continue
-            if time.monotonic() - last_claim > CLAIM_IDLE_MS / 2000:
+            if time.monotonic() - last_claim > res.settings.push_claim_idle_ms / 2000:
                 last_claim = time.monotonic()
                 await _finish_on_cancel(claim_stale(res, channel, consumer))
             await _finish_on_cancel(read_batch(res, channel, consumer, block_ms=1000))
@@ -678,7 +676,7 @@ async def recover_stale_sending(res: Resources, older_than: float | None = None,
     claiming worker) go back into their stream, marked recovered. Their re-send cannot double what the user sees:
     APNs and HarmonyOS get the same apns-id/apns-collapse-id or notifyId, so a device that already has the
     notification replaces it; SMS asks the gateway by out_id first. A pair of a live worker is never touched."""
-    timeout = SENDING_TIMEOUT if older_than is None else older_than
+    timeout = res.settings.push_sending_timeout if older_than is None else older_than
     rows = await repo.stale_sending(res.db, timeout, limit)
     if not rows:
         return 0

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 from core.resources import Resources
 from core.worker import CONSUMERS, scheduled
 from push import delivery
 
-# Concurrent consumers per provider channel in each worker: while one waits on PostgreSQL or the provider, the
-# others send (each is a consumer of its own in the group, so XAUTOCLAIM and the send log work as before).
-CONCURRENCY = max(1, int(os.environ.get("SZT_PUSH_CONSUMERS", "4")))
+
+def concurrency(res: Resources) -> int:
+    """Concurrent consumers per provider channel in each worker: while one waits on PostgreSQL or the provider, the
+    others send (each is a consumer of its own in the group, so XAUTOCLAIM and the send log work as before)."""
+    return max(1, res.settings.push_consumers)
 
 
 def _consumer(channel: str) -> delivery.Job:
     async def run(res: Resources) -> None:
-        if channel == delivery.FANOUT or CONCURRENCY == 1:
+        n = concurrency(res)
+        if channel == delivery.FANOUT or n == 1:
             await delivery.run_consumer(res, channel)
             return
-        await asyncio.gather(*(delivery.run_consumer(res, channel, suffix=f":{i}") for i in range(CONCURRENCY)))
+        await asyncio.gather(*(delivery.run_consumer(res, channel, suffix=f":{i}") for i in range(n)))
 
     return run
 
@@ -41,7 +43,7 @@ async def sweep(res: Resources) -> None:
     await delivery.sweep_unfanned(res)
 
 
-@scheduled("push-stale-sending", seconds=int(os.environ.get("SZT_PUSH_RECOVER_EVERY", "30")))
+@scheduled("push-stale-sending", every=lambda s: s.push_recover_every)
 async def stale_sending(res: Resources) -> None:
     """Pairs left 'sending' by a worker that died mid-call go back to their stream (re-sent idempotently)."""
     await delivery.recover_stale_sending(res)

@@ -1,5 +1,6 @@
 """The mini-program message channels: WeChat subscribe messages (subscribeMessage.send) and Alipay mini-program
-template messages (alipay.open.app.mini.templatemessage.send, RSA2-signed), over identity.miniprograms' clients.
+template messages (alipay.open.app.mini.templatemessage.send, RSA2-signed), over the clients in platforms.wechat
+and platforms.alipay.
 
 Each send spends what the user granted first — a one-time subscribe consent (WeChat) or a form id (Alipay) — so a
 user without one is never called for (nothing to retry). WeChat's 43101 (refused / no quota left) and Alipay's
@@ -15,7 +16,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.resources import Resources
-from identity.miniprograms import UNVERIFIED, AlipayError, AlipayGateway, WechatApi, WechatError
+from platforms.alipay import AlipayGateway
+from platforms.errors import UNVERIFIED, AlipayError, WechatError
+from platforms.wechat import WechatApi
 from push import mini_repo
 from push.providers import Notification, Outcome
 

@@ -9,6 +9,12 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+
+def phone_context(person_id: uuid.UUID | str) -> str:
+    """The encryption context of a device's phone number (push.devices.phone_enc), bound to its person."""
+    return f"push.devices.phone:{person_id}"
+
+
 Platform = Literal["apns", "hms", "sms", "wechat", "alipay"]
 Channel = Literal["apns", "hms", "sms", "wechat", "alipay", "inbox"]
 CHANNELS: tuple[Channel, ...] = ("apns", "hms", "sms", "wechat", "alipay", "inbox")

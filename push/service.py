@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from core.clock import SHANGHAI
 from core.masking import mask_phone
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
@@ -34,6 +35,7 @@ from push.models import (
     PushMetrics,
     QuietHours,
     SendRequest,
+    phone_context,
 )
 
 # The template registry: title and body formats, filled from the typed params of each template.
@@ -46,7 +48,6 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 INTERNAL_CLIENT_PREFIX = "internal:"  # messages of other domains (notify) carry client_id "internal:<source>"
 INBOX_PAGE_MAX = 50
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 
 
 def after_quiet_hours(at: dt.datetime, quiet: QuietHours) -> dt.datetime:
@@ -62,10 +63,6 @@ def after_quiet_hours(at: dt.datetime, quiet: QuietHours) -> dt.datetime:
     if end_at <= local:
         end_at += dt.timedelta(days=1)
     return end_at.astimezone(dt.UTC)
-
-
-def phone_context(person_id: uuid.UUID | str) -> str:
-    return f"push.devices.phone:{person_id}"
 
 
 def render(template: str, params: dict[str, str]) -> tuple[str, str]:

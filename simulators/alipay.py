@@ -45,6 +45,7 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType
 from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
+from core.clock import SHANGHAI as BEIJING
 from core.crypto import generate_rsa_key, rsa_sign, rsa_verify
 from core.settings import Settings
 from simulators.faults import FailureQueue
@@ -55,7 +56,6 @@ ACCESS_TTL = 1_296_000
 REFRESH_TTL = 2_592_000
 FORM_ID_TTL = 7 * 86400
 TIMESTAMP_SKEW = 15 * 60
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 OUTBOX_MAX = 50
 METHODS = ("alipay.system.oauth.token", "alipay.user.info.share", "alipay.open.app.mini.templatemessage.send")
 MAX_PARAM = 8192

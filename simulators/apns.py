@@ -35,6 +35,7 @@ from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
 from core.settings import Settings
+from simulators.device_controls import Ok, device_controls
 from simulators.faults import FailureQueue
 
 TOKEN = re.compile(r"^[0-9a-f]{64}$")
@@ -82,20 +83,6 @@ class FailRequest(msgspec.Struct):
     status: Literal[0, 429, 500, 503] = 503  # 0: succeed, only slowly
     delay_ms: Annotated[int, Meta(ge=0, le=10_000)] = 0
     retry_after: Annotated[int, Meta(ge=0, le=60)] = 0
-
-
-class Ok(msgspec.Struct):
-    ok: bool = True
-
-
-class CountRequest(msgspec.Struct):
-    tokens: Annotated[list[str], Meta(max_length=20_000)]
-
-
-class Counts(msgspec.Struct):
-    counts: dict[str, int]  # token -> notifications the device shows
-    total: int
-    collapsed: int
 
 
 class _State:
@@ -286,20 +273,7 @@ def _handlers(state: _State) -> list[object]:
             state.unregistered[data.token] = int(time.time() * 1000)
         return Ok()
 
-    @post("/_sim/fail", status_code=200, include_in_schema=False, sync_to_thread=False)
-    def fail(data: JSONBody[FailRequest]) -> Ok:
-        """Control: the next `count` sends fail with `status` (0: succeed) after `delay_ms`; count 0 clears all."""
-        state.failures.control(data)
-        return Ok()
-
-    @post("/_sim/counts", status_code=200, include_in_schema=False, sync_to_thread=False)
-    def counts(data: JSONBody[CountRequest]) -> Counts:
-        """Control: how many notifications each token's device shows (tests count thousands at once)."""
-        with state.lock:
-            got = {t: len(state.received.get(t, ())) for t in data.tokens}
-            return Counts(counts=got, total=state.total, collapsed=state.collapsed)
-
-    return [push, received, keys, unregister, fail, counts]
+    return [push, received, keys, unregister, *device_controls(state, FailRequest)]
 
 
 def _document(app: Litestar) -> None:

@@ -1,6 +1,6 @@
 """Simulator of the police business systems, one per police type (neibao crj jiaoguan zhian jianguan other),
-speaking the adapter protocol szt-biz/1 (README): signed submissions, supplements, withdrawals and queries in;
-signed status callbacks out. Each system moves its cases on its own schedule (one step every
+speaking the adapter protocol szt-biz/1 (docs/integration.md): signed submissions, supplements, withdrawals and
+queries in; signed status callbacks out. Each system moves its cases on its own schedule (one step every
 SZT_BIZ_STEP_SECONDS, default 30) along submitted → pre_review → accepted → handling → completed, unless a test
 took the case over with `POST /biz/_sim/cases/{ref}/status`, which moves it at once.
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from affairs import signing
+from core import regions
 from core.crypto import sm3
 from core.problems import ProblemError
 from core.settings import Settings
@@ -33,10 +33,7 @@ from simulators import population
 
 SYSTEMS = ("neibao", "crj", "jiaoguan", "zhian", "jianguan", "other")
 HAPPY = ("submitted", "pre_review", "accepted", "handling", "completed")
-PLATE_LETTER = {
-    "南京": "A", "无锡": "B", "徐州": "C", "常州": "D", "苏州": "E", "南通": "F", "连云港": "G",
-    "淮安": "H", "盐城": "J", "扬州": "K", "镇江": "L", "泰州": "M", "宿迁": "N",
-}  # fmt: skip
+PLATE_LETTER = {c.name: c.plate for c in regions.CITIES}
 VEHICLES = 1500
 Req = Request[Any, Any, Any]
 
@@ -128,7 +125,7 @@ class _State:
         self.cases: dict[str, SimCase] = {}
         self.by_case_no: dict[str, str] = {}
         self.records: set[str] = set()
-        self.step = float(os.environ.get("SZT_BIZ_STEP_SECONDS", "30"))
+        self.step = settings.biz_step_seconds
         self.http: httpx.AsyncClient | None = None
         self.last_sent: dict[str, tuple[dict[str, str], bytes, str]] = {}
         self.lock = asyncio.Lock()

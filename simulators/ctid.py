@@ -32,6 +32,7 @@ from msgspec import Meta
 from core.crypto import hmac_sm3, hmac_sm3_verify, sm3
 from core.masking import mask_id_number, mask_name
 from core.problems import PROBLEM_JSON, Problem, ProblemError, invalid, not_found
+from core.regions import CityName
 from core.settings import Settings
 from simulators.population import SEED, Person, find, people, population
 
@@ -44,9 +45,7 @@ CAPTURE_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 Result = Literal["pass", "not_same_person", "not_live", "mismatch"]
 ResultCode = Literal["0", "1001", "1002", "1003"]
 T = TypeVar("T")
-City = Literal[  # the names in simulators.population.CITIES
-    "南京", "无锡", "徐州", "常州", "苏州", "南通", "连云港", "淮安", "盐城", "扬州", "镇江", "泰州", "宿迁"
-]
+City = CityName  # the names in simulators.population.CITIES
 
 _CAPTURE_KEY = sm3(f"szt-ctid-sim-capture-key|{SEED}".encode())
 _OUTCOMES: dict[Result, tuple[ResultCode, str]] = {

@@ -18,7 +18,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
@@ -28,10 +28,10 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from affairs import paykeys
+from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.settings import Settings
 
-SHANGHAI = timezone(timedelta(hours=8))
 _AUTH = re.compile(r'(\w+)="([^"]*)"')
 Req = Request[Any, Any, Any]
 

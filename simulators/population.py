@@ -14,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from core import regions
 from core.crypto import sm3
 
 __all__ = [
@@ -39,22 +40,8 @@ Sex = Literal["male", "female"]
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _CHECK_CHARS = "10X98765432"  # indexed by (weighted sum mod 11)
 
-# One county-level area code in each of the 13 prefecture cities of Jiangsu.
-CITIES: dict[str, str] = {
-    "320102": "南京",
-    "320205": "无锡",
-    "320302": "徐州",
-    "320402": "常州",
-    "320505": "苏州",
-    "320602": "南通",
-    "320703": "连云港",
-    "320803": "淮安",
-    "320902": "盐城",
-    "321002": "扬州",
-    "321102": "镇江",
-    "321202": "泰州",
-    "321302": "宿迁",
-}
+# One county-level area code in each of the 13 prefecture cities of Jiangsu -> the city (core.regions).
+CITIES: dict[str, str] = {c.home_district: c.name for c in regions.CITIES}
 
 # Common surnames, most frequent first; weights fall off roughly like their national shares.
 _SURNAMES = (

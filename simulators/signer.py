@@ -544,7 +544,7 @@ async def _authenticate(request: Request[Any, Any, Any]) -> None:
 def create_app(settings: Settings) -> Litestar:
     directory = settings.var_path / "signer"
     store = KeyStore(directory)
-    auth = Authenticator(directory)
+    auth = Authenticator(directory, settings.signer_allow)
     v1 = Router(
         path="/",
         route_handlers=HANDLERS,

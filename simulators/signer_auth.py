@@ -14,7 +14,6 @@ default `127.0.0.1,::1`).
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 import threading
 import time
@@ -24,11 +23,10 @@ from typing import Any
 from litestar import Request
 
 from core.problems import ProblemError
-from core.reqsig import NONCE_TTL, canonical, check
+from core.reqsig import NONCE_TTL, canonical, check_headers
 from core.secrets_file import read_or_create
 
 __all__ = ["NONCE_TTL", "Authenticator", "canonical", "load_apps"]
-DEFAULT_ALLOW = "127.0.0.1,::1"
 
 
 def load_apps(directory: Path) -> dict[str, bytes]:
@@ -53,9 +51,10 @@ def _unauthorized(detail: str) -> ProblemError:
 
 
 class Authenticator:
-    def __init__(self, directory: Path, allow: str | None = None) -> None:
+    def __init__(self, directory: Path, allow: str) -> None:
+        """`allow`: addresses or CIDRs accepted, comma-separated (Settings.signer_allow)."""
         self.apps = load_apps(directory)
-        spec = allow if allow is not None else os.environ.get("SZT_SIGNER_ALLOW", DEFAULT_ALLOW)
+        spec = allow
         self.allow = [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
         self._nonces: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -96,16 +95,7 @@ class Authenticator:
         now = time.time()
         nonce = headers.get("x-nonce", "")
         body = await request.body()
-        why = check(
-            secret,
-            request.method,
-            request.url.path,
-            headers.get("x-timestamp", ""),
-            nonce,
-            headers.get("authorization", ""),
-            body,
-            now,
-        )
+        why = check_headers(secret, request.method, request.url.path, headers, body)
         if why is not None:
             raise _unauthorized(why)
         if not self._fresh_nonce(f"{app_id}:{nonce}", now):

@@ -213,6 +213,14 @@ class _State:
         self.current[appid] = token
         return token
 
+    def call_with_token(self, api: str, token: str) -> tuple[Answer | None, str]:
+        """A server-API call: an injected fault first, then the access token, as the real API answers them."""
+        fault = self.fault(api)
+        if fault is not None:
+            return fault, ""
+        with self.lock:
+            return self.token_error(token)
+
     def token_error(self, token: str | None) -> tuple[Answer | None, str]:
         found = self.tokens.get(token or "")
         if found is None:
@@ -314,13 +322,10 @@ def _handlers(state: _State) -> list[object]:
     def phone_number(
         access_token: Annotated[str, Parameter(min_length=1, max_length=256)], data: JSONBody[PhoneRequest]
     ) -> Answer:
-        fault = state.fault("phone")
-        if fault is not None:
-            return fault
+        refused, appid = state.call_with_token("phone", access_token)
+        if refused:
+            return refused
         with state.lock:
-            refused, appid = state.token_error(access_token)
-            if refused:
-                return refused
             found = state.phone_codes.pop(data.code, None)
             if found is None or found[0] != appid or found[2] <= time.time():
                 return _err(40029)
@@ -343,13 +348,10 @@ def _handlers(state: _State) -> list[object]:
     def subscribe_send(
         access_token: Annotated[str, Parameter(min_length=1, max_length=256)], data: JSONBody[SubscribeRequest]
     ) -> Answer:
-        fault = state.fault("subscribe")
-        if fault is not None:
-            return fault
+        refused, appid = state.call_with_token("subscribe", access_token)
+        if refused:
+            return refused
         with state.lock:
-            refused, appid = state.token_error(access_token)
-            if refused:
-                return refused
             user = state.users.get(data.touser)
             if user is None or user.appid != appid:
                 return _err(40003)

@@ -49,10 +49,10 @@ def unstarted_stack(embedded: EmbeddedServices, var_dir: Path) -> Stack:
 
 @pytest.fixture(scope="session")
 def prepared(unstarted_stack: Stack) -> Settings:
-    from core.cli import _prepare
+    from core.boot import prepare
 
     settings = load_settings()
-    asyncio.run(_prepare(settings))
+    asyncio.run(prepare(settings))
     return settings
 
 

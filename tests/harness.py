@@ -50,6 +50,8 @@ class Stack:
     def __init__(self, var_dir: Path) -> None:
         self.var_dir = var_dir
         self.port, self.sim_port, self.signer_port = free_port(), free_port(), free_port()
+        # Where a test's own stand-in of an outside party (an app entry, a back-channel logout receiver) listens.
+        self.peer_port = free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
         self.env = {
             **os.environ,
@@ -62,6 +64,10 @@ class Stack:
             "SZT_OIDC_RATE_PER_IP": "1500",
             "SZT_SMS_RATE_PER_IP": "1000",  # every test citizen enrols from 127.0.0.1
             "SZT_ENROL_RATE_PER_IP": "1000",
+            # The outbound guard (core.outbound) refuses loopback: admit exactly the simulators, the signing server
+            # and the tests' peer port, over plain http, and nothing else on 127.0.0.1.
+            "SZT_OUTBOUND_ALLOW": ",".join(f"127.0.0.1:{p}" for p in (self.sim_port, self.signer_port, self.peer_port)),
+            "SZT_OUTBOUND_HTTP": "1",
         }
         os.environ.update(
             {
@@ -72,6 +78,8 @@ class Stack:
                     "SZT_SIGNER_PORT",
                     "SZT_OIDC_RATE_PER_CLIENT",
                     "SZT_OIDC_RATE_PER_IP",
+                    "SZT_OUTBOUND_ALLOW",
+                    "SZT_OUTBOUND_HTTP",
                 )
             }
         )
@@ -92,7 +100,7 @@ class Stack:
         log = self.var_dir / f"{name}.log"
         out = log.open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", *args],
+            [sys.executable, "-m", "szt.cli", *args],
             env=self.env,
             cwd=ROOT,
             stdout=out,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from core.crypto import SM2PrivateKey, der_to_raw
-from identity.signed import b64u
+from core.signed import b64u
 
 _offsets = itertools.count(100)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from identity.miniprograms import ALIPAY_APP_ID, WECHAT_APPID
+from platforms.alipay import ALIPAY_APP_ID
+from platforms.wechat import WECHAT_APPID
 from tests.identity_helpers import Citizen, capture, pick_citizen
 
 

@@ -20,7 +20,7 @@ from core.problems import ProblemError
 from core.resources import Resources
 from orgs.models import AdminPrincipal
 from tests.catalog_helpers import codes_in, home, home_once
-from tests.harness import free_port
+from tests.harness import Stack
 
 
 def Admin(org_path: str, org_level: str, region_code: str, data_scope: str = "subtree") -> AdminPrincipal:
@@ -204,9 +204,9 @@ class _Entry(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def entry_server() -> Iterator[tuple[str, type[_Entry]]]:
+def entry_server(stack: Stack) -> Iterator[tuple[str, type[_Entry]]]:
     handler = type("Entry", (_Entry,), {"status": 200})
-    server = HTTPServer(("127.0.0.1", free_port()), handler)
+    server = HTTPServer(("127.0.0.1", stack.peer_port), handler)  # the one loopback port the outbound guard admits
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/entry", handler

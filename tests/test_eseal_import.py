@@ -55,7 +55,7 @@ async def test_import_reports_rejects_and_resumes(res: Resources, stack: Stack, 
     assert (first.imported, first.rejected) == (4, 0)
     proc = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "core.cli", "eseal", "import", str(tmp_path)],
+        [sys.executable, "-m", "szt.cli", "eseal", "import", str(tmp_path)],
         cwd=ROOT,
         env=os.environ.copy(),
         capture_output=True,

@@ -1,4 +1,4 @@
-"""identity.codes / identity.qr: issue-verify, tampering, independent checks with gmssl and zxing-cpp.
+"""identity.codes.codec / identity.codes.qr: issue-verify, tampering, independent checks with gmssl and zxing-cpp.
 
 Pure tests (no database, no servers): run with ``pytest tests/test_identity_codes.py --noconftest``.
 """
@@ -19,8 +19,9 @@ from PIL import Image, ImageDraw
 from qrcode.util import MODE_ALPHA_NUM, QRData
 
 from core.crypto import SM2PrivateKey, SM2PublicKey, der_to_raw
-from identity import codes, qr
-from identity.codes import CodeError, IssuedCode
+from identity.codes import codec as codes
+from identity.codes import qr
+from identity.codes.codec import CodeError, IssuedCode
 
 NOW = 1_750_000_000.0
 QR_ALPHANUMERIC = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
@@ -46,7 +47,7 @@ def code(issuer: SM2PrivateKey) -> IssuedCode:
 
 
 def raw_bytes(text: str) -> bytes:
-    """Decode the text form independently of identity.codes."""
+    """Decode the text form independently of identity.codes.codec."""
     body = text.removeprefix("SZT1")
     return base64.b32decode(body + "=" * (-len(body) % 8))
 

@@ -15,9 +15,11 @@ from gmssl import sm2
 from PIL import Image
 
 from core.resources import Resources
-from identity import clients, codes, wangha
+from core.signed import b64u_decode
+from identity import clients
+from identity.codes import codec as codes
 from identity.keys import issuer_keys
-from identity.signed import b64u_decode
+from identity.numbers import wangha
 from tests.identity_helpers import (
     Citizen,
     bearer,

@@ -14,7 +14,7 @@ import pytest
 
 from core.masking import mask_id_number, mask_name
 from core.resources import Resources
-from identity import legal
+from identity.legal import service as legal
 from identity.numbers import uscc_check
 from tests.identity_helpers import Citizen, bearer, enrol, pick_citizen
 

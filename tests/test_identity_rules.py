@@ -184,7 +184,7 @@ async def test_pairwise_user_codes_and_audited_disclosure(
 
 
 async def test_issuer_key_rotation_keeps_old_codes_verifiable(res: Resources) -> None:
-    from identity import codes
+    from identity.codes import codec as codes
     from identity.keys import create_key, issuer_keys, retire_key
 
     before = await issuer_keys(res)

@@ -17,8 +17,9 @@ import zxingcpp
 from PIL import Image
 
 from core.resources import Resources
-from identity import clients, licences
+from identity import clients
 from identity.keys import issuer_keys
+from identity.licences import service as licences
 from tests.catalog_helpers import home
 from tests.identity_helpers import Citizen, bearer, enrol, pick_citizen
 

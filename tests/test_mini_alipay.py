@@ -16,9 +16,9 @@ from PIL import Image
 from catalog import service as catalog_service
 from core.crypto import generate_rsa_key, rsa_verify
 from core.resources import Resources
-from identity.miniprograms import ALIPAY_APP_ID, AlipayGateway, response_node, sign_content
 from miniapp_api.models import RESPONSE_BUDGET
 from orgs.models import AdminPrincipal
+from platforms.alipay import ALIPAY_APP_ID, AlipayGateway, response_node, sign_content
 from simulators.alipay import sign_content as simulator_sign_content
 from tests.harness import Stack
 from tests.mini_helpers import ali_code, alipay_user

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from core.resources import Resources
-from identity.bindings import session_key_context
+from identity.credentials.bindings import session_key_context
 from identity.sessions import ACR_ORDER
 from miniapp_api.models import RESPONSE_BUDGET
 from tests.harness import Stack

@@ -1,4 +1,4 @@
-"""The OAuth hot paths (identity/oauth_fast.py): the plain case is answered without the Litestar route and with the
+"""The OAuth hot paths (identity/oidc/fast.py): the plain case is answered without the Litestar route and with the
 route's rules (stored token, rate-limit counters, response shape); anything else reaches the route with its body
 intact. Over HTTP, the fast answers are the same as the route's."""
 
@@ -22,10 +22,11 @@ import pytest
 
 from core import audit
 from core.resources import Resources
-from identity import clients, people, tokens
-from identity.authorization import CodeGrant, code_key
-from identity.jose import verify_own_jwt
-from identity.oauth_fast import OAuthFastPath
+from identity import clients, people
+from identity.oidc import tokens
+from identity.oidc.authorization import CodeGrant, code_key
+from identity.oidc.fast import OAuthFastPath
+from identity.oidc.jose import verify_own_jwt
 from tests.harness import inside_one_window
 from tests.test_admin_monitoring import id_number
 
@@ -103,7 +104,7 @@ async def portal_and_person(res: Resources, prefix: str) -> tuple[clients.Client
 async def issue(
     res: Resources, portal: clients.Client, person: str, family: str = "", scopes: tuple[str, ...] = ()
 ) -> tokens.TokenResponse:
-    """Tokens as a code redemption issues them (identity.tokens._issue), without an ID token."""
+    """Tokens as a code redemption issues them (identity.oidc.tokens._issue), without an ID token."""
     return await tokens._issue(
         res,
         portal,

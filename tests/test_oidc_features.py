@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from core.resources import Resources
-from identity.jose import SM2Algorithm
-from identity.signed import b64u_decode
-from tests.harness import free_port
+from core.signed import b64u_decode
+from identity.oidc.jose import SM2Algorithm
+from tests.harness import Stack
 from tests.identity_helpers import Citizen, bearer, capture, credential_sign_in, enrol, pick_citizen, sms_code
 from tests.oidc_helpers import REDIRECT, Flow, approve, code_from, get_code, make_portal, redeem, request_id
 from tests.oidc_helpers import authorize_url as auth_url
@@ -169,9 +169,9 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 async def test_backchannel_logout(
-    http: httpx.Client, res: Resources, base_url: str, citizen: tuple[Citizen, dict[str, object]]
+    http: httpx.Client, res: Resources, stack: Stack, citizen: tuple[Citizen, dict[str, object]]
 ) -> None:
-    port = free_port()
+    base_url, port = stack.base_url, stack.peer_port  # the one loopback port the outbound guard admits
     server = HTTPServer(("127.0.0.1", port), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core.openapi_export import documents
 from core.server import APPS
 from simulators.app import SIMULATORS
+from szt.openapi_export import documents
 from tests.harness import ROOT, Stack
 
 

@@ -31,8 +31,10 @@ async def queued_pairs(res: Resources, channel: str) -> int:
     return sum(len(delivery.parse_entry(fields)) for _, fields in entries)
 
 
-async def drain(res: Resources, rounds: int = 20) -> None:
-    """Run every consumer in this process until all streams are empty."""
+async def drain(res: Resources, rounds: int = 2000) -> None:
+    """Run every consumer in this process until all streams are empty. The streams are shared with every other test
+    of the run (other files' broadcasts included), so the bound is on rounds of reading, set far above what they
+    queue: 20 rounds ran out when test_affairs' messages were still waiting."""
     await delivery.ensure_groups(res)
     for _ in range(rounds):
         n = 0

@@ -40,7 +40,7 @@ def _worker(
     }
     log = (var_dir / f"worker-{name}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "szt.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
     )
 
 

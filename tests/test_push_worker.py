@@ -58,7 +58,7 @@ async def test_one_due_time_runs_once_among_concurrent_firings(res: Resources) -
 def _spawn(var_dir: Path, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = (var_dir / f"worker-{name}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "szt.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
     )
 
 

@@ -197,7 +197,7 @@ def _second_signer(stack: Stack, name: str, **env: str) -> tuple[subprocess.Pope
     log = stack.var_dir / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "sim-only", "signer"],
+            [sys.executable, "-m", "szt.cli", "sim-only", "signer"],
             env={**stack.env, "SZT_SIGNER_PORT": str(port), **env},
             cwd=ROOT,
             stdout=out,

@@ -1,0 +1,207 @@
+"""What every console page shares: the Jinja2 environment and the page frame (menu, labels, security headers), the
+signed-in administrator of a page or form post, the page wrapper that turns a missing session into the sign-in page
+and a refused permission into a 403 page, same-origin checks of form posts, and the redirect back with a notice or
+an error. The console modules (admin/console*.py) build their pages from these."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Request, Response
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect
+
+from admin.guards import authenticate
+from core.clock import SHANGHAI
+from core.problems import ProblemError
+from core.resources import Resources
+from orgs import service, tree
+from orgs.models import AdminPrincipal
+
+Req = Request[Any, Any, Any]
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+NO_SCHEMA: dict[str, Any] = {"include_in_schema": False}
+SIGN_IN = "/admin/login"
+
+env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
+env.filters["cst"] = lambda v: v.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") if v else ""
+
+MENU = [
+    ("/admin/console", "首页概览", "dashboard.view"),
+    ("/admin/console/orgs", "组织机构", "orgs.org.list"),
+    ("/admin/console/admins", "账号管理", "orgs.admin.list"),
+    ("/admin/console/roles", "角色权限", "orgs.role.list"),
+    ("/admin/console/apps", "应用管理", "catalog.app.list"),
+    ("/admin/console/logs", "日志管理", "logs.read"),
+    ("/admin/console/monitoring", "运行监控", "monitor.read"),
+    ("/admin/console/stats", "统计分析", "stats.read"),
+    ("/admin/console/masking", "脱敏管理", "masking.read"),
+    ("/admin/console/eseal", "电子印章", "eseal.read"),
+]
+LEVELS = {"province": "省级", "city": "市级", "county": "县（区）级", "station": "派出所"}
+KINDS = {"bureau": "公安机关", "police_type": "警种部门", "station": "基层所队"}
+STATUSES = {"pending": "待审核", "approved": "已通过", "rejected": "已驳回", "active": "正常", "disabled": "已停用"}
+SCOPES = {"own": "本机构", "subtree": "本机构及下级", "all": "全部"}
+
+
+def html(body: str, status: int = 200) -> Response[str]:
+    return Response(
+        body,
+        status_code=status,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "frame-ancestors 'none'; form-action 'self'",
+            "X-Frame-Options": "DENY",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def render(
+    request: Req, res: Resources, template: str, active: str, status: int = 200, **ctx: Any
+) -> Response[str]:
+    me: AdminPrincipal | None = ctx.pop("me", None)
+    page = env.get_template(template).render(
+        me=me,
+        menu=MENU,
+        active=active,
+        org_name=await service.org_name(res, me.org_id) if me else "",
+        scope_label=SCOPES.get(me.data_scope, "") if me else "",
+        levels=LEVELS,
+        kinds=KINDS,
+        statuses=STATUSES,
+        scopes=SCOPES,
+        police_types=tree.POLICE_TYPES,
+        **{
+            "error": request.query_params.get("error", "")[:200],
+            "notice": request.query_params.get("notice", "")[:200],
+            **ctx,
+        },
+    )
+    return html(page, status)
+
+
+class SignInRequired(Exception):
+    """No administrator session: the page sends the browser to the sign-in page."""
+
+
+async def current_admin(request: Req, permission: str | None) -> AdminPrincipal:
+    """The signed-in administrator; SignInRequired without a session, a 403 problem without `permission`."""
+    try:
+        p = await authenticate(request)
+    except ProblemError as exc:
+        raise SignInRequired from exc
+    if permission and not p.has(permission):
+        raise ProblemError(403, "forbidden", "Forbidden", "无权访问", f"requires permission {permission}")
+    return p
+
+
+def same_origin(request: Req) -> None:
+    """Console forms post from our own pages only (SameSite=Strict cookie plus an Origin check)."""
+    origin = request.headers.get("origin")
+    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise ProblemError(403, "cross-origin", "Cross-origin form", "跨站请求被拒绝", "cross-origin form post")
+
+
+def back(path: str, **params: str) -> Redirect:
+    """303 to `path`, with `notice=` or `error=` for the page to show."""
+    return Redirect(path + ("?" + urlencode(params) if params else ""), status_code=303)
+
+
+def to_sign_in() -> Redirect:
+    return Redirect(SIGN_IN, status_code=302)
+
+
+def refused(target: str, exc: ProblemError) -> Redirect:
+    """Back to `target` with a refused action's reason."""
+    return back(target, error=f"{exc.title_zh}：{exc.detail}")
+
+
+async def poster(request: Req, permission: str, target: str) -> AdminPrincipal | Response[Any]:
+    """The form post's administrator holding `permission` (after the same-origin check), or where to send the
+    browser instead: the sign-in page, or `target` saying the permission is missing (rather than a bare 403)."""
+    same_origin(request)
+    try:
+        return await current_admin(request, permission)
+    except SignInRequired:
+        return to_sign_in()
+    except ProblemError as exc:
+        return back(target, error=exc.title_zh)
+
+
+async def form_post(
+    request: Req,
+    permission: str,
+    target: str,
+    act: Callable[[AdminPrincipal], Awaitable[object]],
+    notice: str,
+    *,
+    bad_input: str | None = None,
+) -> Response[Any]:
+    """A console form post that does one thing: the same-origin check, the administrator holding `permission`, then
+    `act`; back to `target` with `notice`, with `bad_input` when a value does not parse (ValueError), or with the
+    reason a refusal gives (ProblemError, a missing permission included). Without a session: the sign-in page."""
+    same_origin(request)
+    try:
+        await act(await current_admin(request, permission))
+    except SignInRequired:
+        return to_sign_in()
+    except ValueError:
+        if bad_input is None:
+            raise
+        return back(target, error=bad_input)
+    except ProblemError as exc:
+        return refused(target, exc)
+    return back(target, notice=notice)
+
+
+def path_uuid(request: Req, name: str) -> uuid.UUID:
+    """A UUID path parameter; a 404 problem when it is not one."""
+    try:
+        return uuid.UUID(str(request.path_params[name]))
+    except ValueError as exc:
+        raise ProblemError(404, "not-found", "Not found", "资源不存在") from exc
+
+
+PageFn = Callable[[Req, Resources], Awaitable[Response[Any]]]
+
+
+def console_page(fn: PageFn) -> Any:
+    """Console pages: redirect to the sign-in page without a session; a 403 page without the permission."""
+
+    async def wrapper(request: Req, res: Resources) -> Response[Any]:
+        try:
+            return await fn(request, res)
+        except SignInRequired:
+            return to_sign_in()
+        except ProblemError as exc:
+            if exc.status in (403, 404):
+                me = await authenticate(request)
+                return await render(
+                    request,
+                    res,
+                    "forbidden.html",
+                    "",
+                    status=exc.status,
+                    me=me,
+                    title=exc.title_zh,
+                    detail=exc.title_zh,
+                )
+            raise
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+async def show(request: Req, res: Resources, fn: PageFn) -> Response[Any]:
+    """A page whose handler takes path parameters: `fn` rendered as `console_page` renders it."""
+    response: Response[Any] = await console_page(fn)(request, res)
+    return response

@@ -1,0 +1,1 @@
+"""Legal persons: enterprises, their handlers, and agents acting for elders."""
