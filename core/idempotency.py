@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 from litestar.middleware import DefineMiddleware
 
+from core.asgi_body import read_body, replay
 from core.observe import ASGIApp, Message, Receive, Scope, Send, current_request_id, send_body
 from core.problems import PROBLEM_JSON, TYPE_BASE, Problem
 from core.redis_client import LuaScript
@@ -118,15 +119,7 @@ class IdempotencyMiddleware:
             return
 
         # Read the whole body (already capped by the app's request_max_body_size upstream of the handler).
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            msg = await receive()
-            if msg["type"] != "http.request":
-                break
-            chunks.append(msg.get("body", b""))
-            more = msg.get("more_body", False)
-        body_in = b"".join(chunks)
+        body_in, _ = await read_body(receive)
 
         credential = headers.get(b"authorization") or headers.get(b"cookie") or b""
         principal = hashlib.sha256(b"szt-idem|" + credential).hexdigest()[:32] if credential else "anonymous"
@@ -179,21 +172,13 @@ class IdempotencyMiddleware:
                     path,
                 )
             else:
-                replay = [(k.encode(), v.encode()) for k, v in stored.headers]
-                await send_body(send, stored.status, stored.body, [*replay, (b"idempotent-replayed", b"true")])
+                stored_headers = [(k.encode(), v.encode()) for k, v in stored.headers]
+                await send_body(send, stored.status, stored.body, [*stored_headers, (b"idempotent-replayed", b"true")])
                 return
             await send_body(send, status, body, [(b"content-type", PROBLEM_JSON.encode()), *extra])
             return
 
-        replayed = False
-
-        async def replay_receive() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body_in, "more_body": False}
-            return await receive()
-
+        replay_receive = replay(body_in, receive)
         captured = _Stored(fingerprint)
         out_chunks: list[bytes] = []
         keep = False

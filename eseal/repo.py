@@ -303,6 +303,22 @@ async def insert_log(db: Executor, values: Sequence[Any]) -> None:
     )
 
 
+async def log_head_reserve(db: Executor, n: int) -> Row:
+    """Lock the head and take `n` sequence numbers: returns the last one and the hash before them."""
+    row = await db.fetchrow("UPDATE eseal.log_head SET seq = seq + $1 RETURNING seq, hash", n)
+    assert row is not None
+    return row
+
+
+async def insert_logs(db: Executor, rows: Sequence[Sequence[Any]]) -> None:
+    await db.executemany(
+        """INSERT INTO eseal.logs (seq, at, kind, action, actor, seal_code, cert_serial, doc_name, doc_hash, result,
+                                   ip, detail, prev_hash, hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+        rows,
+    )
+
+
 async def set_log_head(db: Executor, digest: bytes) -> None:
     await db.execute("UPDATE eseal.log_head SET hash = $1", digest)
 

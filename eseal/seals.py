@@ -191,8 +191,22 @@ async def build_ses_seal(
         valid_start=row["valid_from"],
         valid_end=row["valid_to"],
     )
-    signature = await keys.signer(res).sign(maker["key_index"], ses.seal_to_be_signed(info, maker_der))
+    signature = await keys.signer(res).sign(maker["key_index"], ses.seal_to_be_signed(info))
     return ses.assemble_seal(info, maker_der, signature)
+
+
+async def standard_seal(res: Resources, row: Any) -> bytes:
+    """The seal's SES_Seal in the GB/T 38540 form. One made before 2026-12-07 (maker's signature in our legacy
+    form, see eseal/ses.py) is re-made now — same code, impression and certificates, a fresh maker signature — and
+    stored, so every signature from here on carries a seal that outside verifiers accept."""
+    der = bytes(row["ses_seal"])
+    if not ses.is_legacy_seal(der):
+        return der
+    certs = await repo.seal_cert_rows(res.db, row["id"])
+    der = await build_ses_seal(res, row, row["code"], bytes(row["image_png"]), certs)
+    await repo.update_seal(res.db, row["id"], ses_seal=der)
+    await logs.append(res.db, "seal", "remake-standard", actor="system", seal_code=row["code"])
+    return der
 
 
 async def register(res: Resources, seal_id: uuid.UUID, *, actor: str) -> Seal:
