@@ -22,6 +22,7 @@ from litestar.params import Body
 from litestar.response import Redirect
 
 from admin.guards import COOKIE, authenticate, csrf_of
+from core import forwarded
 from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.resources import Resources
@@ -120,10 +121,9 @@ class FormRefused(Exception):
 
 
 def is_https(request: Req, settings: Settings) -> bool:
-    """Whether cookies get `Secure`: the public URL is https, or the request reached us over https (the scope's
-    scheme, which core's trusted-proxy handling sets from a trusted proxy's X-Forwarded-Proto / Forwarded).
-    To be replaced by core.forwarded.secure_cookies once that is on main."""
-    return settings.base_url.startswith("https://") or request.scope.get("scheme") == "https"
+    """Whether cookies get `Secure`: the public URL is https, or the request reached us over https (directly, or as
+    a trusted proxy's X-Forwarded-Proto / Forwarded says: core.forwarded)."""
+    return forwarded.secure_cookies(request.scope, settings)
 
 
 def _origin(url: str) -> str:

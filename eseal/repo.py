@@ -247,11 +247,18 @@ async def set_password(db: Executor, user_id: str, hashed: str) -> None:
     )
 
 
-async def password_failed(db: Executor, user_id: str, lock_after: int, lock_for: dt.timedelta) -> None:
-    await db.execute(
-        """UPDATE eseal.seal_passwords SET failures = failures + 1,
-                  locked_until = CASE WHEN failures + 1 >= $2 THEN now() + $3 ELSE locked_until END
-           WHERE user_id = $1""",
+async def password_attempt(db: Executor, user_id: str, lock_after: int, lock_for: dt.timedelta) -> Row | None:
+    """Count one attempt and decide in the same statement: the row (with `hash` and `failures`) when the attempt may
+    be checked — it stays counted as a failure until `password_ok` — and the `lock_after`-th attempt locks; None when
+    the password is locked or unset. A lock that ran out starts the count again. Concurrent attempts are ordered by
+    the row lock, so a burst is judged like a sequence."""
+    return await db.fetchrow(
+        """UPDATE eseal.seal_passwords p
+              SET failures = CASE WHEN p.locked_until IS NULL THEN p.failures + 1 ELSE 1 END,
+                  locked_until = CASE WHEN (CASE WHEN p.locked_until IS NULL THEN p.failures + 1 ELSE 1 END) >= $2
+                                      THEN now() + $3 END
+            WHERE p.user_id = $1 AND (p.locked_until IS NULL OR p.locked_until <= now())
+        RETURNING p.hash, p.failures, p.locked_until""",
         user_id,
         lock_after,
         lock_for,
@@ -294,6 +301,22 @@ async def insert_log(db: Executor, values: Sequence[Any]) -> None:
                                    ip, detail, prev_hash, hash)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
         *values,
+    )
+
+
+async def log_head_reserve(db: Executor, n: int) -> Row:
+    """Lock the head and take `n` sequence numbers: returns the last one and the hash before them."""
+    row = await db.fetchrow("UPDATE eseal.log_head SET seq = seq + $1 RETURNING seq, hash", n)
+    assert row is not None
+    return row
+
+
+async def insert_logs(db: Executor, rows: Sequence[Sequence[Any]]) -> None:
+    await db.executemany(
+        """INSERT INTO eseal.logs (seq, at, kind, action, actor, seal_code, cert_serial, doc_name, doc_hash, result,
+                                   ip, detail, prev_hash, hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+        rows,
     )
 
 
