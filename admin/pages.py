@@ -192,16 +192,24 @@ def refused(target: str, exc: ProblemError) -> Redirect:
     return back(target, error=f"{exc.title_zh}：{exc.detail}")
 
 
-async def poster(request: Req, permission: str, target: str) -> AdminPrincipal | Response[Any]:
-    """The form post's administrator holding `permission` (after the same-origin check), or where to send the
-    browser instead: the sign-in page, or `target` saying the permission is missing (rather than a bare 403). A
-    post without the session's CSRF token raises FormRefused (the 403 page)."""
+async def admitted(request: Req) -> Response[Any] | None:
+    """The checks every console form post passes first: same origin, a session (else: the sign-in page, returned),
+    then the session's CSRF token (FormRefused, the 403 page, when it is missing or wrong)."""
     same_origin(request)
     try:
         await current_admin(request, None)
     except SignInRequired:
         return to_sign_in()
     await check_csrf(request)
+    return None
+
+
+async def poster(request: Req, permission: str, target: str) -> AdminPrincipal | Response[Any]:
+    """The form post's administrator holding `permission` (after the same-origin check), or where to send the
+    browser instead: the sign-in page, or `target` saying the permission is missing (rather than a bare 403). A
+    post without the session's CSRF token raises FormRefused (the 403 page)."""
+    if (elsewhere := await admitted(request)) is not None:
+        return elsewhere
     try:
         return await current_admin(request, permission)
     except ProblemError as exc:
@@ -221,12 +229,8 @@ async def form_post(
     `act`; back to `target` with `notice`, with `bad_input` when a value does not parse (ValueError), or with the
     reason a refusal gives (ProblemError, a missing permission included). Without a session: the sign-in page;
     without the session's CSRF token: FormRefused (the 403 page)."""
-    same_origin(request)
-    try:
-        await current_admin(request, None)
-    except SignInRequired:
-        return to_sign_in()
-    await check_csrf(request)
+    if (elsewhere := await admitted(request)) is not None:
+        return elsewhere
     try:
         await act(await current_admin(request, permission))
     except ValueError:

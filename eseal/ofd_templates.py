@@ -6,19 +6,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from core.problems import invalid
 from eseal import ofd
-from eseal.pdf_templates import LICENCE_FIELDS, MAX_FIELD, SEAL_KEYWORD, TEMPLATES, _wrap
+from eseal.pdf_templates import LICENCE_FIELDS, SEAL_KEYWORD, check_fields, wrap
 
 __all__ = ["SEAL_KEYWORD", "render"]
 
 
 def render(template: str, fields: Mapping[str, str]) -> bytes:
-    if template not in TEMPLATES:
-        raise invalid("template", f"one of {TEMPLATES}")
-    for key, value in fields.items():
-        if len(value) > MAX_FIELD:
-            raise invalid(f"fields.{key}", f"at most {MAX_FIELD} characters")
+    check_fields(template, fields)
     page = _certificate(fields) if template == "certificate" else _licence(fields)
     return ofd.build([page], title=fields.get("title", "证明" if template == "certificate" else "电子证照"))
 
@@ -30,7 +25,7 @@ def _certificate(f: Mapping[str, str]) -> ofd.PageSpec:
     if f.get("to"):
         texts.append(ofd.Text(f"{f['to']}：", 25, y, 4.9))
         y += 10.5
-    for line in _wrap(f.get("body", ""), 30):
+    for line in wrap(f.get("body", ""), 30):
         texts.append(ofd.Text(line, 35, y, 4.9))
         y += 8.5
     y += 14

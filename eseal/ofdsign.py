@@ -34,9 +34,10 @@ from typing import Literal
 from lxml import etree
 
 from core.crypto import OID_SM2_WITH_SM3, OID_SM3, sm3
-from core.problems import ProblemError, invalid
+from core.problems import invalid
 from eseal import gbt35275, ofd, ses
 from eseal.models import SignPosition
+from eseal.placement import keyword_hits
 
 PT_TO_MM = 25.4 / 72
 PROVIDER = {"ProviderName": "苏证通电子印章", "Company": "江苏省公安厅", "Version": "1.0"}
@@ -76,28 +77,7 @@ def placement(pkg: ofd.Package, pos: SignPosition, width: float, height: float) 
         return out
     if pos.keyword:
         hits = ofd.find_keyword(pkg, pos.keyword)
-        if not hits:
-            raise ProblemError(
-                422,
-                "keyword-not-found",
-                "Keyword not found",
-                "未找到关键字",
-                f"'{pos.keyword}' does not occur in the document",
-                field="keyword",
-            )
-        if pos.page is not None:
-            on_page = [h for h in hits if h.page == pos.page]
-            if not on_page:
-                found = sorted({h.page for h in hits})
-                raise ProblemError(
-                    422,
-                    "keyword-not-on-page",
-                    "Keyword not on that page",
-                    "该页没有此关键字",
-                    f"'{pos.keyword}' is not on page {pos.page} (found on pages {found}, 0-based)",
-                    field="page",
-                )
-            hits = on_page
+        hits = keyword_hits(hits, pos)
         hit = hits[0]
         page = pages[hit.page]
         cx, cy = hit.centre

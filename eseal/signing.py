@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.problems import ProblemError, invalid
+from core.problems import invalid
 from core.resources import Resources
 from eseal import ca, keys, logs, ofd, ofdsign, ofdverify, pdfsign, pdftext, pdfverify, repo, seals, timestamps
 from eseal.models import SignPosition, SignRequest, SignResult, VerifyResult
+from eseal.placement import keyword_hits
 from eseal.signer_client import SignAlgorithm
 
 T = TypeVar("T")
@@ -38,30 +39,39 @@ async def _cert_for(res: Resources, seal_row: Any, algorithm: str) -> Any:
     raise invalid("seal_code", f"seal {seal_row['code']} has no issued {wanted} cloud certificate")
 
 
+async def _log_seal(
+    res: Resources,
+    app_code: str,
+    pos: SignPosition,
+    cert: Any,
+    doc_name: str,
+    doc_hash: str,
+    ip: str,
+    detail: dict[str, Any],
+    *,
+    timestamped: bool,
+) -> None:
+    """The sealing log entry of one seal placed on a document (PDF or OFD)."""
+    await logs.append(
+        res.db,
+        "sign",
+        "sign",
+        actor=app_code,
+        seal_code=pos.seal_code,
+        cert_serial=str(cert["serial"]),
+        doc_name=doc_name,
+        doc_hash=doc_hash,
+        ip=ip,
+        detail={**detail, "cross_page": pos.cross_page, "timestamp": timestamped},
+    )
+
+
 def _placement(src: Path, pos: SignPosition) -> pdfsign.Placement:
     half = pos.size / 2
     if pos.keyword:
         with src.open("rb") as f:
             hits = pdftext.find_keyword(f, pos.keyword)
-        if not hits:
-            raise ProblemError(
-                422,
-                "keyword-not-found",
-                "Keyword not found",
-                "未找到关键字",
-                f"'{pos.keyword}' does not occur in the document",
-                field="keyword",
-            )
-        if pos.page is not None and not any(h.page == pos.page for h in hits):
-            raise ProblemError(
-                422,
-                "keyword-not-on-page",
-                "Keyword not on that page",
-                "该页没有此关键字",
-                f"'{pos.keyword}' is not on page {pos.page} (found on pages {sorted({h.page for h in hits})}, 0-based)",
-                field="page",
-            )
-        hit = next(h for h in hits if pos.page is None or h.page == pos.page)
+        hit = keyword_hits(hits, pos)[0]
         # Centre the seal on the keyword (its first character, lifted to the middle of the line).
         cx, cy = hit.x + hit.font_size * len(pos.keyword) / 2, hit.y + hit.font_size / 3
         return pdfsign.Placement(hit.page, max(0.0, cx - half), max(0.0, cy - half), pos.size, pos.size)
@@ -142,23 +152,16 @@ async def sign_file(
                         timestamp=timestamps.ses_token(stamper) if stamper is not None else None,
                     )
             current = tmp
-            await logs.append(
-                res.db,
-                "sign",
-                "sign",
-                actor=app_code,
-                seal_code=pos.seal_code,
-                cert_serial=str(cert["serial"]),
-                doc_name=doc_name,
-                doc_hash=pdfsign.digest_file(str(tmp)),
-                ip=ip,
-                detail={
-                    "user": user_id or "",
-                    "algorithm": algorithm,
-                    "page": placement.page,
-                    "cross_page": pos.cross_page,
-                    "timestamp": stamper is not None,
-                },
+            await _log_seal(
+                res,
+                app_code,
+                pos,
+                cert,
+                doc_name,
+                pdfsign.digest_file(str(tmp)),
+                ip,
+                {"user": user_id or "", "algorithm": algorithm, "page": placement.page},
+                timestamped=stamper is not None,
             )
         os.replace(current, out)
         return len(positions)
@@ -241,26 +244,9 @@ async def sign_ofd(
     out = pkg.dump()
     digest = hashlib.sha256(out).hexdigest()
     for pos, cert, annots in done:
-        await logs.append(
-            res.db,
-            "sign",
-            "sign",
-            actor=app_code,
-            seal_code=pos.seal_code,
-            cert_serial=str(cert["serial"]),
-            doc_name=doc_name,
-            doc_hash=digest,
-            ip=ip,
-            detail={
-                "user": user_id or "",
-                "algorithm": "sm2",
-                "format": "ofd",
-                "type": pos.ofd_type,
-                "page": annots[0].page if annots else None,
-                "cross_page": pos.cross_page,
-                "timestamp": stamper is not None,
-            },
-        )
+        detail: dict[str, Any] = {"user": user_id or "", "algorithm": "sm2", "format": "ofd", "type": pos.ofd_type}
+        detail["page"] = annots[0].page if annots else None
+        await _log_seal(res, app_code, pos, cert, doc_name, digest, ip, detail, timestamped=stamper is not None)
     return out
 
 
