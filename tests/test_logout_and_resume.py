@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from core.resources import Resources
-from push import delivery
 from tests.identity_helpers import (
     Citizen,
     bearer,
@@ -24,6 +23,7 @@ from tests.identity_helpers import (
     sms_code,
 )
 from tests.oidc_helpers import Flow, Portal, get_code, introspect, make_portal, redeem
+from tests.push_helpers import drain
 
 BYE = "https://portal.example.gov.cn/bye"
 
@@ -64,17 +64,6 @@ def test_refused_logout_leaves_the_tokens_valid(
     good = http.get("/identity/logout", params={"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": BYE})
     assert good.status_code == 302 and good.headers["location"] == BYE
     assert introspect(http, portal, refreshed.json()["access_token"]) == {"active": False}
-
-
-async def drain(res: Resources, rounds: int = 20) -> None:
-    await delivery.ensure_groups(res)
-    for _ in range(rounds):
-        n = 0
-        for channel in (delivery.FANOUT, *delivery.PROVIDER_CHANNELS):
-            n += await delivery.read_batch(res, channel, "test-consumer", block_ms=None)
-        if n == 0:
-            return
-    raise AssertionError("streams did not drain")
 
 
 def received(sim_url: str, provider: str, token: str) -> list[dict[str, Any]]:

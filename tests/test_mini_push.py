@@ -14,18 +14,7 @@ from core.resources import Resources
 from identity import clients
 from push import delivery
 from tests.mini_helpers import MiniUser, alipay_user, wechat_calls, wechat_fail, wechat_user
-
-
-async def drain(res: Resources) -> None:
-    await delivery.ensure_groups(res)
-    # The streams are shared with every other test of the run (broadcasts of thousands included): read until empty.
-    for _ in range(2000):
-        n = 0
-        for channel in (delivery.FANOUT, "wechat", "alipay"):
-            n += await delivery.read_batch(res, channel, "mini-test", block_ms=None)
-        if n == 0:
-            return
-    raise AssertionError("streams did not drain")
+from tests.push_helpers import drain as drain_all
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +191,7 @@ async def test_a_retried_consent_report_counts_once(http: httpx.Client, sim_url:
     again = http.post("/mini/v1/wechat/subscriptions", json=body, headers=headers)
     assert first.status_code == again.status_code == 200
     assert first.json() == again.json() == {"items": [{"template_id": "tplAppointment01", "remaining": 1}]}
+
+
+async def drain(res: Resources) -> None:
+    await drain_all(res, (delivery.FANOUT, "wechat", "alipay"), "mini-test")

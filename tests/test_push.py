@@ -15,6 +15,7 @@ from identity import clients
 from push import delivery, repo, service
 from push.models import ApnsDevice, HmsDevice
 from tests.identity_helpers import bearer, enrol, pick_citizen
+from tests.push_helpers import drain
 
 
 def apns_token() -> str:
@@ -29,20 +30,6 @@ async def queued_pairs(res: Resources, channel: str) -> int:
     """(message, device) pairs waiting in a channel's stream: an entry holds up to delivery.ENTRY_PAIRS."""
     entries: Any = await res.redis.xrange(delivery.stream(channel))
     return sum(len(delivery.parse_entry(fields)) for _, fields in entries)
-
-
-async def drain(res: Resources, rounds: int = 2000) -> None:
-    """Run every consumer in this process until all streams are empty. The streams are shared with every other test
-    of the run (other files' broadcasts included), so the bound is on rounds of reading, set far above what they
-    queue: 20 rounds ran out when test_affairs' messages were still waiting."""
-    await delivery.ensure_groups(res)
-    for _ in range(rounds):
-        n = 0
-        for channel in (delivery.FANOUT, *delivery.PROVIDER_CHANNELS):
-            n += await delivery.read_batch(res, channel, "test-consumer", block_ms=None)
-        if n == 0:
-            return
-    raise AssertionError("streams did not drain")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from identity import people, segments
 from push import delivery, service
 from push.models import HmsDevice
 from tests import test_push
-from tests.test_push import User, drain, hms_received, hms_token, register, send, status_of
+from tests.push_helpers import drain
+from tests.test_push import User, hms_received, hms_token, register, send, status_of
 
 business = test_push.business  # the fixtures of test_push, shared
 user = test_push.user
@@ -182,6 +183,6 @@ async def test_fan_out_of_20000_devices_streams_in_bounded_memory(
     assert await res.db.fetchval("SELECT count(*) FROM push.inbox WHERE message_id = $1", mids[1]) == n
     assert peak_big < 1.5 * peak_small + 512 * 1024, (peak_small, peak_big)
     assert peak_big < 16 * 1024 * 1024
-    await drain(res, rounds=200)
+    await drain(res)
     counts = status_of(http, business, str(mids[1]))["counts"]
     assert counts == [{"channel": "hms", "status": "delivered", "count": n}]
