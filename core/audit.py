@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,13 +46,15 @@ def _plain(value: Any) -> Any:
 class Chain:
     """A hash-chained table: `table` has `seq bigint` (1, 2, …), the `columns` (name, PostgreSQL type; the first
     is `at timestamptz`), `prev_hash` and `hash`; `head` is its one-row (seq, hash) table. `archive`, when given,
-    is a table of the same columns that rows move into: verify walks both as one chain."""
+    is a table of the same columns that rows move into: verify walks both as one chain. `prepare`, when given,
+    runs on the connection before verify walks (to chain rows that wait for their hashes)."""
 
     name: str
     table: str
     head: str
     columns: tuple[tuple[str, str], ...]
     archive: str | None = None
+    prepare: Callable[[Any], Awaitable[None]] | None = field(default=None, compare=False)
     _sql: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -144,15 +146,22 @@ class Chain:
         return False, (int(row["seq"]), bytes(row["hash"]))
 
     async def append_locked(
-        self, conn: Any, rows: Sequence[Sequence[Any]], *, also: str = "", also_args: tuple[Any, ...] = ()
+        self,
+        conn: Any,
+        rows: Sequence[Sequence[Any]] | Callable[[], Sequence[Sequence[Any]]],
+        *,
+        also: str = "",
+        also_args: tuple[Any, ...] = (),
     ) -> Head:
         """Append while holding the head (joining the caller's transaction, or in one of its own): lock and read
-        the head, then append_if_head, which cannot miss while the lock is held. Returns the new head."""
+        the head, then append_if_head, which cannot miss while the lock is held. `rows` may be a function giving
+        them, called once the head is held (so their `at` follows the chain's order). Returns the new head."""
         async with contextlib.AsyncExitStack() as stack:
             if not conn.is_in_transaction():
                 await stack.enter_async_context(conn.transaction())
+            head = await self.read_head(conn, lock=True)
             moved, head = await self.append_if_head(
-                conn, await self.read_head(conn, lock=True), rows, also=also, also_args=also_args
+                conn, head, rows() if callable(rows) else rows, also=also, also_args=also_args
             )
             assert moved
         return head
@@ -163,6 +172,8 @@ class Chain:
             async with db.acquire() as pooled:
                 return await self.verify(pooled, batch=batch)
         conn = db
+        if self.prepare is not None:
+            await self.prepare(conn)
         findings: list[AuditFinding] = []
         expected_prev = GENESIS
         expected_seq = 1
@@ -295,7 +306,7 @@ async def record_many(conn: Any, entries: list[Entry]) -> list[int]:  # a connec
 
 async def append_locked(conn: Any, entries: list[Entry], *, also: str = "", also_args: tuple[Any, ...] = ()) -> Head:
     """Chain.append_locked on the audit log."""
-    return await AUDIT.append_locked(conn, _rows(entries), also=also, also_args=also_args)
+    return await AUDIT.append_locked(conn, lambda: _rows(entries), also=also, also_args=also_args)
 
 
 async def read_head(conn: Any, *, lock: bool = False) -> Head:
