@@ -19,6 +19,7 @@ from admin import (
 )
 from admin.auth import SCHEMES
 from admin.oplog import OpLogMiddleware
+from admin.pages import FormRefused, refused_page
 from core.app import build_app
 from core.resources import Resources
 from core.settings import Settings
@@ -44,7 +45,14 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         title="苏证通 Administration",
         description="API for provincial and city administrators.",
         # every admin action is written to the operation log by one middleware
-        route_handlers=[Router(path="/", route_handlers=routes, middleware=[OpLogMiddleware])],
+        route_handlers=[
+            Router(
+                path="/",
+                route_handlers=routes,
+                middleware=[OpLogMiddleware],
+                exception_handlers={FormRefused: refused_page},  # a console form post refused: the 403 page
+            )
+        ],
         externals={},
         resources=resources,
         security_schemes=SCHEMES,

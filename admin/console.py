@@ -7,7 +7,6 @@ import base64
 import hashlib
 import secrets
 import uuid
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,24 +16,31 @@ from litestar.datastructures import Cookie
 from litestar.response import Redirect
 
 from admin import charts
-from admin.guards import COOKIE, token_of
+from admin.guards import token_of
 from admin.log_routes import INT_COLUMNS, OP_COLUMNS
 from admin.pages import (
     NO_SCHEMA,
     STATUSES,
     Form,
+    FormRefused,
     SignInRequired,
     back,
+    check_csrf,
     console_page,
     current_admin,
     form_post,
+    is_https,
+    poster,
     refused,
     render,
     same_origin,
+    session_cookie,
     show,
     to_sign_in,
+    tokens_match,
 )
 from core.clock import SHANGHAI
+from core.filters import time_range
 from core.problems import ProblemError
 from core.ratelimit import client_ip, rate_limit
 from core.resources import Resources
@@ -44,15 +50,32 @@ from orgs.models import AdminPrincipal, NewRole, Review, SignIn
 ADMINS = "/admin/console/admins"
 
 
-def _cookie(token: str | None) -> Cookie:
+LOGIN_COOKIE = "szt_login"  # the sign-in form's CSRF token before there is a session (double submit)
+
+
+def _login_cookie(request: Request[Any, Any, Any], value: str, max_age: int = 3600) -> Cookie:
     return Cookie(
-        key=COOKIE,
-        value=token or "",
-        path="/admin",
+        key=LOGIN_COOKIE,
+        value=value,
+        path="/admin/login",
         httponly=True,
         samesite="strict",
-        max_age=sessions.TTL if token else 0,
+        secure=is_https(request, request.app.state.resources.settings),
+        max_age=max_age,
     )
+
+
+async def _login_form(
+    request: Request[Any, Any, Any], res: Resources, status: int = 200, error: str | None = None
+) -> Response[str]:
+    """The sign-in page; its form carries the token of the `szt_login` cookie (set here when missing)."""
+    token = request.cookies.get(LOGIN_COOKIE) or ""
+    if not 20 <= len(token) <= 64:
+        token = secrets.token_urlsafe(32)
+    extra = {"error": error} if error is not None else {}
+    response = await render(request, res, "login.html", "", status=status, title="登录", csrf=token, **extra)
+    response.set_cookie(_login_cookie(request, token))
+    return response
 
 
 # --- sign-in -----------------------------------------------------------------------------------------------------
@@ -65,7 +88,7 @@ async def root() -> Redirect:
 
 @get("/login", **NO_SCHEMA)
 async def login_page(request: Request[Any, Any, Any], res: Resources) -> Response[str]:
-    return await render(request, res, "login.html", "", title="登录")
+    return await _login_form(request, res)
 
 
 @post(
@@ -76,6 +99,8 @@ async def login_page(request: Request[Any, Any, Any], res: Resources) -> Respons
 )
 async def login_submit(request: Request[Any, Any, Any], res: Resources, data: Form) -> Response[Any]:
     same_origin(request)
+    if not tokens_match(data.get("csrf"), request.cookies.get(LOGIN_COOKIE) or ""):
+        raise FormRefused("登录表单已失效，请刷新页面后重试（CSRF token missing or wrong）")
     request.scope.setdefault("state", {})["op_username"] = data.get("username", "")[:64]
     try:
         form = msgspec.convert(
@@ -90,9 +115,10 @@ async def login_submit(request: Request[Any, Any, Any], res: Resources, data: Fo
     except (ProblemError, msgspec.ValidationError) as exc:
         message = exc.title_zh if isinstance(exc, ProblemError) else "请填写用户名和密码"
         status = exc.status if isinstance(exc, ProblemError) else 400
-        return await render(request, res, "login.html", "", status=status, title="登录", error=message)
+        return await _login_form(request, res, status, message)
     response: Response[Any] = Redirect("/admin/console", status_code=303)
-    response.set_cookie(_cookie(token.access_token))
+    response.set_cookie(session_cookie(request, token.access_token))
+    response.set_cookie(_login_cookie(request, "", max_age=0))  # spent: the next sign-in page gets a new one
     return response
 
 
@@ -100,10 +126,15 @@ async def login_submit(request: Request[Any, Any, Any], res: Resources, data: Fo
 async def logout(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     same_origin(request)
     token = token_of(request)
+    try:
+        await current_admin(request, None)
+    except SignInRequired:
+        token = None  # nothing to end
     if token:
+        await check_csrf(request)
         await sessions.revoke(res, token)
     response: Response[Any] = Redirect("/admin/login", status_code=303)
-    response.set_cookie(_cookie(None))
+    response.set_cookie(session_cookie(request, None))
     return response
 
 
@@ -174,7 +205,7 @@ async def oidc_callback(request: Request[Any, Any, Any], res: Resources) -> Resp
     except ProblemError as exc:
         return back("/admin/login", error=exc.title_zh)
     response: Response[Any] = Redirect("/admin/console", status_code=303)
-    response.set_cookie(_cookie(session.access_token))
+    response.set_cookie(session_cookie(request, session.access_token))
     return response
 
 
@@ -250,12 +281,10 @@ async def org_application_page(request: Request[Any, Any, Any], res: Resources, 
 async def org_application_review(
     request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID, data: Form
 ) -> Response[Any]:
-    same_origin(request)
-    try:
-        p = await current_admin(request, "orgs.org.review")
-    except SignInRequired:
-        return to_sign_in()
     target = f"/admin/console/org-applications/{app_id}"
+    p = await poster(request, "orgs.org.review", target)
+    if isinstance(p, Response):
+        return p
     try:
         version = int(data.get("version", "0") or 0) or None
         review = Review(decision=data.get("decision", ""), reason=data.get("reason", "")[:500], version=version)  # type: ignore[arg-type]
@@ -333,16 +362,6 @@ _OP_FIELDS = [("username", "操作人"), ("action", "操作"), ("ip", "IP"), ("t
 _INT_FIELDS = [("app_code", "应用"), ("interface", "接口"), ("ip", "IP"), ("region_code", "地区"), ("detail", "说明")]
 
 
-def _dt(value: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=SHANGHAI)
-
-
 @get("/console/logs", **NO_SCHEMA)
 @console_page
 async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
@@ -352,7 +371,13 @@ async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response
     fields = _INT_FIELDS if kind == "integration" else _OP_FIELDS
     q = {k: qp.get(k, "")[:200] for k, _ in [*fields, ("result", ""), ("since", ""), ("until", "")] if qp.get(k)}
     result = q.get("result") if q.get("result") in ("ok", "fail") else None
-    common = {"result": result, "since": _dt(q.get("since", "")), "until": _dt(q.get("until", ""))}
+    time_error = ""
+    try:
+        since, until = time_range(q.get("since"), q.get("until"))
+    except ProblemError as exc:
+        since = until = None
+        time_error = f"{exc.title_zh}：{exc.detail}"
+    common = {"result": result, "since": since, "until": until}
     m = await masks.masker(res, p)
     cursor = qp.get("cursor") or None
     page: Any
@@ -383,6 +408,7 @@ async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response
         next_cursor=page.next_cursor,
         page_url="/admin/console/logs?" + urlencode({"kind": kind, **q}),
         export_url=f"/admin/v1/logs/{kind}/export?" + urlencode(api_q or {"result": ""}).replace("result=&", ""),
+        **({"error": time_error} if time_error else {}),  # type: ignore[arg-type]  # str into **ctx
     )
 
 

@@ -60,7 +60,7 @@ async def respond(
         media = XLSX
     else:
         body = await asyncio.to_thread(_csv, header, rows)
-        media = "text/csv; charset=utf-8"
+        media = "text/csv"  # Litestar adds "; charset=utf-8" to text/* types
     stamp = datetime.now(SHANGHAI).strftime("%Y%m%d%H%M%S")
     return Response(
         body,

@@ -44,11 +44,18 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> AdminP
         return cached
     token = token_of(connection)
     res: Resources = connection.app.state.resources
-    principal = await sessions.resolve(res, token) if token else None
-    if principal is None:
+    session = await sessions.resolve_session(res, token) if token else None
+    if session is None:
         raise unauthorized("the administrator session is missing, expired or revoked")
-    connection.scope.setdefault("state", {})["admin"] = principal
-    return principal
+    state = connection.scope.setdefault("state", {})
+    state["admin"], state["admin_csrf"] = session.principal, session.csrf
+    return session.principal
+
+
+def csrf_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The CSRF token of the session `authenticate` resolved ("" before it ran or without a session)."""
+    value = connection.scope.get("state", {}).get("admin_csrf", "")
+    return value if isinstance(value, str) else ""
 
 
 def require(permission: str) -> Guard:

@@ -4,7 +4,7 @@ masking management (the catalogue of sensitive fields and their levels)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -17,6 +17,7 @@ from admin import exports
 from admin.auth import Guarded, guarded, needs
 from admin.guards import admin_of
 from admin.org_routes import Cursor, Limit
+from core.filters import TimeParam, time_range
 from core.problems import not_found
 from core.resources import Resources
 from orgs import logs, masks, op_archive
@@ -69,9 +70,10 @@ def op_query(
     method: Annotated[str | None, Parameter(max_length=10)] = None,
     reason: Q = None,
     org_code: Code = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: TimeParam = None,
+    until: TimeParam = None,
 ) -> logs.OpQuery:
+    start, end = time_range(since, until)
     return logs.OpQuery(
         username=username,
         action=action,
@@ -82,8 +84,8 @@ def op_query(
         method=method,
         reason=reason,
         org_code=org_code,
-        since=since,
-        until=until,
+        since=start,
+        until=end,
     )
 
 
@@ -96,9 +98,10 @@ def int_query(
     ip: Q = None,
     region_code: Annotated[str | None, Parameter(max_length=6)] = None,
     detail: Q = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: TimeParam = None,
+    until: TimeParam = None,
 ) -> logs.IntegrationQuery:
+    start, end = time_range(since, until)
     return logs.IntegrationQuery(
         app_code=app_code,
         interface=interface,
@@ -108,8 +111,8 @@ def int_query(
         ip=ip,
         region_code=region_code,
         detail=detail,
-        since=since,
-        until=until,
+        since=start,
+        until=end,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Request, delete, get, post
@@ -11,6 +10,7 @@ from litestar.params import JSONBody, Parameter
 
 from admin.auth import Guarded, guarded
 from admin.guards import admin_of, require
+from core.filters import TimeParam, time_range
 from core.resources import Resources
 from orgs import monitoring, stats
 
@@ -34,10 +34,10 @@ class Monitoring(Guarded):
         self,
         res: Resources,
         route: Annotated[str, Parameter(min_length=1, max_length=200)],
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: TimeParam = None,
+        until: TimeParam = None,
     ) -> monitoring.Series:
-        return await monitoring.series(res, route, since, until)
+        return await monitoring.series(res, route, *time_range(since, until))
 
     @get("/overview", summary="Server overview: load, memory, disk, database, Redis")
     async def monitoring_overview(self, res: Resources) -> monitoring.Overview:
@@ -94,16 +94,16 @@ class Stats(Guarded):
         res: Resources,
         period: stats.Period = "day",
         group: stats.Group = "service",
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: TimeParam = None,
+        until: TimeParam = None,
     ) -> stats.AccessStats:
-        return await stats.access(res, admin_of(request), period, group, since, until)
+        return await stats.access(res, admin_of(request), period, group, *time_range(since, until))
 
     @get("/apps", summary="Per-app usage from the integration log")
     async def app_stats(
-        self, request: Req, res: Resources, since: datetime | None = None, until: datetime | None = None
+        self, request: Req, res: Resources, since: TimeParam = None, until: TimeParam = None
     ) -> stats.AppUsageList:
-        return await stats.app_usage(res, admin_of(request), since, until)
+        return await stats.app_usage(res, admin_of(request), *time_range(since, until))
 
 
 ROUTES: list[Any] = [Monitoring, AlertRules, my_inbox, Stats]

@@ -1,27 +1,33 @@
 """What every console page shares: the Jinja2 environment and the page frame (menu, labels, security headers), the
 signed-in administrator of a page or form post, the page wrapper that turns a missing session into the sign-in page
-and a refused permission into a 403 page, same-origin checks of form posts, and the redirect back with a notice or
-an error. The console modules (admin/console*.py) build their pages from these."""
+and a refused permission into a 403 page, the checks of every form post (Origin against the public origin, the
+session's CSRF token in the hidden `csrf` field: a 403 page otherwise), the session cookie (`Secure` whenever the
+public URL is https or the request came over https) and the redirect back with a notice or an error. The console
+modules (admin/console*.py) build their pages from these."""
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response
+from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect
 
-from admin.guards import authenticate
+from admin.guards import COOKIE, authenticate, csrf_of
+from core import forwarded
 from core.clock import SHANGHAI
 from core.problems import ProblemError
 from core.resources import Resources
-from orgs import service, tree
+from core.settings import Settings
+from orgs import service, sessions, tree
 from orgs.models import AdminPrincipal
 
 Req = Request[Any, Any, Any]
@@ -54,7 +60,7 @@ def html(body: str, status: int = 200) -> Response[str]:
     return Response(
         body,
         status_code=status,
-        media_type="text/html; charset=utf-8",
+        media_type="text/html",  # Litestar adds "; charset=utf-8"
         headers={
             "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             "frame-ancestors 'none'; form-action 'self'",
@@ -68,18 +74,21 @@ async def render(
     request: Req, res: Resources, template: str, active: str, status: int = 200, **ctx: Any
 ) -> Response[str]:
     me: AdminPrincipal | None = ctx.pop("me", None)
-    page = env.get_template(template).render(
+    page = env.get_template(
+        template
+    ).render(
         me=me,
         menu=MENU,
         active=active,
         org_name=await service.org_name(res, me.org_id) if me else "",
         scope_label=SCOPES.get(me.data_scope, "") if me else "",
-        levels=LEVELS,
-        kinds=KINDS,
-        statuses=STATUSES,
-        scopes=SCOPES,
         police_types=tree.POLICE_TYPES,
-        **{
+        **{  # defaults a page may override (the accounts page shows only some statuses)
+            "levels": LEVELS,
+            "kinds": KINDS,
+            "statuses": STATUSES,
+            "scopes": SCOPES,
+            "csrf": csrf_of(request),
             "error": request.query_params.get("error", "")[:200],
             "notice": request.query_params.get("notice", "")[:200],
             **ctx,
@@ -103,11 +112,70 @@ async def current_admin(request: Req, permission: str | None) -> AdminPrincipal:
     return p
 
 
+class FormRefused(Exception):
+    """A console form post from elsewhere (Origin) or without this session's CSRF token: a 403 page."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def is_https(request: Req, settings: Settings) -> bool:
+    """Whether cookies get `Secure`: the public URL is https, or the request reached us over https (directly, or as
+    a trusted proxy's X-Forwarded-Proto / Forwarded says: core.forwarded)."""
+    return forwarded.secure_cookies(request.scope, settings)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def allowed_origins(request: Req, settings: Settings) -> set[str]:
+    """The public origin (SZT_PUBLIC_URL) and the origin the request itself was addressed to (scheme as a trusted
+    proxy reports it, Host)."""
+    return {_origin(settings.base_url), f"{request.url.scheme}://{request.url.netloc}".lower()}
+
+
 def same_origin(request: Req) -> None:
-    """Console forms post from our own pages only (SameSite=Strict cookie plus an Origin check)."""
+    """Console forms post from our own pages only (SameSite=Strict cookie, an Origin check, the CSRF token)."""
     origin = request.headers.get("origin")
-    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
-        raise ProblemError(403, "cross-origin", "Cross-origin form", "跨站请求被拒绝", "cross-origin form post")
+    if origin and origin.lower() not in allowed_origins(request, request.app.state.resources.settings):
+        raise FormRefused("跨站请求被拒绝（cross-origin form post）")
+
+
+def tokens_match(sent: object, expected: str) -> bool:
+    return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+async def check_csrf(request: Req) -> None:
+    """The form's hidden `csrf` field is the signed-in session's token (synchronizer token pattern)."""
+    form = await request.form()
+    if not tokens_match(form.get("csrf"), csrf_of(request)):
+        raise FormRefused("表单已失效，请刷新页面后重试（CSRF token missing or wrong）")
+
+
+def refused_page(request: Req, exc: FormRefused) -> Response[str]:
+    """The 403 page of a refused form post (an exception handler of the admin app)."""
+    page = env.get_template("forbidden.html").render(
+        me=None, menu=MENU, active="", title="请求被拒绝", detail=exc.detail, error="", notice=""
+    )
+    return html(page, 403)
+
+
+def session_cookie(request: Req, token: str | None) -> Cookie:
+    """The console's session cookie (`szt_admin`): HttpOnly, SameSite=Strict, `Secure` when is_https; kept by the
+    browser up to the absolute cap (the server ends it earlier when idle); `None` clears it."""
+    settings = request.app.state.resources.settings
+    return Cookie(
+        key=COOKIE,
+        value=token or "",
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request, settings),
+        max_age=sessions.max_seconds(settings) if token else 0,
+    )
 
 
 def back(path: str, **params: str) -> Redirect:
@@ -124,14 +192,26 @@ def refused(target: str, exc: ProblemError) -> Redirect:
     return back(target, error=f"{exc.title_zh}：{exc.detail}")
 
 
-async def poster(request: Req, permission: str, target: str) -> AdminPrincipal | Response[Any]:
-    """The form post's administrator holding `permission` (after the same-origin check), or where to send the
-    browser instead: the sign-in page, or `target` saying the permission is missing (rather than a bare 403)."""
+async def admitted(request: Req) -> Response[Any] | None:
+    """The checks every console form post passes first: same origin, a session (else: the sign-in page, returned),
+    then the session's CSRF token (FormRefused, the 403 page, when it is missing or wrong)."""
     same_origin(request)
     try:
-        return await current_admin(request, permission)
+        await current_admin(request, None)
     except SignInRequired:
         return to_sign_in()
+    await check_csrf(request)
+    return None
+
+
+async def poster(request: Req, permission: str, target: str) -> AdminPrincipal | Response[Any]:
+    """The form post's administrator holding `permission` (after the same-origin check), or where to send the
+    browser instead: the sign-in page, or `target` saying the permission is missing (rather than a bare 403). A
+    post without the session's CSRF token raises FormRefused (the 403 page)."""
+    if (elsewhere := await admitted(request)) is not None:
+        return elsewhere
+    try:
+        return await current_admin(request, permission)
     except ProblemError as exc:
         return back(target, error=exc.title_zh)
 
@@ -147,12 +227,12 @@ async def form_post(
 ) -> Response[Any]:
     """A console form post that does one thing: the same-origin check, the administrator holding `permission`, then
     `act`; back to `target` with `notice`, with `bad_input` when a value does not parse (ValueError), or with the
-    reason a refusal gives (ProblemError, a missing permission included). Without a session: the sign-in page."""
-    same_origin(request)
+    reason a refusal gives (ProblemError, a missing permission included). Without a session: the sign-in page;
+    without the session's CSRF token: FormRefused (the 403 page)."""
+    if (elsewhere := await admitted(request)) is not None:
+        return elsewhere
     try:
         await act(await current_admin(request, permission))
-    except SignInRequired:
-        return to_sign_in()
     except ValueError:
         if bad_input is None:
             raise

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from core.db import Executor, Record
+from core.filters import prefix
 
 # ---------------------------------------------------------------- manifests
 
@@ -391,10 +392,10 @@ async def offices_of_cells(db: Executor, cells: list[int]) -> list[Record]:
 async def offices_of_kind(db: Executor, kind: str, city_prefix: str | None, limit: int) -> list[Record]:
     return list(
         await db.fetch(
-            """SELECT * FROM affairs.offices WHERE kind = $1 AND ($2::text IS NULL OR region_code LIKE $2 || '%')
+            """SELECT * FROM affairs.offices WHERE kind = $1 AND ($2::text IS NULL OR region_code LIKE $2 ESCAPE '\\')
                ORDER BY region_code, name LIMIT $3""",
             kind,
-            city_prefix,
+            prefix(city_prefix) if city_prefix else None,
             limit,
         )
     )

@@ -363,7 +363,7 @@ async def _scenario(ctx: Context, stack: Stack) -> list[Row]:
         signed = work / "signed.pdf"
         await signing.sign_file(res, src, signed, pos, app_code=b.app_code)
         trust = await signing.trust(res)
-        await signing._seal_states(res, trust, signed)
+        await signing.seal_states(res, trust, signing._codes_in(signed))
         from eseal import pdfverify
 
         async def verify_one() -> float:

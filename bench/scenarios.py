@@ -15,6 +15,7 @@ from bench import (
     affairs,
     crypto_sm2,
     eseal_bench,
+    eseal_ofd_bench,
     home,
     http_healthz,
     identity_codes,
@@ -44,6 +45,9 @@ SCENARIOS: list[Scenario] = [
     Scenario("push", "push: a broadcast end to end to the simulators vs raw Redis streams", push_broadcast.run),
     Scenario("admin", "admin: op-log search over 1,000,000 rows, statistics over 1,000,000 users", admin_search.run),
     Scenario("eseal", "electronic seals: making, sealing, verification, big PDF, log search, import", eseal_bench.run),
+    Scenario(
+        "eseal-ofd", "OFD sealing beside PDF and the raw SM2 primitive; 500 OFDs verified at once", eseal_ofd_bench.run
+    ),
 ]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.params import JSONBody, Parameter
 
 from bff.auth import SignedIn, client_ip, principal
+from core import clock
 from core.auth import BEARER_REQUIRED
 from core.idempotency import idempotent
 from core.masking import mask_id_number, mask_name, mask_phone
@@ -16,8 +18,10 @@ from core.ratelimit import rate_limit
 from core.resources import Resources
 from identity.facade import Principal, code_text_for, issue_code, models, people, render_png, render_svg, sessions, sms
 from identity.facade import credentials as service
+from push import service as push_service
 
 Req = Request[Any, Any, Any]
+log = logging.getLogger("szt.bff.identity")
 AUTH: dict[str, Any] = {"dependencies": {"me": principal}, "security": BEARER_REQUIRED}
 CodeId = Annotated[str, Parameter(pattern=r"^[0-9a-f]{32}$")]
 Serial = Annotated[str, Parameter(pattern=r"^WZ[0-9A-F]{24}$")]
@@ -146,7 +150,7 @@ class Credentials(SignedIn):
     ) -> models.CredentialView:
         if action == "renew":
             return await service.renew(res, me, serial, ip=client_ip(request))
-        return await service.change_status(
+        view = await service.change_status(
             res,
             serial=serial,
             action=action,
@@ -154,7 +158,35 @@ class Credentials(SignedIn):
             person_id=me.person_id,
             reason=data.reason,
             ip=client_ip(request),
+            acr=me.acr,
+            face_capture=data.face_capture,
         )
+        if action == "resume":
+            await _tell_resumed(res, me.person_id, serial)
+        return view
+
+
+push_service.register_template(
+    "credential_resumed",
+    "网证已恢复",
+    "您尾号 {serial_tail} 的网证已于 {time} 经人脸核验恢复使用。如非本人操作，请立即挂失并联系客服。",
+)
+
+
+async def _tell_resumed(res: Resources, person_id: str, serial: str) -> None:
+    """Every device of the holder hears that a suspended 网证 is back: if it was not them, they can act at once."""
+    now = clock.now()
+    try:
+        await push_service.notify(
+            res,
+            person_id,
+            template="credential_resumed",
+            params={"serial_tail": serial[-4:], "time": clock.to_beijing(now).strftime("%Y-%m-%d %H:%M")},
+            source="identity",
+            idempotency_key=f"credential-resumed:{serial}:{now.isoformat()}",
+        )
+    except Exception:  # the resume stands (and is audited); the failure is logged
+        log.exception("resume notification failed", extra={"serial": serial})
 
 
 class IdentityCodes(SignedIn):

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from core.db import Connection, Pool
+from core.filters import contains
 
 Db = Pool | Connection
 Row = Any
@@ -167,14 +168,15 @@ async def existing_codes(db: Db, codes: list[str]) -> set[str]:
 
 async def search(db: Db, needle: str, *, city: str | None, channel: str, after: str | None, limit: int) -> list[Row]:
     """Listed apps visible for the city and channel whose name, full pinyin or initials contain `needle`."""
-    like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like = contains(needle)
     return list(
         await db.fetch(
             """SELECT code, name, category, kind, entry_path, icon_digest FROM catalog.apps
                WHERE listed AND $3 = ANY(channels)
                  AND ('320000' = ANY(regions) OR $2::text = ANY(regions))
                  AND NOT (coalesce($2::text, '') = ANY(hidden_cities))
-                 AND (name LIKE $1 OR pinyin_full LIKE $1 OR pinyin_initials LIKE $1)
+                 AND (name LIKE $1 ESCAPE '\\' OR pinyin_full LIKE $1 ESCAPE '\\'
+                      OR pinyin_initials LIKE $1 ESCAPE '\\')
                  AND ($4::text IS NULL OR code > $4)
                ORDER BY code LIMIT $5""",
             like,

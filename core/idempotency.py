@@ -1,13 +1,24 @@
-"""`Idempotency-Key` handling that a route declares with `middleware=[idempotent()]`.
+"""`Idempotency-Key` handling that a route declares with `middleware=[idempotent()]`, after the IETF
+`Idempotency-Key` HTTP header draft and common practice (Stripe).
 
-The first request with a key runs and its response (status, headers, body) is kept in Redis; a retry with the
-same key and the same request gets the same response replayed; the same key with a different request is refused
-(422); a retry while the first is still running is refused (409). Server errors are not kept, so they can be
-retried. Keys are scoped by route and by the caller's credentials.
+- Scope: a key belongs to one caller — the SHA-256 of its `Authorization` header, or of its `Cookie` header when it
+  signs in by cookie — and to one method and path. Another caller's identical key is another key.
+- Stored: only answers of requests that were executed for a caller that presented credentials and succeeded
+  (status 2xx). A retry with the same key and the same request gets that answer replayed (`Idempotent-Replayed:
+  true`); the same key with another request is refused (422).
+- Not stored: every 4xx — validation failures (400, 422), 401, 403, 404, 409, 413, 415, 429 and any other refusal
+  leaves nothing behind, so a retry (after signing in, after a fix) runs again — and every 5xx (retryable). A
+  request without credentials (an enrolment) is never stored either: its key only guards against a concurrent
+  duplicate while it runs.
+- Concurrency: a second request with the key while the first runs gets 409 with `Retry-After`.
+- Cap: a caller holds at most `idempotency_keys_per_caller` stored answers at a time (429 with `Retry-After` beyond).
+- At rest: the whole record (fingerprint, status, headers, body — tokens and personal data included) is encrypted
+  with SM4-GCM under the field keyring (core.fieldcrypt), bound to its Redis key; Redis holds no answer in clear.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from typing import Any
@@ -15,11 +26,32 @@ from typing import Any
 import msgspec
 from litestar.middleware import DefineMiddleware
 
+from core.asgi_body import read_body, replay
 from core.observe import ASGIApp, Message, Receive, Scope, Send, current_request_id, send_body
 from core.problems import PROBLEM_JSON, TYPE_BASE, Problem
+from core.redis_client import LuaScript
 
 _KEY = re.compile(rb"^[\x21-\x7e]{1,255}$")
 HEADER = b"idempotency-key"
+IN_PROGRESS_RETRY_AFTER = 1
+_CONTEXT = "core.idempotency"
+
+# Claim a key unless the caller already holds `cap` stored answers: 1 claimed, 0 taken, -1 over the cap.
+_CLAIM = LuaScript("""
+if ARGV[3] ~= '' then
+  local n = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if n >= tonumber(ARGV[3]) then return -1 end
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+return 0
+""")
+# Keep an answer and count it against the caller.
+_STORE = LuaScript("""
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return n
+""")
 
 
 class _Stored(msgspec.Struct):
@@ -41,6 +73,24 @@ def _problem(status: int, slug: str, title: str, title_zh: str, detail: str, pat
         request_id=current_request_id(),
     )
     return status, msgspec.json.encode(doc)
+
+
+def stored_status(status: int) -> bool:
+    """Which answers are kept for replay: executed and succeeded (see the module docstring)."""
+    return 200 <= status < 300
+
+
+def _seal(fields: Any, redis_key: str, record: _Stored) -> bytes:
+    plain = base64.b64encode(msgspec.msgpack.encode(record)).decode()
+    return str(fields.encrypt(plain, context=f"{_CONTEXT}:{redis_key}")).encode()
+
+
+def _open(fields: Any, redis_key: str, raw: bytes) -> _Stored | None:
+    try:
+        plain = fields.decrypt(raw.decode(), context=f"{_CONTEXT}:{redis_key}")
+        return msgspec.msgpack.decode(base64.b64decode(plain), type=_Stored)
+    except Exception:  # unreadable (another keyring, tampered): as if absent
+        return None
 
 
 class IdempotencyMiddleware:
@@ -69,28 +119,40 @@ class IdempotencyMiddleware:
             return
 
         # Read the whole body (already capped by the app's request_max_body_size upstream of the handler).
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            msg = await receive()
-            if msg["type"] != "http.request":
-                break
-            chunks.append(msg.get("body", b""))
-            more = msg.get("more_body", False)
-        body_in = b"".join(chunks)
+        body_in, _ = await read_body(receive)
 
-        principal = hashlib.sha256(headers.get(b"authorization", b"") + b"|" + headers.get(b"cookie", b"")).hexdigest()
-        redis_key = f"idem:{scope['method']}:{path}:{principal[:32]}:{key.decode()}"
+        credential = headers.get(b"authorization") or headers.get(b"cookie") or b""
+        principal = hashlib.sha256(b"szt-idem|" + credential).hexdigest()[:32] if credential else "anonymous"
+        redis_key = f"idem:{scope['method']}:{path}:{principal}:{key.decode()}"
+        count_key = f"idem-n:{principal}"
         fingerprint = hashlib.sha256(
             scope["method"].encode() + b" " + path.encode() + b"?" + scope.get("query_string", b"") + b"\n" + body_in
         ).hexdigest()
-        redis = scope["litestar_app"].state.resources.redis
+        state = scope["litestar_app"].state
+        redis, fields = state.resources.redis, state.resources.fields
+        cap = state.settings.idempotency_keys_per_caller if credential else 0
 
-        claimed = await redis.set(redis_key, msgspec.msgpack.encode(_Stored(fingerprint)), nx=True, ex=self.lock)
-        if not claimed:
+        claimed = await _CLAIM(
+            redis, [redis_key, count_key], [_seal(fields, redis_key, _Stored(fingerprint)), self.lock, cap or ""]
+        )
+        if claimed != 1:
+            extra: list[tuple[bytes, bytes]] = []
+            if claimed == -1:
+                status, body = _problem(
+                    429,
+                    "idempotency-keys-exhausted",
+                    "Too many Idempotency-Keys in use",
+                    "幂等键数量超出上限",
+                    f"at most {cap} stored answers per caller within {self.ttl} s",
+                    path,
+                )
+                extra = [(b"retry-after", str(self.lock).encode())]
+                await send_body(send, status, body, [(b"content-type", PROBLEM_JSON.encode()), *extra])
+                return
             raw = await redis.get(redis_key)
-            stored = msgspec.msgpack.decode(raw, type=_Stored) if raw else None
-            if stored is None:  # expired between the two calls; the client may simply retry
+            stored = _open(fields, redis_key, raw) if raw else None
+            if stored is None or (not stored.done and stored.fingerprint == fingerprint):
+                # Running (or gone between the two calls): the client retries shortly.
                 status, body = _problem(
                     409,
                     "idempotency-in-progress",
@@ -99,6 +161,7 @@ class IdempotencyMiddleware:
                     "retry shortly",
                     path,
                 )
+                extra = [(b"retry-after", str(IN_PROGRESS_RETRY_AFTER).encode())]
             elif stored.fingerprint != fingerprint:
                 status, body = _problem(
                     422,
@@ -108,57 +171,49 @@ class IdempotencyMiddleware:
                     "use a new Idempotency-Key for a new request",
                     path,
                 )
-            elif not stored.done:
-                status, body = _problem(
-                    409,
-                    "idempotency-in-progress",
-                    "Request with this key in progress",
-                    "相同幂等键的请求正在处理",
-                    "retry shortly",
-                    path,
-                )
             else:
-                replay = [(k.encode(), v.encode()) for k, v in stored.headers]
-                await send_body(send, stored.status, stored.body, [*replay, (b"idempotent-replayed", b"true")])
+                stored_headers = [(k.encode(), v.encode()) for k, v in stored.headers]
+                await send_body(send, stored.status, stored.body, [*stored_headers, (b"idempotent-replayed", b"true")])
                 return
-            await send_body(send, status, body, [(b"content-type", PROBLEM_JSON.encode())])
+            await send_body(send, status, body, [(b"content-type", PROBLEM_JSON.encode()), *extra])
             return
 
-        replayed = False
-
-        async def replay_receive() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body_in, "more_body": False}
-            return await receive()
-
+        replay_receive = replay(body_in, receive)
         captured = _Stored(fingerprint)
         out_chunks: list[bytes] = []
+        keep = False
+        settled = False  # the claim released or the answer stored, before the client can see the end of it
 
         async def capture_send(message: Message) -> None:
+            nonlocal keep, settled
             if message["type"] == "http.response.start":
                 captured.status = message["status"]
+                keep = bool(credential) and stored_status(captured.status)
+                if not keep:  # released first, so an immediate retry runs instead of meeting a 409
+                    settled = True
+                    await redis.delete(redis_key)
                 captured.headers = [
                     (k.decode(), v.decode())
                     for k, v in message.get("headers", ())
                     if k.lower() not in (b"content-length", b"x-request-id", b"set-cookie")
                 ]
-            elif message["type"] == "http.response.body":
+            elif message["type"] == "http.response.body" and keep:
                 out_chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):  # stored before the last byte leaves: a retry replays it
+                    captured.body = b"".join(out_chunks)
+                    captured.done = True
+                    settled = True
+                    await _STORE(redis, [redis_key, count_key], [_seal(fields, redis_key, captured), self.ttl])
             await send(message)
 
         try:
             await self.app(scope, replay_receive, capture_send)
         except BaseException:
-            await redis.delete(redis_key)
+            if not settled:  # once released, the key may already be another request's claim
+                await redis.delete(redis_key)
             raise
-        if captured.status >= 500 or captured.status == 0:
+        if not settled:  # no answer at all
             await redis.delete(redis_key)
-            return
-        captured.body = b"".join(out_chunks)
-        captured.done = True
-        await redis.set(redis_key, msgspec.msgpack.encode(captured), ex=self.ttl)
 
 
 def idempotent(ttl_seconds: int = 86_400) -> Any:

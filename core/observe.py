@@ -93,6 +93,31 @@ def metrics_payload() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+def metrics_token(settings: Any) -> str:
+    """The bearer token `/metrics` asks for: SZT_METRICS_TOKEN, or one generated once in var/metrics-token (0600)."""
+    if settings.metrics_token:
+        return str(settings.metrics_token)
+    import secrets
+
+    from core.secrets_file import read_or_create
+
+    return read_or_create(settings.var_path / "metrics-token", lambda: secrets.token_urlsafe(32))
+
+
+def metrics_headers(settings: Any) -> dict[str, str]:
+    """Headers a scraper of our own `/metrics` sends (orgs.monitoring)."""
+    return {} if settings.metrics_open else {"Authorization": f"Bearer {metrics_token(settings)}"}
+
+
+def metrics_allowed(settings: Any, authorization: str | None) -> bool:
+    if settings.metrics_open:
+        return True
+    import hmac
+
+    expected = f"Bearer {metrics_token(settings)}".encode()
+    return hmac.compare_digest((authorization or "").encode(), expected)
+
+
 # ---------------------------------------------------------------- middleware
 
 access_log = logging.getLogger("szt.access")
@@ -147,6 +172,13 @@ class Observability:
             if self.access_log_enabled:
                 access_log.info(
                     "request",
-                    extra={"method": method, "path": path, "status": status, "ms": round(elapsed * 1000, 2)},
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                        # the client as a trusted proxy reported it (core.forwarded rewrote the scope)
+                        "client": scope["client"][0] if scope.get("client") else "",
+                    },
                 )
             _request_id.reset(token)

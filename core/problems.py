@@ -150,10 +150,24 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if _is_data_error(exc):
+        # PostgreSQL refused a value (SQLSTATE class 22: a character it cannot store, a number out of range) or
+        # asyncpg could not encode one: input core.edge did not catch (a multipart field). The client's fault, a
+        # 400; logged with its stack, since an edge check is missing.
+        log.warning("data refused by the database", exc_info=exc, extra={"path": request.url.path})
+        return problem_response(
+            request, 400, "invalid-data", "Invalid data", "数据无效", "a value cannot be stored (characters, range)"
+        )
     # The stack goes to the log with the request id; the client only learns the id.
     log.exception("unhandled error", extra={"path": request.url.path})
     slug, title, title_zh = _GENERIC[500]
     return problem_response(request, HTTP_500_INTERNAL_SERVER_ERROR, slug, title, title_zh)
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(exc, asyncpg.DataError)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -29,13 +29,19 @@ async def count(redis: Any, key: str, ttl_seconds: int) -> int:
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The client's address; behind a trusted proxy (SZT_TRUSTED_PROXIES) the forwarded one, since core.edge has
+    rewritten the scope's client by then (core.forwarded.client_address)."""
     return connection.client.host if connection.client else "unknown"
+
+
+def window_key(bucket: str, per_seconds: int) -> str:
+    """The counter of `bucket`'s current window (a raw ASGI layer counting alongside `hit` uses the same key)."""
+    return f"rl:{bucket}:{int(time.time()) // per_seconds}"
 
 
 async def hit(redis: Any, bucket: str, limit: int, per_seconds: int) -> None:
     """Count one request in `bucket`'s current window; raise a 429 problem when over `limit`."""
-    window = int(time.time()) // per_seconds
-    if await count(redis, f"rl:{bucket}:{window}", per_seconds + 1) > limit:
+    if await count(redis, window_key(bucket, per_seconds), per_seconds + 1) > limit:
         retry_after = per_seconds - int(time.time()) % per_seconds
         raise ProblemError(
             429,

@@ -6,11 +6,12 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from litestar import Litestar, MediaType, Response, get
+from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException
 
 from core.health import healthz, readyz
-from core.observe import metrics_payload
+from core.observe import metrics_allowed, metrics_payload
 from core.problems import EXCEPTION_HANDLERS
 from core.settings import Settings
 
@@ -26,7 +27,10 @@ MOUNT_TITLES: dict[str, str] = {
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False)
-def metrics() -> Response[bytes]:
+def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text, behind `Authorization: Bearer <metrics token>` unless SZT_METRICS_OPEN (core.observe)."""
+    if not metrics_allowed(request.app.state.settings, request.headers.get("authorization")):
+        raise NotAuthorizedException("metrics need the bearer token of SZT_METRICS_TOKEN (or var/metrics-token)")
     body, content_type = metrics_payload()
     return Response(body, media_type=content_type)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from core.edge import Edge
 from core.lifespan import LifespanDriver
 from core.observe import ASGIApp, Observability, Receive, Scope, Send, setup_logging
 from core.resources import Resources
@@ -112,7 +113,9 @@ def create_server(settings: Settings | None = None, names: list[str] | None = No
     # The demo portal lives at the root; it is identity's showcase, loaded by name like the apps.
     demo = load_factory("identity.oidc.demo:ROUTES") if "identity" in apps else []
     root = create_root_app(settings, sorted(apps), demo)
-    return Observability(Dispatcher(settings, apps, root), access_log_enabled=settings.log_level.upper() == "DEBUG")
+    return Observability(
+        Edge(Dispatcher(settings, apps, root), settings), access_log_enabled=settings.log_level.upper() == "DEBUG"
+    )
 
 
 def server_from_env() -> ASGIApp:

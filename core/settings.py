@@ -240,6 +240,47 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "where the simulators speak http); otherwise only `https://`",
         ),
     ] = False
+    # Hardening (core.edge, core.forwarded, core.idempotency, core.observe).
+    trusted_proxies: Annotated[
+        str,
+        _var(
+            "SZT_TRUSTED_PROXIES",
+            "load balancers whose `X-Forwarded-For` / `X-Forwarded-Proto` / `Forwarded` headers are believed (for "
+            "rate limits, logs, `Secure` cookies, the console's Origin check): comma-separated addresses or CIDRs",
+            "none: the connection's peer is the client",
+        ),
+    ] = ""
+    metrics_token: Annotated[
+        str,
+        _var(
+            "SZT_METRICS_TOKEN",
+            "bearer token `/metrics` asks for (`Authorization: Bearer …`)",
+            "generated once into `var/metrics-token` (0600)",
+        ),
+    ] = ""
+    metrics_open: Annotated[
+        bool,
+        _var("SZT_METRICS_OPEN", "serve `/metrics` without a token (only where the scraper alone reaches the port)"),
+    ] = False
+    idempotency_keys_per_caller: Annotated[
+        int,
+        _var("SZT_IDEMPOTENCY_KEYS_PER_CALLER", "stored `Idempotency-Key` answers one caller may hold (24 h each)"),
+    ] = 1000
+    admin_session_idle_s: Annotated[
+        int,
+        _var(
+            "SZT_ADMIN_SESSION_IDLE_S",
+            "an administrator session (API token and console cookie) ends after this many seconds without a request; "
+            "each request restarts the count (sliding)",
+        ),
+    ] = 1800
+    admin_session_max_s: Annotated[
+        int,
+        _var(
+            "SZT_ADMIN_SESSION_MAX_S",
+            "an administrator session ends this many seconds after sign-in however active it is (absolute cap)",
+        ),
+    ] = 43200
     op_log_online_months: Annotated[
         int,
         _var(

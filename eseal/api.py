@@ -1,7 +1,9 @@
 """苏证通 Electronic seals: `create_app` builds the Litestar app mounted at `/eseal`.
 
-Business systems (APPCode + HMAC-SM3 signed requests, see eseal/appauth.py) seal PDFs; anyone verifies a sealed
-PDF through the API or the public page `/eseal/verify`; CRLs and CA certificates are published.
+Business systems (APPCode + HMAC-SM3 signed requests, see eseal/appauth.py) seal PDFs and OFDs (told apart by
+content; OFD per GB/T 33190 §18 and GB/T 38540, see docs/eseal-ofd.md); anyone verifies a sealed PDF or OFD
+through the API or the public page `/eseal/verify`; CRLs and CA certificates are published. Sealing takes an
+`Idempotency-Key` (eseal/idempotency.py, scoped by the app).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import base64
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import jinja2
 from litestar import Litestar, MediaType, Request, Response, get, post
@@ -25,7 +27,7 @@ from core.problems import ProblemError, invalid
 from core.ratelimit import rate_limit
 from core.resources import Resources
 from core.settings import Settings
-from eseal import appauth, ca, pdf_templates, repo, signing
+from eseal import appauth, ca, idempotency, ofd, ofd_templates, ofdrender, pdf_templates, repo, signing
 from eseal.models import BatchRequest, BatchResult, FillRequest, SignPosition, SignRequest, SignResult, VerifyResult
 
 MOUNT = "eseal"
@@ -44,7 +46,13 @@ CHECK_NAMES = {
     "timestamp": "时间戳 Timestamp",
 }
 VERDICTS = {"pass": "通过 pass", "fail": "不通过 fail", "warn": "注意 warning", "absent": "无 none"}
-KINDS = {"pades": "PAdES", "sm2-ses": "SM2 / GB/T 38540", "unknown": "未知"}
+KINDS = {
+    "pades": "PAdES",
+    "sm2-ses": "SM2 / GB/T 38540 电子签章",
+    "sm2-sign": "SM2 / GB/T 35275 数字签名",
+    "unknown": "未知",
+}
+FORMATS = {"pdf": "PDF", "ofd": "OFD (GB/T 33190)"}
 SECURITY: list[dict[str, list[str]]] = [{"HMAC-SM3": []}]
 
 
@@ -57,7 +65,8 @@ APP_AUTH: dict[str, Any] = {"dependencies": {"app_code": Provide(_app_code)}, "s
 
 @post(
     "/v1/documents:sign",
-    summary="Seal a PDF: seals by coordinates or keyword, cross-page seal, PAdES or SM2 (business apps)",
+    summary="Seal a PDF or OFD: seals by coordinates or keyword, cross-page seal; PDF: PAdES or SM2, OFD: GB/T 38540 "
+    "SES (Seal) or GB/T 35275 (Sign) (business apps)",
     tags=["signing"],
     status_code=200,
     request_max_body_size=45 * 1024 * 1024,
@@ -66,12 +75,16 @@ APP_AUTH: dict[str, Any] = {"dependencies": {"app_code": Provide(_app_code)}, "s
 async def sign_document(
     request: Request[Any, Any, Any], res: Resources, app_code: str, data: SignRequest
 ) -> SignResult:
-    return await signing.sign_request(res, data, app_code, request.client.host if request.client else "")
+    ip = request.client.host if request.client else ""
+    # A replayed answer is a Response (Litestar sends it as it is); the schema stays SignResult.
+    return cast(
+        SignResult, await idempotency.run(request, res, app_code, lambda: signing.sign_request(res, data, app_code, ip))
+    )
 
 
 @post(
     "/v1/documents:batch-sign",
-    summary="Seal up to 50 PDFs in one call; each result or error in order",
+    summary="Seal up to 50 PDFs or OFDs in one call; each result or error in order",
     tags=["signing"],
     status_code=200,
     request_max_body_size=45 * 1024 * 1024,
@@ -79,21 +92,25 @@ async def sign_document(
 )
 async def batch_sign(request: Request[Any, Any, Any], res: Resources, app_code: str, data: BatchRequest) -> BatchResult:
     ip = request.client.host if request.client else ""
-    results: list[SignResult | None] = []
-    errors: list[str | None] = []
-    for item in data.items:
-        try:
-            results.append(await signing.sign_request(res, item, app_code, ip))
-            errors.append(None)
-        except ProblemError as exc:
-            results.append(None)
-            errors.append(f"{exc.status} {exc.slug}: {exc.detail or exc.title}")
-    return BatchResult(results=results, errors=errors)
+
+    async def work() -> BatchResult:
+        results: list[SignResult | None] = []
+        errors: list[str | None] = []
+        for item in data.items:
+            try:
+                results.append(await signing.sign_request(res, item, app_code, ip))
+                errors.append(None)
+            except ProblemError as exc:
+                results.append(None)
+                errors.append(f"{exc.status} {exc.slug}: {exc.detail or exc.title}")
+        return BatchResult(results=results, errors=errors)
+
+    return cast(BatchResult, await idempotency.run(request, res, app_code, work))
 
 
 @post(
     "/v1/documents:fill-and-sign",
-    summary="Fill a template (证明 certificate or 电子证照 licence) with data and seal it at （盖章）",
+    summary="Fill a template (证明 certificate or 电子证照 licence) to PDF or OFD and seal it at （盖章）",
     tags=["signing"],
     status_code=200,
     **APP_AUTH,
@@ -101,9 +118,13 @@ async def batch_sign(request: Request[Any, Any, Any], res: Resources, app_code: 
 async def fill_and_sign(
     request: Request[Any, Any, Any], res: Resources, app_code: str, data: FillRequest
 ) -> SignResult:
-    pdf = pdf_templates.render(data.template, data.fields)
+    drawn = (
+        ofd_templates.render(data.template, data.fields)
+        if data.format == "ofd"
+        else pdf_templates.render(data.template, data.fields)
+    )
     req = SignRequest(
-        document=base64.b64encode(pdf).decode(),
+        document=base64.b64encode(drawn).decode(),
         seals=[SignPosition(seal_code=data.seal_code, keyword=pdf_templates.SEAL_KEYWORD)],
         algorithm=data.algorithm,
         name=data.name,
@@ -117,14 +138,14 @@ async def _verify_upload(res: Resources, raw: bytes, name: str, ip: str) -> Veri
     if not raw:
         raise invalid("file", "empty upload")
     with tempfile.TemporaryDirectory(dir=signing.work_dir(res)) as tmp:
-        path = Path(tmp) / "upload.pdf"
+        path = Path(tmp) / ("upload.ofd" if raw.startswith(b"PK") else "upload.pdf")
         path.write_bytes(raw)
         return await signing.verify_file(res, path, ip=ip, doc_name=name[:200])
 
 
 @post(
     "/v1/verifications",
-    summary="Verify a sealed PDF (multipart field `file`): the eight checks per signature",
+    summary="Verify a sealed PDF or OFD (multipart field `file`): the eight checks per signature",
     tags=["verification"],
     status_code=200,
     request_max_body_size=MAX_PDF + 65536,
@@ -144,9 +165,16 @@ class PdfUpload:
     file: UploadFile
 
 
-def _page(action: str, result: VerifyResult | None = None, filename: str = "") -> Response[str]:
+def _page(action: str, result: VerifyResult | None = None, filename: str = "", preview: str = "") -> Response[str]:
     html = _TEMPLATES.get_template("verify.html").render(
-        action=action, result=result, filename=filename, names=CHECK_NAMES, verdicts=VERDICTS, kinds=KINDS
+        action=action,
+        result=result,
+        filename=filename,
+        names=CHECK_NAMES,
+        verdicts=VERDICTS,
+        kinds=KINDS,
+        formats=FORMATS,
+        preview=preview,
     )
     return Response(html, media_type=MediaType.HTML)
 
@@ -173,7 +201,16 @@ async def verify_page_post(
     raw = await data.file.read()
     name = data.file.filename or ""
     result = await _verify_upload(res, raw, name, request.client.host if request.client else "")
-    return _page("/eseal/verify", result, name)
+    return _page("/eseal/verify", result, name, _preview(raw) if result.format == "ofd" else "")
+
+
+def _preview(raw: bytes) -> str:
+    """The first page of an OFD with its seals, as a data: URI (empty when it cannot be drawn)."""
+    try:
+        png = ofdrender.render_page(ofd.Package.load(raw), 0, dpi=60)
+    except (ofd.OFDError, ValueError, OSError):
+        return ""
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 @get(
@@ -209,7 +246,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         MOUNT,
         settings=settings,
         title="苏证通 Electronic seals",
-        description="Certificates, seals, PDF signing and verification for business systems.",
+        description="Certificates, seals, PDF and OFD signing and verification for business systems.",
         route_handlers=[
             sign_document,
             batch_sign,

@@ -70,7 +70,7 @@ class Check(msgspec.Struct):
 
 class SignatureReport(msgspec.Struct, kw_only=True):
     field: str
-    kind: Literal["pades", "sm2-ses", "unknown"]
+    kind: Literal["pades", "sm2-ses", "sm2-sign", "unknown"]
     signer: str
     seal_code: str
     seal_name: str
@@ -83,20 +83,42 @@ class VerifyResult(msgspec.Struct, kw_only=True):
     document_sha256: str
     signatures: list[SignatureReport]
     valid: bool
+    format: Literal["pdf", "ofd"] = "pdf"  # which format the document was read as
 
 
 class SignPosition(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where a seal goes, the same for PDF and OFD: `x`, `y` in points (1/72 in) from the page's lower-left
+    corner to the seal's lower-left corner, `size` its width in points; or a `keyword` the seal is centred on
+    (with `page`, the keyword must be on that page); or `cross_page` strips on the right edge of every page."""
+
     seal_code: Annotated[str, Meta(min_length=1, max_length=40)]
-    page: Annotated[int, Meta(ge=0, le=9999)] = 0
+    page: (
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                le=9999,
+                description="0-based; default the first page (coordinates) or the first occurrence (keyword)",
+            ),
+        ]
+        | None
+    ) = None
     x: Annotated[float, Meta(ge=0, le=14400)] | None = None
     y: Annotated[float, Meta(ge=0, le=14400)] | None = None
     keyword: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     cross_page: bool = False
     size: Annotated[float, Meta(ge=20, le=300)] = 119.0
+    ofd_type: Annotated[
+        Literal["Seal", "Sign"],
+        Meta(
+            description="OFD only: Seal (电子签章, GB/T 38540 SES_Signature with the impression) or Sign "
+            "(数字签名, GB/T 35275 SignedData, no impression)"
+        ),
+    ] = "Seal"
 
 
 # pades: PAdES with the seal's RSA-2048 certificate; pades-ecdsa: PAdES with its ECDSA P-256 certificate;
-# sm2: SM2/SM3 with a GB/T 38540 SES_Signature.
+# sm2: SM2/SM3 with a GB/T 38540 SES_Signature. OFD is always SM2/SM3 (GB/T 38540 / GB/T 35275), whatever is given.
 DocAlgorithm = Annotated[
     Literal["pades", "pades-ecdsa", "sm2"],
     Meta(description="pades (RSA-2048), pades-ecdsa (ECDSA P-256) or sm2 (GB/T 38540 SES_Signature)"),
@@ -104,7 +126,9 @@ DocAlgorithm = Annotated[
 
 
 class SignRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    document: Annotated[str, Meta(min_length=8, max_length=40_000_000, description="the PDF, base64")]
+    document: Annotated[
+        str, Meta(min_length=8, max_length=40_000_000, description="the PDF or OFD, base64 (told apart by content)")
+    ]
     seals: Annotated[list[SignPosition], Meta(min_length=1, max_length=20)]
     algorithm: DocAlgorithm = "pades"
     user_id: Annotated[str, Meta(max_length=64)] | None = None
@@ -163,3 +187,4 @@ class FillRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     seal_code: Annotated[str, Meta(min_length=1, max_length=40)]
     algorithm: DocAlgorithm = "pades"
     name: Annotated[str, Meta(max_length=200)] = "certificate.pdf"
+    format: Annotated[Literal["pdf", "ofd"], Meta(description="the document drawn: PDF or OFD")] = "pdf"

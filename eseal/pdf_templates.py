@@ -30,7 +30,7 @@ def _font() -> None:
         pdfmetrics.registerFont(TTFont(FONT, FONT_FILE))
 
 
-def _wrap(text: str, width_chars: int) -> list[str]:
+def wrap(text: str, width_chars: int) -> list[str]:
     lines: list[str] = []
     for para in text.splitlines() or [""]:
         while len(para) > width_chars:
@@ -40,12 +40,17 @@ def _wrap(text: str, width_chars: int) -> list[str]:
     return lines
 
 
-def render(template: str, fields: Mapping[str, str]) -> bytes:
+def check_fields(template: str, fields: Mapping[str, str]) -> None:
+    """A known template and fields within their size (the same rules for the PDF and the OFD renderings)."""
     if template not in TEMPLATES:
         raise invalid("template", f"one of {TEMPLATES}")
     for key, value in fields.items():
         if len(value) > MAX_FIELD:
             raise invalid(f"fields.{key}", f"at most {MAX_FIELD} characters")
+
+
+def render(template: str, fields: Mapping[str, str]) -> bytes:
+    check_fields(template, fields)
     _font()
     buf = io.BytesIO()
     if template == "certificate":
@@ -66,7 +71,7 @@ def _certificate(buf: io.BytesIO, f: Mapping[str, str]) -> None:
     if f.get("to"):
         c.drawString(72, y, f"{f['to']}：")
         y -= 30
-    for line in _wrap(f.get("body", ""), 30):
+    for line in wrap(f.get("body", ""), 30):
         c.drawString(100, y, line)
         y -= 24
     y -= 40

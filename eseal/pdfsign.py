@@ -264,8 +264,10 @@ async def sign_sm2(
     cert: bytes,
     sign_sm2: RawSign,
     cross_page: bool = False,
+    timestamp: Callable[[bytes], Awaitable[bytes]] | None = None,
 ) -> bytes:
-    """An SM2/SM3 signature carrying a GB/T 38540 SES_Signature. Returns the SES_Signature DER."""
+    """An SM2/SM3 signature carrying a GB/T 38540 SES_Signature, with an RFC 3161 token over the signature value
+    in its `timeStamp` when `timestamp` is given. Returns the SES_Signature DER."""
     writer = IncrementalPdfFileWriter(src, strict=False)
     if cross_page:
         add_cross_page_stamp(writer, seal_png)
@@ -273,7 +275,7 @@ async def sign_sm2(
     embedder = PdfCMSEmbedder(new_field_spec=_field(field_name, placement))
     coroutine: Any = embedder.write_cms(field_name=field_name, writer=writer)
     next(coroutine)
-    reserved = 2 * (len(seal_der) + len(cert) + 1024)
+    reserved = 2 * (len(seal_der) + len(cert) + 1024 + (8192 if timestamp is not None else 0))
     sig_obj = SignatureObject(timestamp=now, bytes_reserved=reserved)
     sig_obj[generic.pdf_name("/Filter")] = generic.pdf_name(SM2_FILTER)
     sig_obj[generic.pdf_name("/SubFilter")] = generic.pdf_name(SM2_SUBFILTER)
@@ -288,7 +290,8 @@ async def sign_sm2(
     data_hash = sm3_ranges(output, prepared.reserved_region_start, prepared.reserved_region_end)
     tbs = ses.tbs_sign(seal_der, data_hash, now, f"{field_name}")
     signature = await sign_sm2(bytes(tbs.dump()))
-    ses_der = ses.assemble_signature(tbs, cert, signature)
+    token = await timestamp(signature) if timestamp is not None else None
+    ses_der = ses.assemble_signature(tbs, cert, signature, token)
     coroutine.send(ses_der)
     return ses_der
 

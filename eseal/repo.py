@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.db import Executor
+from core.filters import contains
 
 Row = Any
 
@@ -173,14 +174,14 @@ async def search_seals(
             """SELECT * FROM eseal.seals
                WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR status = $2)
                  AND ($3::text IS NULL OR org_name = $3) AND ($4::text IS NULL OR code = $4)
-                 AND ($5::text IS NULL OR name LIKE '%' || $5 || '%')
+                 AND ($5::text IS NULL OR name LIKE $5 ESCAPE '\\')
                  AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))
                ORDER BY created_at DESC, id DESC LIMIT $8""",
             kind,
             status,
             org_name,
             code,
-            name,
+            contains(name) if name is not None else None,
             after[0] if after else None,
             after[1] if after else None,
             limit,
@@ -246,11 +247,18 @@ async def set_password(db: Executor, user_id: str, hashed: str) -> None:
     )
 
 
-async def password_failed(db: Executor, user_id: str, lock_after: int, lock_for: dt.timedelta) -> None:
-    await db.execute(
-        """UPDATE eseal.seal_passwords SET failures = failures + 1,
-                  locked_until = CASE WHEN failures + 1 >= $2 THEN now() + $3 ELSE locked_until END
-           WHERE user_id = $1""",
+async def password_attempt(db: Executor, user_id: str, lock_after: int, lock_for: dt.timedelta) -> Row | None:
+    """Count one attempt and decide in the same statement: the row (with `hash` and `failures`) when the attempt may
+    be checked — it stays counted as a failure until `password_ok` — and the `lock_after`-th attempt locks; None when
+    the password is locked or unset. A lock that ran out starts the count again. Concurrent attempts are ordered by
+    the row lock, so a burst is judged like a sequence."""
+    return await db.fetchrow(
+        """UPDATE eseal.seal_passwords p
+              SET failures = CASE WHEN p.locked_until IS NULL THEN p.failures + 1 ELSE 1 END,
+                  locked_until = CASE WHEN (CASE WHEN p.locked_until IS NULL THEN p.failures + 1 ELSE 1 END) >= $2
+                                      THEN now() + $3 END
+            WHERE p.user_id = $1 AND (p.locked_until IS NULL OR p.locked_until <= now())
+        RETURNING p.hash, p.failures, p.locked_until""",
         user_id,
         lock_after,
         lock_for,
@@ -296,6 +304,22 @@ async def insert_log(db: Executor, values: Sequence[Any]) -> None:
     )
 
 
+async def log_head_reserve(db: Executor, n: int) -> Row:
+    """Lock the head and take `n` sequence numbers: returns the last one and the hash before them."""
+    row = await db.fetchrow("UPDATE eseal.log_head SET seq = seq + $1 RETURNING seq, hash", n)
+    assert row is not None
+    return row
+
+
+async def insert_logs(db: Executor, rows: Sequence[Sequence[Any]]) -> None:
+    await db.executemany(
+        """INSERT INTO eseal.logs (seq, at, kind, action, actor, seal_code, cert_serial, doc_name, doc_hash, result,
+                                   ip, detail, prev_hash, hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+        rows,
+    )
+
+
 async def set_log_head(db: Executor, digest: bytes) -> None:
     await db.execute("UPDATE eseal.log_head SET hash = $1", digest)
 
@@ -309,7 +333,7 @@ _LOG_FILTERS = (
     ("doc_hash", "doc_hash = ${}"),
     ("result", "result = ${}"),
     ("ip", "ip = ${}"),
-    ("doc_name", "doc_name LIKE '%' || ${} || '%'"),
+    ("doc_name", "doc_name LIKE ${} ESCAPE '\\'"),
     ("since", "at >= ${}"),
     ("until", "at < ${}"),
     ("before_seq", "seq < ${}"),
@@ -322,7 +346,7 @@ async def search_logs(db: Executor, filters: dict[str, Any], limit: int) -> list
     args: list[Any] = []
     for key, clause in _LOG_FILTERS:
         if filters.get(key) is not None:
-            args.append(filters[key])
+            args.append(contains(filters[key]) if key == "doc_name" else filters[key])
             where.append(clause.format(len(args)))
     args.append(limit)
     sql = "SELECT * FROM eseal.logs"

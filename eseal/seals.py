@@ -191,8 +191,22 @@ async def build_ses_seal(
         valid_start=row["valid_from"],
         valid_end=row["valid_to"],
     )
-    signature = await keys.signer(res).sign(maker["key_index"], ses.seal_to_be_signed(info, maker_der))
+    signature = await keys.signer(res).sign(maker["key_index"], ses.seal_to_be_signed(info))
     return ses.assemble_seal(info, maker_der, signature)
+
+
+async def standard_seal(res: Resources, row: Any) -> bytes:
+    """The seal's SES_Seal in the GB/T 38540 form. One made before 2026-12-07 (maker's signature in our legacy
+    form, see eseal/ses.py) is re-made now — same code, impression and certificates, a fresh maker signature — and
+    stored, so every signature from here on carries a seal that outside verifiers accept."""
+    der = bytes(row["ses_seal"])
+    if not ses.is_legacy_seal(der):
+        return der
+    certs = await repo.seal_cert_rows(res.db, row["id"])
+    der = await build_ses_seal(res, row, row["code"], bytes(row["image_png"]), certs)
+    await repo.update_seal(res.db, row["id"], ses_seal=der)
+    await logs.append(res.db, "seal", "remake-standard", actor="system", seal_code=row["code"])
+    return der
 
 
 async def register(res: Resources, seal_id: uuid.UUID, *, actor: str) -> Seal:
@@ -300,11 +314,12 @@ async def set_password(res: Resources, user_id: str, password: str) -> None:
 
 
 async def check_password(res: Resources, user_id: str, password: str) -> None:
-    """Raises a 403 problem unless the user's seal password matches (5 failures lock it for 30 minutes)."""
-    row = await repo.password(res.db, user_id)
+    """Raises a problem unless the user's seal password matches (5 failures lock it for 30 minutes). The attempt is
+    counted and the lock decided in one statement before the password is compared (DESIGN: attempt counters)."""
+    row = await repo.password_attempt(res.db, user_id, LOCK_AFTER, LOCK_FOR)
     if row is None:
-        raise ProblemError(403, "seal-password-unset", "No seal password", "未设置印章密码", field="seal_password")
-    if row["locked_until"] is not None and row["locked_until"] > dt.datetime.now(dt.UTC):
+        if await repo.password(res.db, user_id) is None:
+            raise ProblemError(403, "seal-password-unset", "No seal password", "未设置印章密码", field="seal_password")
         raise ProblemError(
             423,
             "seal-password-locked",
@@ -314,7 +329,6 @@ async def check_password(res: Resources, user_id: str, password: str) -> None:
             field="seal_password",
         )
     if not await check_pin(password, row["hash"]):
-        await repo.password_failed(res.db, user_id, LOCK_AFTER, LOCK_FOR)
         raise ProblemError(403, "seal-password-wrong", "Wrong seal password", "印章密码错误", field="seal_password")
     await repo.password_ok(res.db, user_id)
 

@@ -7,20 +7,24 @@ the private keys are key indexes in the signing server.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.problems import invalid
 from core.resources import Resources
-from eseal import ca, keys, logs, pdfsign, pdftext, pdfverify, repo, seals, timestamps
+from eseal import ca, keys, logs, ofd, ofdsign, ofdverify, pdfsign, pdftext, pdfverify, repo, seals, timestamps
 from eseal.models import SignPosition, SignRequest, SignResult, VerifyResult
+from eseal.placement import keyword_hits
 from eseal.signer_client import SignAlgorithm
 
+T = TypeVar("T")
 _CERT_ALGORITHM = {"pades": "RSA", "pades-ecdsa": "EC", "sm2": "SM2"}
 _RAW_ALGORITHM: dict[str, SignAlgorithm] = {"RSA": "RSA-SHA256", "EC": "ECDSA-SHA256"}
 
@@ -35,20 +39,45 @@ async def _cert_for(res: Resources, seal_row: Any, algorithm: str) -> Any:
     raise invalid("seal_code", f"seal {seal_row['code']} has no issued {wanted} cloud certificate")
 
 
+async def _log_seal(
+    res: Resources,
+    app_code: str,
+    pos: SignPosition,
+    cert: Any,
+    doc_name: str,
+    doc_hash: str,
+    ip: str,
+    detail: dict[str, Any],
+    *,
+    timestamped: bool,
+) -> None:
+    """The sealing log entry of one seal placed on a document (PDF or OFD)."""
+    await logs.append(
+        res.db,
+        "sign",
+        "sign",
+        actor=app_code,
+        seal_code=pos.seal_code,
+        cert_serial=str(cert["serial"]),
+        doc_name=doc_name,
+        doc_hash=doc_hash,
+        ip=ip,
+        detail={**detail, "cross_page": pos.cross_page, "timestamp": timestamped},
+    )
+
+
 def _placement(src: Path, pos: SignPosition) -> pdfsign.Placement:
     half = pos.size / 2
     if pos.keyword:
         with src.open("rb") as f:
             hits = pdftext.find_keyword(f, pos.keyword)
-        if not hits:
-            raise invalid("keyword", f"'{pos.keyword}' not found in the document")
-        hit = next((h for h in hits if h.page == pos.page), hits[0])
+        hit = keyword_hits(hits, pos)[0]
         # Centre the seal on the keyword (its first character, lifted to the middle of the line).
         cx, cy = hit.x + hit.font_size * len(pos.keyword) / 2, hit.y + hit.font_size / 3
         return pdfsign.Placement(hit.page, max(0.0, cx - half), max(0.0, cy - half), pos.size, pos.size)
     if pos.x is None or pos.y is None:
         raise invalid("x", "give x and y, or a keyword")
-    return pdfsign.Placement(pos.page, pos.x, pos.y, pos.size, pos.size)
+    return pdfsign.Placement(pos.page or 0, pos.x, pos.y, pos.size, pos.size)
 
 
 async def sign_file(
@@ -70,7 +99,7 @@ async def sign_file(
     # The cross-page strips change every page, which is only allowed before the first signature: sign it first.
     positions = sorted(positions, key=lambda p: not p.cross_page)
     client = keys.signer(res)
-    stamper = await timestamps.timestamper(res) if algorithm != "sm2" else None
+    stamper = await timestamps.timestamper(res)
     current = src
     temps: list[Path] = []
     try:
@@ -115,30 +144,24 @@ async def sign_file(
                         field_name=field,
                         placement=placement,
                         seal_png=bytes(seal_row["image_png"]),
-                        seal_der=bytes(seal_row["ses_seal"]),
+                        seal_der=await seals.standard_seal(res, seal_row),
                         seal_code=pos.seal_code,
                         cert=bytes(cert["cert_der"]),
                         sign_sm2=sign_sm2,
                         cross_page=pos.cross_page,
+                        timestamp=timestamps.ses_token(stamper) if stamper is not None else None,
                     )
             current = tmp
-            await logs.append(
-                res.db,
-                "sign",
-                "sign",
-                actor=app_code,
-                seal_code=pos.seal_code,
-                cert_serial=str(cert["serial"]),
-                doc_name=doc_name,
-                doc_hash=pdfsign.digest_file(str(tmp)),
-                ip=ip,
-                detail={
-                    "user": user_id or "",
-                    "algorithm": algorithm,
-                    "page": placement.page,
-                    "cross_page": pos.cross_page,
-                    "timestamp": stamper is not None,
-                },
+            await _log_seal(
+                res,
+                app_code,
+                pos,
+                cert,
+                doc_name,
+                pdfsign.digest_file(str(tmp)),
+                ip,
+                {"user": user_id or "", "algorithm": algorithm, "page": placement.page},
+                timestamped=stamper is not None,
             )
         os.replace(current, out)
         return len(positions)
@@ -156,21 +179,95 @@ def work_dir(res: Resources) -> Path:
     return path
 
 
-def decode_pdf(text: str, field: str = "document") -> bytes:
+def decode_document(text: str, field: str = "document") -> bytes:
+    """Base64 PDF or OFD (told apart by content: `%PDF-`, or a zip holding OFD.xml)."""
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise invalid(field, "not base64") from exc
-    if not raw.startswith(b"%PDF-"):
-        raise invalid(field, "not a PDF")
+    if not raw.startswith(b"%PDF-") and not ofd.is_ofd(raw):
+        raise invalid(field, "neither a PDF nor an OFD")
     if len(raw) > MAX_PDF:
         raise invalid(field, "larger than 30 MB")
     return raw
 
 
+decode_pdf = decode_document
+
+
+async def sign_ofd(
+    res: Resources,
+    data: bytes,
+    positions: list[SignPosition],
+    *,
+    app_code: str,
+    user_id: str | None = None,
+    password: str | None = None,
+    doc_name: str = "document.ofd",
+    ip: str = "",
+) -> bytes:
+    """Seal (or sign) an OFD: one GB/T 33190 §18 signature per position, in order, each protecting the ones before.
+    SM2/SM3 always; the seal's SM2 certificate signs; an RFC 3161 timestamp from the TSA in each signed value."""
+    try:
+        pkg = ofd.Package.load(data)
+    except ofd.OFDError as exc:
+        raise invalid("document", f"not a readable OFD: {exc}") from exc
+    client = keys.signer(res)
+    stamper = await timestamps.timestamper(res)
+    token = timestamps.ses_token(stamper) if stamper is not None else None
+    done: list[tuple[SignPosition, Any, list[ofdsign.Annot]]] = []
+    try:
+        for pos in positions:
+            seal_row = await seals.usable(res, pos.seal_code, app_code=app_code, user_id=user_id, password=password)
+            cert = await _cert_for(res, seal_row, "sm2")
+            seal_der = await seals.standard_seal(res, seal_row)
+            annots: list[ofdsign.Annot] = []
+            if pos.ofd_type == "Seal":
+                width, height = ofdsign.seal_size_mm(seal_der, pos.size)
+                annots = ofdsign.placement(pkg, pos, width, height)
+
+            async def sign_sm2(tbs: bytes, key_index: int = cert["key_index"]) -> bytes:
+                return await client.sign(key_index, tbs)
+
+            await ofdsign.sign(
+                pkg,
+                sig_type=pos.ofd_type,
+                annots=annots,
+                seal_der=seal_der,
+                cert=bytes(cert["cert_der"]),
+                sign_sm2=sign_sm2,
+                timestamp=token,
+            )
+            done.append((pos, cert, annots))
+    except ofd.OFDError as exc:
+        raise invalid("document", f"not a usable OFD: {exc}") from exc
+    out = pkg.dump()
+    digest = hashlib.sha256(out).hexdigest()
+    for pos, cert, annots in done:
+        detail: dict[str, Any] = {"user": user_id or "", "algorithm": "sm2", "format": "ofd", "type": pos.ofd_type}
+        detail["page"] = annots[0].page if annots else None
+        await _log_seal(res, app_code, pos, cert, doc_name, digest, ip, detail, timestamped=stamper is not None)
+    return out
+
+
 async def sign_request(res: Resources, req: SignRequest, app_code: str, ip: str) -> SignResult:
-    """What `POST /eseal/v1/documents:sign` does once the app is authenticated: base64 PDF in, sealed PDF out."""
-    raw = decode_pdf(req.document)
+    """What `POST /eseal/v1/documents:sign` does once the app is authenticated: base64 PDF or OFD in, the same
+    format sealed out."""
+    raw = decode_document(req.document)
+    if ofd.is_ofd(raw):
+        signed = await sign_ofd(
+            res,
+            raw,
+            req.seals,
+            app_code=app_code,
+            user_id=req.user_id,
+            password=req.seal_password,
+            doc_name=req.name,
+            ip=ip,
+        )
+        return SignResult(
+            document=base64.b64encode(signed).decode(), sha256=sha256_hex(signed), signatures=len(req.seals)
+        )
     with tempfile.TemporaryDirectory(dir=work_dir(res)) as tmp:
         src, out = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf"
         src.write_bytes(raw)
@@ -190,8 +287,32 @@ async def sign_request(res: Resources, req: SignRequest, app_code: str, ip: str)
     return SignResult(document=base64.b64encode(signed).decode(), sha256=sha256_hex(signed), signatures=count)
 
 
-async def trust(res: Resources) -> pdfverify.Trust:
-    """Roots by priority, our issuing CAs, fresh CRLs and the state of every seal the document may name."""
+_inflight: dict[tuple[int, int, str], asyncio.Future[Any]] = {}
+
+
+async def _shared(res: Resources, what: str, load: Callable[[], Awaitable[T]]) -> T:
+    """One load for all callers that ask while it runs (a burst of verifications reads the trust material and a
+    seal's state once, not once each); nothing is kept after it finishes, so no answer is staler than the burst."""
+    key = (id(res), id(asyncio.get_running_loop()), what)
+    pending = _inflight.get(key)
+    if pending is not None:
+        value: T = await asyncio.shield(pending)
+        return value
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    _inflight[key] = future
+    try:
+        result = await load()
+        future.set_result(result)
+        return result
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: the callers that share it raise it themselves
+        raise
+    finally:
+        _inflight.pop(key, None)
+
+
+async def _load_trust(res: Resources) -> pdfverify.Trust:
     await ca.ensure_cas(res)
     rows = await repo.cas(res.db)
     roots = [bytes(r["cert_der"]) for r in rows if r["parent_id"] is None and r["trusted"]]
@@ -200,20 +321,31 @@ async def trust(res: Resources) -> pdfverify.Trust:
     return pdfverify.Trust(roots=roots, intermediates=intermediates, crls=crls)
 
 
-async def _seal_states(res: Resources, trust_: pdfverify.Trust, path: Path) -> None:
-    """Fill in the seals the document's signatures name (codes read from the signature dictionaries)."""
-    codes = _codes_in(path)
+async def trust(res: Resources) -> pdfverify.Trust:
+    """Roots by priority, our issuing CAs, fresh CRLs; `seal_states` then adds the seals the document names."""
+    base = await _shared(res, "trust", lambda: _load_trust(res))
+    return pdfverify.Trust(roots=base.roots, intermediates=base.intermediates, crls=base.crls)
+
+
+async def _seal_state(res: Resources, code: str) -> dict[str, Any] | None:
+    row = await repo.seal_by_code(res.db, code)
+    if row is None:
+        return None
+    certs = await repo.seal_cert_rows(res.db, row["id"])
+    return {
+        "status": row["status"],
+        "valid_to": row["valid_to"],
+        "name": row["name"],
+        "cert_serials": {str(c["serial"]) for c in certs if c["serial"] is not None},
+    }
+
+
+async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) -> None:
+    """Fill in the state of the seals a document's signatures name."""
     for code in codes:
-        row = await repo.seal_by_code(res.db, code)
-        if row is None:
-            continue
-        certs = await repo.seal_cert_rows(res.db, row["id"])
-        trust_.seals[code] = {
-            "status": row["status"],
-            "valid_to": row["valid_to"],
-            "name": row["name"],
-            "cert_serials": {str(c["serial"]) for c in certs if c["serial"] is not None},
-        }
+        state = await _shared(res, f"seal:{code}", lambda code=code: _seal_state(res, code))  # type: ignore[misc]
+        if state is not None:
+            trust_.seals[code] = state
 
 
 def _codes_in(path: Path) -> set[str]:
@@ -236,13 +368,39 @@ def _codes_in(path: Path) -> set[str]:
     return codes
 
 
+async def _codes_for_serials(res: Resources, serials: set[int]) -> set[str]:
+    codes: set[str] = set()
+    for serial in serials:
+        cert = await repo.certificate_by_serial(res.db, serial)
+        if cert is None:
+            continue
+        for seal_id in await repo.seal_ids_for_cert(res.db, cert["id"]):
+            row = await repo.seal(res.db, seal_id)
+            if row is not None and row["code"]:
+                codes.add(row["code"])
+    return codes
+
+
+def is_ofd_file(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
 async def verify_file(
     res: Resources, path: Path, *, actor: str = "public", ip: str = "", doc_name: str = ""
 ) -> VerifyResult:
+    """Verify a sealed PDF or OFD (told apart by content)."""
     trust_ = await trust(res)
-    await _seal_states(res, trust_, path)
-    with path.open("rb") as f:
-        result = await pdfverify.verify_stream(f, trust_)
+    if is_ofd_file(path):
+        data = await asyncio.to_thread(path.read_bytes)
+        pkg = ofdverify.load(data)
+        codes, serials = ofdverify.seal_codes(pkg) if pkg is not None else (set(), set())
+        await seal_states(res, trust_, codes | await _codes_for_serials(res, serials))
+        result = await ofdverify.verify_bytes(data, trust_, pkg)
+    else:
+        await seal_states(res, trust_, _codes_in(path))
+        with path.open("rb") as f:
+            result = await pdfverify.verify_stream(f, trust_)
     for sig in result.signatures:
         await logs.append(
             res.db,
@@ -254,7 +412,11 @@ async def verify_file(
             doc_hash=result.document_sha256,
             result="valid" if sig.valid else "invalid",
             ip=ip,
-            detail={"failed": [c.name for c in sig.checks if c.verdict == "fail"], "kind": sig.kind},
+            detail={
+                "failed": [c.name for c in sig.checks if c.verdict == "fail"],
+                "kind": sig.kind,
+                "format": result.format,
+            },
         )
     return result
 

@@ -1,4 +1,4 @@
-"""Signature timestamps (RFC 3161) for PAdES seals.
+"""Signature timestamps (RFC 3161) for PAdES seals and for the `timeStamp` of GB/T 38540 SES_Signatures.
 
 Where: `TSA_URL` (environment); unset means the simulators' TSA (`<simulators>/tsa/v1/timestamp`), `off` means
 none. pyhanko asks the TSA for a token over the CMS signature value and embeds it as the unsigned
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,7 +26,7 @@ from pyhanko.sign.timestamps.api import TimeStamper
 from core.http1 import KeepAliveClient
 from core.resources import Resources
 from core.settings import Settings
-from eseal import ca, x509build
+from eseal import ca, ses, x509build
 
 QUERY_TYPE = "application/timestamp-query"
 SIM_PATH = "/tsa/v1/timestamp"
@@ -80,6 +81,16 @@ async def timestamper(res: Resources) -> TimeStamper | None:
         found = (loop, RemoteTimeStamper(url))
         _stampers[id(res)] = found
     return found[1]
+
+
+def ses_token(stamper: TimeStamper) -> Callable[[bytes], Awaitable[bytes]]:
+    """For an SES_Signature's `timeStamp`: a DER TimeStampToken whose imprint is SHA-256 of the signature value."""
+
+    async def token(signature: bytes) -> bytes:
+        info = await stamper.async_timestamp(ses.timestamp_imprint(signature), ses.TIMESTAMP_HASH)
+        return bytes(info.dump())
+
+    return token
 
 
 async def _provision_simulator(res: Resources, base: str) -> None:

@@ -17,7 +17,6 @@ from core.auth import BASIC, BASIC_REQUIRED, BEARER
 from core.problems import invalid
 from core.resources import Resources
 from core.settings import Settings
-from core.signed import b64u
 from identity import clients
 from identity.codes.service import verify_code
 from identity.credentials import repo as credentials_repo
@@ -26,6 +25,7 @@ from identity.licences import api as licence_api
 from identity.models import CredentialStatus, PublishedKey, PublishedKeys, StatusList, VerifyCodeRequest, Voucher
 from identity.oidc import routes as oidc_api
 from identity.oidc.fast import OAuthFastPath
+from identity.oidc.jose import sm2_jwk
 from orgs import logs
 
 MOUNT = "identity"
@@ -35,21 +35,8 @@ _encode = msgspec.json.Encoder().encode
 @get("/v1/keys", summary="Issuer public keys (SM2) by key id", tags=["keys"])
 async def published_keys(res: Resources) -> PublishedKeys:
     keys = await issuer_keys(res)
-    out = []
-    for kid, pub in sorted(keys.published.items()):
-        x, y = pub.xy
-        out.append(
-            PublishedKey(
-                kid=kid,
-                kty="EC",
-                crv="SM2",
-                x=b64u(x.to_bytes(32, "big")),
-                y=b64u(y.to_bytes(32, "big")),
-                alg="SM2SM3",
-                use="sig",
-                current=kid == keys.kid,
-            )
-        )
+    # The same JWK as in the OpenID provider's JWKS (identity.oidc.jose.sm2_jwk): one algorithm name per key.
+    out = [PublishedKey(**sm2_jwk(pub, kid), current=kid == keys.kid) for kid, pub in sorted(keys.published.items())]
     return PublishedKeys(keys=out)
 
 

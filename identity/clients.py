@@ -9,9 +9,11 @@ import hmac
 import re
 import secrets
 import time
+from urllib.parse import unquote_plus
 
 import msgspec
 
+from core.auth import credentials
 from core.crypto import sm3
 from core.problems import ProblemError
 from core.resources import Resources
@@ -20,7 +22,9 @@ from identity import repo
 KINDS = ("app", "portal", "verifier", "business")
 ZONES = ("internet", "government", "police")
 _CACHE_SECONDS = 30.0
-CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Any printable text (RFC 6749's VSCHAR and, as registered ids may hold it, non-ASCII), no control characters,
+# spaces or lone surrogates: those never reach PostgreSQL.
+CLIENT_ID = re.compile(r"^[^\x00-\x20\x7f-\x9f\ud800-\udfff]{1,128}$")
 
 
 class Client(msgspec.Struct, frozen=True):
@@ -138,10 +142,28 @@ def _invalid_client() -> ProblemError:
 _basic_ok: dict[bytes, tuple[float, Client]] = {}  # keyed by a digest: no secret kept in memory as is
 
 
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """The client_id and secret of a client_secret_basic header, or None when it holds none. RFC 6749 §2.3.1: the
+    client form-urlencodes (Appendix B) its id and its secret, then joins them with ":" and Base64-encodes them as
+    HTTP Basic does; so they are split on the first ":" and each form-decoded (UTF-8). The scheme is
+    case-insensitive (RFC 9110 §11.1)."""
+    token = credentials(authorization, "basic")
+    if token is None:
+        return None
+    try:
+        user, colon, password = base64.b64decode(token, validate=True).decode().partition(":")
+        if not colon:
+            return None
+        return unquote_plus(user, errors="strict"), unquote_plus(password, errors="strict")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
 async def authenticate_basic(res: Resources, authorization: str | None) -> Client:
-    """client_secret_basic (RFC 6749 §2.3.1). A header that authenticated is remembered as long as the client
-    record itself is cached (30 s): verifiers send the same header on every request."""
-    if not authorization or not authorization.startswith("Basic ") or len(authorization) > 512:
+    """client_secret_basic (RFC 6749 §2.3.1, see basic_credentials). A header that authenticated is remembered as
+    long as the client record itself is cached (30 s): verifiers send the same header on every request, and the fast
+    path (basic_cached) takes a header only once it authenticated here."""
+    if not authorization or len(authorization) > 512 or credentials(authorization, "basic") is None:
         raise _invalid_client()
     key = hashlib.sha256(authorization.encode()).digest()
     hit = _basic_ok.get(key)
@@ -156,7 +178,8 @@ async def authenticate_basic(res: Resources, authorization: str | None) -> Clien
 
 def basic_cached(authorization: bytes) -> Client | None:
     """The client a client_secret_basic header authenticated within the cache time, else None (the caller then
-    takes the full path, which checks the secret and fills this cache)."""
+    takes the full path, which checks the secret and fills this cache). Only headers authenticate_basic accepted are
+    here, so the fast path agrees with the routes on schemes and encodings by construction."""
     if len(authorization) > 512:
         return None
     hit = _basic_ok.get(hashlib.sha256(authorization).digest())
@@ -164,11 +187,10 @@ def basic_cached(authorization: bytes) -> Client | None:
 
 
 async def _authenticate_basic(res: Resources, authorization: str) -> Client:
-    try:
-        client_id, _, secret = base64.b64decode(authorization[6:], validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise _invalid_client() from exc
-    return await authenticate_secret(res, client_id, secret)
+    pair = basic_credentials(authorization)
+    if pair is None:
+        raise _invalid_client()
+    return await authenticate_secret(res, *pair)
 
 
 async def authenticate_secret(res: Resources, client_id: str, secret: str) -> Client:

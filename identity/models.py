@@ -198,3 +198,5 @@ class PublishedKeys(msgspec.Struct):
 
 class StatusChange(msgspec.Struct):
     reason: Annotated[str, Meta(max_length=200)] = ""
+    # Resuming a suspended 网证 needs a face check: a session signed in with face, or a fresh capture here.
+    face_capture: Capture | None = None

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from core import audit
+from core.filters import ESCAPE, contains
 from core.ids import new_id
 from core.observe import current_request_id
 from core.pagination import decode_cursor, encode_cursor
@@ -385,8 +386,8 @@ def _where(query: msgspec.Struct, scope: tuple[str, list[object]], org_path: str
         value = getattr(query, name)
         if value is None or name in ("org_code", "since", "until"):
             continue
-        params.append(f"%{value}%" if name in _SUBSTRING else value)
-        where.append(f"{name} {'ILIKE' if name in _SUBSTRING else '='} ${len(params)}")
+        params.append(contains(value) if name in _SUBSTRING else value)
+        where.append(f"{name} ILIKE ${len(params)} {ESCAPE}" if name in _SUBSTRING else f"{name} = ${len(params)}")
     if org_path is not None:
         params.extend([org_path, org_path + ".%"])
         where.append(f"(org_path = ${len(params) - 1} OR org_path LIKE ${len(params)})")

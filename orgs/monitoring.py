@@ -14,6 +14,7 @@ import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
 from core import audit
+from core.observe import metrics_headers
 from core.problems import invalid, not_found
 from core.resources import Resources
 from orgs import repo
@@ -140,7 +141,7 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
 async def sample(res: Resources, metrics_text: str | None = None) -> int:
     """Take one sample per route: the change since the previous scrape. Returns the routes written."""
     if metrics_text is None:
-        r = await res.http.get(f"{res.settings.base_url}/metrics")
+        r = await res.http.get(f"{res.settings.base_url}/metrics", headers=metrics_headers(res.settings))
         r.raise_for_status()
         metrics_text = r.text
     now = _parse(metrics_text)

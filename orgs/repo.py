@@ -300,16 +300,23 @@ async def list_admins(db: Executor, scope: Scope, *, status: str | None, after: 
     return await _scoped_rows(db, select, scope, prefix="a.", equals={"status": status}, after=after, limit=limit)
 
 
-async def record_failure(db: Executor, admin_id: uuid.UUID, max_failures: int, lock_seconds: int) -> None:
-    await db.execute(
-        """UPDATE orgs.admins SET failed_logins = failed_logins + 1,
-               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + make_interval(secs => $3)
-                                   ELSE locked_until END
-           WHERE id = $1""",
+async def count_attempt(db: Executor, admin_id: uuid.UUID, max_failures: int, lock_seconds: int) -> int | None:
+    """Count one sign-in attempt and decide in the same statement: the attempt's number when it may be checked (it
+    stays counted as a failure until `record_success`; the `max_failures`-th locks the account), None when the
+    account is locked. A lock that ran out starts the count again. The row lock orders concurrent attempts, so a
+    burst is judged like a sequence."""
+    n: int | None = await db.fetchval(
+        """UPDATE orgs.admins a
+              SET failed_logins = CASE WHEN a.locked_until IS NULL THEN a.failed_logins + 1 ELSE 1 END,
+                  locked_until = CASE WHEN (CASE WHEN a.locked_until IS NULL THEN a.failed_logins + 1 ELSE 1 END) >= $2
+                                      THEN now() + make_interval(secs => $3) END
+            WHERE a.id = $1 AND (a.locked_until IS NULL OR a.locked_until <= now())
+        RETURNING a.failed_logins""",
         admin_id,
         max_failures,
         lock_seconds,
     )
+    return n
 
 
 async def record_success(db: Executor, admin_id: uuid.UUID, totp_step: int | None) -> bool:

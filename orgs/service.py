@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -84,7 +83,7 @@ async def _session(res: Resources, row: asyncpg.Record) -> SessionToken:
     return SessionToken(
         access_token=token,
         token_type="Bearer",  # noqa: S106
-        expires_in=sessions.TTL,
+        expires_in=sessions.idle_seconds(res.settings),
         username=p.username,
         permissions=sorted(p.permissions),
     )
@@ -95,17 +94,14 @@ async def sign_in(res: Resources, data: SignIn, ip: str) -> SessionToken:
     if row is None:
         await passwords.check_password(data.password, passwords.DUMMY)  # same time as a real check
         raise _bad_credentials()
-    now = datetime.now(UTC)
-    if row["locked_until"] is not None and row["locked_until"] > now:
+    # Count the attempt and decide on the lock in one statement before any secret is compared (DESIGN: attempt
+    # counters): a burst of guesses is judged like the same guesses in sequence. Password and one-time code are one
+    # attempt; it stays counted until the sign-in succeeds.
+    if await repo.count_attempt(res.db, row["id"], MAX_FAILURES, LOCK_SECONDS) is None:
         raise ProblemError(
-            423,
-            "account-locked",
-            "Account locked after repeated failures",
-            "连续登录失败，账号已锁定",
-            f"locked until {row['locked_until'].isoformat()}",
+            423, "account-locked", "Account locked after repeated failures", "连续登录失败，账号已锁定", "locked"
         )
     if not await passwords.check_password(data.password, row["password_hash"]):
-        await repo.record_failure(res.db, row["id"], MAX_FAILURES, LOCK_SECONDS)
         raise _bad_credentials()
     if row["status"] != "active":
         raise ProblemError(403, "account-inactive", "Account not active", "账号未启用", f"account is {row['status']}")
@@ -118,7 +114,6 @@ async def sign_in(res: Resources, data: SignIn, ip: str) -> SessionToken:
         secret = res.fields.decrypt(row["totp_secret_enc"], context=CTX_TOTP)
         step = totp.verify(secret, data.totp, after_step=row["totp_last_step"])
         if step is None:
-            await repo.record_failure(res.db, row["id"], MAX_FAILURES, LOCK_SECONDS)
             raise ProblemError(401, "totp-invalid", "Wrong one-time code", "动态验证码错误", "totp", field="totp")
     if not await repo.record_success(res.db, row["id"], step):
         raise ProblemError(401, "totp-invalid", "One-time code already used", "动态验证码已使用", "totp", field="totp")

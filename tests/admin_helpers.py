@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -44,3 +45,11 @@ def make_admin(
     )
     assert r.status_code == 201, r.text
     return r.json()["id"], username, sign_in(http, username, password)
+
+
+def csrf_token(console: httpx.Client, page: str = "/admin/console") -> str:
+    """The CSRF token the console puts in its forms for `console`'s session (its `szt_admin` cookie)."""
+    r = console.get(page)
+    m = re.search(r'name="csrf" value="([^"]+)"', r.text)
+    assert m is not None, r.text[:300]
+    return m.group(1)

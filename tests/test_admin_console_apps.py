@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from core.resources import Resources
 from core.settings import load_settings
 from identity import people
-from tests.admin_helpers import make_admin, platform_admin, sign_in
+from tests.admin_helpers import csrf_token, make_admin, platform_admin, sign_in
 from tests.catalog_helpers import codes_in, home_once
 from tests.harness import ROOT
 from tests.test_admin_monitoring import id_number
@@ -138,14 +138,14 @@ def test_review_approve_delist_and_chart(browser: Browser, http: httpx.Client, v
     with httpx.Client(base_url=base_url, cookies=nj_cookie, timeout=15) as nj:
         assert version["id"] not in nj.get("/admin/console/apps").text
         assert nj.get(review_page).status_code == 404
-        refused = nj.post(review_page + "/review", data={"decision": "approve"})
+        refused = nj.post(review_page + "/review", data={"decision": "approve", "csrf": csrf_token(nj)})
         assert refused.status_code == 303 and "error=" in refused.headers["location"]
     # The applicant sees its application but has no review button, and its own decision is refused.
     gx_cookie = {"szt_admin": applicant["Authorization"].removeprefix("Bearer ")}
     with httpx.Client(base_url=base_url, cookies=gx_cookie, timeout=15) as gx:
         own = gx.get(review_page)
         assert own.status_code == 200 and "待审核" in own.text and 'value="approve"' not in own.text
-        refused = gx.post(review_page + "/review", data={"decision": "approve"})
+        refused = gx.post(review_page + "/review", data={"decision": "approve", "csrf": csrf_token(gx)})
         assert refused.status_code == 303 and "error=" in refused.headers["location"]
     assert http.get(f"/admin/v1/catalog/apps/{code}", headers=applicant).json()["live_version"] == 0
 

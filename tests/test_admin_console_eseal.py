@@ -15,7 +15,7 @@ import httpx
 from asn1crypto import crl as acrl
 from playwright.sync_api import Browser, Page
 
-from tests.admin_helpers import admin_password, make_admin, platform_admin
+from tests.admin_helpers import admin_password, csrf_token, make_admin, platform_admin
 from tests.harness import ROOT
 from tests.test_admin_console_apps import browser, console  # noqa: F401  (browser: the chromium fixture)
 
@@ -136,7 +136,7 @@ def test_certificate_and_seal_lifecycle_in_the_console(
     with httpx.Client(base_url=base_url, cookies=city_cookie, timeout=15) as c:
         assert "电子印章" not in c.get("/admin/console").text
         assert c.get("/admin/console/eseal").status_code == 403
-        refused = c.post(seal_url + "/action", data={"action": "resume"})
+        refused = c.post(seal_url + "/action", data={"action": "resume", "csrf": csrf_token(c)})
         assert refused.status_code == 303 and "error=" in refused.headers["location"]
         assert c.get("/admin/console/eseal/logs.csv").status_code == 403
     page.goto(seal_url)

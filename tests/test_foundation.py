@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from core.observe import metrics_headers
 from core.server import APPS
+from core.settings import load_settings
 from simulators.app import SIMULATORS
 from tests.harness import Stack
 
@@ -39,7 +41,7 @@ def test_root_landing_metrics(http: httpx.Client) -> None:
         assert f"/{mount}/schema/openapi.json" in landing.text
     assert http.get("/readyz").json()["status"] == "ready"
     http.get("/bff/healthz")
-    metrics = http.get("/metrics").text
+    metrics = http.get("/metrics", headers=metrics_headers(load_settings())).text  # behind its bearer token
     assert 'szt_http_requests_total{app="bff",method="GET",route="/bff/healthz",status="200"}' in metrics
     assert "szt_http_request_duration_seconds_bucket" in metrics
 

@@ -128,11 +128,6 @@ async def insert_pin(db: Executor, person_id: uuid.UUID, pin_hash: str) -> None:
     await db.execute("INSERT INTO identity.pins (person_id, hash) VALUES ($1, $2)", person_id, pin_hash)
 
 
-async def pin_of(db: Executor, person_id: uuid.UUID) -> Record | None:
-    """`hash, failures, locked_until`."""
-    return await db.fetchrow("SELECT hash, failures, locked_until FROM identity.pins WHERE person_id = $1", person_id)
-
-
 async def pin_exists(db: Executor, person_id: uuid.UUID) -> bool:
     return bool(await db.fetchval("SELECT 1 FROM identity.pins WHERE person_id = $1", person_id))
 
@@ -141,13 +136,27 @@ async def pin_ok(db: Executor, person_id: uuid.UUID) -> None:
     await db.execute("UPDATE identity.pins SET failures = 0, locked_until = NULL WHERE person_id = $1", person_id)
 
 
-async def pin_failed(db: Executor, person_id: uuid.UUID, failures: int, locked_until: datetime | None) -> None:
-    await db.execute(
-        "UPDATE identity.pins SET failures = $2, locked_until = $3 WHERE person_id = $1",
+async def pin_attempt(db: Executor, person_id: uuid.UUID, max_failures: int, lock_minutes: int) -> Record | None:
+    """Count one attempt and decide in the same statement: `hash, failures, locked_until` when the attempt may be
+    checked (it is counted as a failure until `pin_ok` clears it; the `max_failures`-th locks the PIN), None when the
+    PIN is locked (or not set). A lock that ran out starts the count again. A concurrent burst is judged as a
+    sequence: the row lock orders the attempts and the one after the last allowed sees the lock."""
+    return await db.fetchrow(
+        """UPDATE identity.pins p
+              SET failures = CASE WHEN p.locked_until IS NULL THEN p.failures + 1 ELSE 1 END,
+                  locked_until = CASE WHEN (CASE WHEN p.locked_until IS NULL THEN p.failures + 1 ELSE 1 END) >= $2
+                                      THEN now() + make_interval(mins => $3) END
+            WHERE p.person_id = $1 AND (p.locked_until IS NULL OR p.locked_until <= now())
+        RETURNING p.hash, p.failures, p.locked_until""",
         person_id,
-        failures,
-        locked_until,
+        max_failures,
+        lock_minutes,
     )
+
+
+async def pin_lock(db: Executor, person_id: uuid.UUID) -> Record | None:
+    """`locked_until` of the person's PIN; None when no PIN is set."""
+    return await db.fetchrow("SELECT locked_until FROM identity.pins WHERE person_id = $1", person_id)
 
 
 async def upsert_pin(db: Executor, person_id: uuid.UUID, pin_hash: str) -> None:

@@ -270,27 +270,32 @@ async def sign_in_sms(res: Resources, req: SmsSignIn) -> Tokens:
 
 
 async def _check_pin(res: Resources, person_id: str, given: str) -> None:
-    row = await repo.pin_of(res.db, uuid.UUID(person_id))
+    """Counts the attempt and decides on the lock in one statement before the PIN is compared, so a concurrent
+    burst of guesses is judged like the same guesses in sequence (DESIGN: attempt counters)."""
+    pid = uuid.UUID(person_id)
+    row = await repo.pin_attempt(res.db, pid, pin.MAX_FAILURES, pin.LOCK_MINUTES)
     if row is None:
-        raise unprocessable("pin-not-set", "No PIN is set", "尚未设置口令", field="pin")
-    if row["locked_until"] and row["locked_until"] > datetime.now(UTC):
+        lock = await repo.pin_lock(res.db, pid)
+        if lock is None:
+            raise unprocessable("pin-not-set", "No PIN is set", "尚未设置口令", field="pin")
+        until = lock["locked_until"]
         raise forbidden(
             "pin-locked",
             "Too many wrong PINs: locked for a while",
             "口令错误次数过多，已锁定",
-            f"locked until {row['locked_until'].isoformat()}",
+            f"locked until {until.isoformat()}" if until else "locked",
         )
     if await pin.check_pin(given, row["hash"]):
-        await repo.pin_ok(res.db, uuid.UUID(person_id))
+        await repo.pin_ok(res.db, pid)
         return
-    failures = row["failures"] + 1
-    locked = datetime.now(UTC) + timedelta(minutes=pin.LOCK_MINUTES) if failures >= pin.MAX_FAILURES else None
-    await repo.pin_failed(res.db, uuid.UUID(person_id), 0 if locked else failures, locked)
+    failures = row["failures"]
     raise unprocessable(
         "pin-wrong",
         "The PIN is wrong",
         "口令错误",
-        "locked for 30 minutes" if locked else f"{pin.MAX_FAILURES - failures} tries left",
+        f"locked for {pin.LOCK_MINUTES} minutes"
+        if failures >= pin.MAX_FAILURES
+        else f"{pin.MAX_FAILURES - failures} tries left",
         field="pin",
     )
 
@@ -370,11 +375,51 @@ async def my_credentials(res: Resources, person_id: str) -> list[CredentialView]
 _TRANSITIONS = {"suspend": ("active", "suspended"), "resume": ("suspended", "active"), "revoke": (None, "revoked")}
 
 
+def has_face(acr: str) -> bool:
+    return "face" in acr.split("+")
+
+
+async def _face_for_resume(res: Resources, person_id: str, acr: str | None, capture: str | None) -> str:
+    """How the holder proved their face for a resume: `session` (signed in with face) or `capture` (checked now).
+    An SMS or plain 网证 session is not enough: with a stolen phone and its SIM, that is the thief."""
+    if acr is not None and has_face(acr):
+        return "session"
+    if capture is None:
+        raise forbidden(
+            "step-up-required",
+            "Resuming a 网证 needs a face check",
+            "恢复网证需要人脸核验",
+            "sign in with face, or send face_capture",
+        )
+    person = await people.load(res, person_id)
+    await face_check(res, name=person.name, id_number=person.id_number, capture=capture)
+    return "capture"
+
+
 async def change_status(
-    res: Resources, *, serial: str, action: str, actor: str, person_id: str | None, reason: str, ip: str
+    res: Resources,
+    *,
+    serial: str,
+    action: str,
+    actor: str,
+    person_id: str | None,
+    reason: str,
+    ip: str,
+    acr: str | None = None,
+    face_capture: str | None = None,
 ) -> CredentialView:
-    """Suspend (lost phone), resume or revoke a 网证. `person_id` limits it to the holder's own credentials."""
+    """Suspend (lost phone), resume or revoke a 网证. `person_id` limits it to the holder's own credentials; the holder
+    resumes only with a face check (`acr` with face, or `face_capture` checked now)."""
     source, target = _TRANSITIONS[action]
+    detail: dict[str, str] = {"reason": reason}
+    if action == "resume" and person_id is not None:
+        row = await repo.credential_for_sign_in(res.db, serial)  # checked again under the row lock below
+        if row is None or str(row["person_id"]) != person_id:
+            raise not_found("credential")
+        if row["status"] != source:
+            raise conflict("credential-state", f"Cannot {action} a {row['status']} 网证", "网证当前状态不允许该操作")
+        detail["face"] = await _face_for_resume(res, person_id, acr, face_capture)
+        detail["acr"] = acr or ""
     async with res.db.acquire() as conn, conn.transaction():
         row = await repo.lock_credential(conn, serial)
         if row is None or (person_id is not None and str(row["person_id"]) != person_id):
@@ -383,7 +428,7 @@ async def change_status(
             raise conflict("credential-state", f"Cannot {action} a {row['status']} 网证", "网证当前状态不允许该操作")
         updated = await repo.set_credential_status(conn, serial, target, reason)
         await audit.record(
-            conn, actor=actor, action=f"identity.credential.{action}", target=serial, ip=ip, detail={"reason": reason}
+            conn, actor=actor, action=f"identity.credential.{action}", target=serial, ip=ip, detail=detail
         )
     await _set_status_mirror(res, serial, target)
     if target != "active":

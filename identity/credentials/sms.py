@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
 from core.crypto import hmac_sm3
 from core.problems import ProblemError
 from core.ratelimit import count
-from core.redis_client import as_bytes
+from core.redis_client import LuaScript
 from core.resources import Resources
 from identity.errors import unprocessable
 from identity.externals import SmsClient
@@ -57,27 +56,47 @@ async def send_code(res: Resources, *, phone: str, purpose: str, ip: str) -> Non
         raise
 
 
+# Compare and count in one step inside Redis, so a concurrent burst of guesses is judged like a sequence: the try
+# after the last one finds the code gone (DESIGN: attempt counters). KEYS[1] the code; ARGV[1] the digest of the
+# code given, ARGV[2] "1" to consume a right code. Returns {status, tries left}: 1 right, 0 wrong, -1 exhausted
+# (this wrong try was the last), -2 no code.
+_CHECK = LuaScript(
+    """
+local h = redis.call('HGET', KEYS[1], 'h')
+if not h then return {-2, 0} end
+local tries = tonumber(redis.call('HGET', KEYS[1], 'tries') or '0')
+if tries <= 0 then redis.call('DEL', KEYS[1]) return {-2, 0} end
+if h == ARGV[1] then
+  if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+  return {1, tries}
+end
+local left = redis.call('HINCRBY', KEYS[1], 'tries', -1)
+if left <= 0 then redis.call('DEL', KEYS[1]) return {-1, 0} end
+return {0, left}
+"""
+)
+
+
 async def check_code(res: Resources, *, phone: str, purpose: str, code: str, consume: bool = True) -> None:
     """Check the code or raise; a wrong code spends one of the tries, the last wrong one kills the code.
     With `consume=False` a right code stays usable (call `consume_code` once the whole operation succeeded)."""
     pk = phone_key(res, phone)
     key = f"sms:code:{purpose}:{pk}"
-    stored = await res.redis.hget(key, "h")
-    if stored is None:
+    digest = hmac_sm3(pk.encode(), code.encode())
+    status, left = await _CHECK(res.redis, [key], [digest, b"1" if consume else b"0"])
+    if int(status) == 1:
+        return
+    if int(status) == -2:
         raise unprocessable(
             "sms-code-expired", "No valid SMS code: request a new one", "验证码已失效，请重新获取", field="sms_code"
         )
-    if hmac.compare_digest(as_bytes(stored), hmac_sm3(pk.encode(), code.encode())):
-        if consume:
-            await res.redis.delete(key)
-        return
-    left = await res.redis.hincrby(key, "tries", -1)
-    if left <= 0:
-        await res.redis.delete(key)
+    if int(status) == -1:
         raise unprocessable(
             "sms-code-exhausted", "Too many wrong codes: request a new one", "验证码错误次数过多", field="sms_code"
         )
-    raise unprocessable("sms-code-wrong", "The SMS code is wrong", "验证码错误", f"{left} tries left", field="sms_code")
+    raise unprocessable(
+        "sms-code-wrong", "The SMS code is wrong", "验证码错误", f"{int(left)} tries left", field="sms_code"
+    )
 
 
 async def consume_code(res: Resources, *, phone: str, purpose: str) -> None:

@@ -17,10 +17,12 @@ from core.problems import ProblemError
 from core.redis_client import as_bytes
 from core.resources import Resources
 from identity import clients, people
+from identity import repo as people_repo
 from identity.clients import Client
 from identity.credentials import sms
 from identity.credentials.service import face_check
 from identity.errors import forbidden, unprocessable
+from identity.oidc import repo
 from identity.oidc.scopes import SUPPORTED_SCOPES, grantable
 from identity.sessions import ACR_ORDER, Principal
 
@@ -28,6 +30,11 @@ REQUEST_TTL = 300
 CODE_TTL = 60
 PAR_TTL = 90
 FACE_ACR = "wz+face"
+SMS_ACR = "sms"  # the web portal's phone + SMS code login (approve_by_sms)
+# Every acr an authorization request can end with, so every acr an ID token carries: the approving session's own when
+# it ranks as a 网证 sign-in or above (identity.sessions.ACR_ORDER, the mini programs' face-checked sessions too), the
+# same after a face step-up (wz+face, wz+pin+face), and the portal's SMS login.
+ISSUED_ACRS = (*(acr for acr, rank in ACR_ORDER.items() if rank >= ACR_ORDER["wz"]), SMS_ACR)
 
 
 class AuthRequest(msgspec.Struct):
@@ -236,13 +243,7 @@ async def _grant(res: Resources, request: AuthRequest, *, person_id: str, acr: s
         family=str(uuid.uuid4()),
     )
     await res.redis.set(code_key(code), msgspec.msgpack.encode(grant), ex=CODE_TTL)
-    await res.db.execute(
-        """INSERT INTO identity.consents (person_id, client_id, scopes) VALUES ($1, $2, $3)
-           ON CONFLICT (person_id, client_id) DO UPDATE SET scopes = $3, granted_at = now(), withdrawn_at = NULL""",
-        uuid.UUID(person_id),
-        request.client_id,
-        request.scopes,
-    )
+    await repo.grant_consent(res.db, person_id, request.client_id, request.scopes)
     await audit.record(
         res.db,
         actor=f"person:{person_id}",
@@ -287,14 +288,13 @@ async def approve_by_sms(res: Resources, request_id: str, secret: str, *, phone:
     """Web-portal login by phone + SMS code when the user has no app at hand (acr "sms")."""
     await pending_for_browser(res, request_id, secret)
     await sms.check_code(res, phone=phone, purpose=SMS_PURPOSE, code=code)
-    person_id = await res.db.fetchval(
-        "SELECT id FROM identity.people WHERE phone_index = $1 ORDER BY created_at DESC LIMIT 1",
-        res.fields.blind_index(phone, context="identity.phone"),
+    person_id = await people_repo.person_id_by_phone_index(
+        res.db, res.fields.blind_index(phone, context="identity.phone")
     )
     if person_id is None:
         raise ProblemError(404, "not-enrolled", "No enrolled person has this phone", "该手机号未注册", field="phone")
     request = await _claim(res, request_id)
-    return await _grant(res, request, person_id=str(person_id), acr="sms", sid=f"web-{uuid.uuid4().hex}", ip=ip)
+    return await _grant(res, request, person_id=str(person_id), acr=SMS_ACR, sid=f"web-{uuid.uuid4().hex}", ip=ip)
 
 
 async def deny(res: Resources, request_id: str, principal: Principal) -> str:

@@ -9,10 +9,12 @@ from typing import Any
 import jwt
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from core.auth import credentials
 from core.problems import ProblemError
 from core.resources import Resources
 from identity import clients
 from identity.clients import Client
+from identity.oidc import repo
 from identity.oidc.tokens import OAuthError
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -33,7 +35,7 @@ async def _private_key_jwt(res: Resources, form: dict[str, str], endpoint: str) 
     client = await clients.get(res, client_id[:128], cached=True)
     if client is None or client.auth_method != "private_key_jwt" or claims.get("sub") != client_id:
         raise _invalid("unknown client or wrong authentication method")
-    jwks = await res.db.fetchval("SELECT jwks FROM identity.clients WHERE client_id = $1", client_id) or {}
+    jwks = await repo.client_jwks(res.db, client_id)
     key_data = next((k for k in jwks.get("keys", []) if k.get("kid") == header.get("kid")), None)
     if key_data is None:
         raise _invalid("no registered key matches the assertion's kid")
@@ -58,7 +60,7 @@ async def _private_key_jwt(res: Resources, form: dict[str, str], endpoint: str) 
 
 
 async def authenticate(res: Resources, authorization: str | None, form: dict[str, str], endpoint: str) -> Client:
-    if authorization and authorization.startswith("Basic "):
+    if credentials(authorization, "basic") is not None:  # client_secret_basic, the scheme in any case (RFC 9110)
         try:
             return await clients.authenticate_basic(res, authorization)
         except ProblemError as exc:

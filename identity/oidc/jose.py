@@ -19,6 +19,7 @@ from core.crypto import SM2PrivateKey, SM2PublicKey, der_to_raw, raw_to_der
 from core.resources import Resources
 from core.signed import b64u, b64u_decode
 from identity.keys import issuer_keys
+from identity.oidc import repo
 
 SM2_ALG = "SM2"
 _CTX = "identity.jwt_key"
@@ -92,26 +93,16 @@ async def _create_es256(res: Resources) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    async with res.db.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(7200102)")
-        if await conn.fetchval("SELECT 1 FROM identity.jwt_keys WHERE alg = 'ES256' AND retired_at IS NULL"):
-            return
-        await conn.execute(
-            "INSERT INTO identity.jwt_keys (kid, alg, public_jwk, private_key_enc) VALUES ($1, 'ES256', $2, $3)",
-            kid,
-            {**jwk, "kid": kid, "use": "sig", "alg": "ES256"},
-            res.fields.encrypt(pem, context=_CTX),
-        )
+    await repo.add_es256_key_once(
+        res.db, kid, {**jwk, "kid": kid, "use": "sig", "alg": "ES256"}, res.fields.encrypt(pem, context=_CTX)
+    )
 
 
 async def signing_keys(res: Resources) -> SigningKeys:
     cached = _cache.get(id(res))
     if cached and time.monotonic() - cached.loaded_at < _RELOAD:
         return cached
-    rows = await res.db.fetch(
-        "SELECT kid, public_jwk, private_key_enc FROM identity.jwt_keys WHERE alg = 'ES256' AND retired_at IS NULL "
-        "ORDER BY created_at DESC"
-    )
+    rows = await repo.live_es256_keys(res.db)
     if not rows:
         await _create_es256(res)
         return await signing_keys(res)

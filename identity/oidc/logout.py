@@ -16,6 +16,7 @@ from core import audit, outbound
 from core.problems import invalid
 from core.resources import Resources
 from identity import clients
+from identity.oidc import repo
 from identity.oidc.jose import sign_jwt, verify_own_jwt
 from identity.oidc.tokens import revoke_family
 
@@ -24,7 +25,7 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 async def notify_backchannel(res: Resources, client_id: str, sub: str, sid: str) -> None:
-    uri = await res.db.fetchval("SELECT backchannel_logout_uri FROM identity.clients WHERE client_id = $1", client_id)
+    uri = await repo.backchannel_logout_uri(res.db, client_id)
     if not uri:
         return
     now = int(time.time())
@@ -52,10 +53,7 @@ async def notify_backchannel(res: Resources, client_id: str, sub: str, sid: str)
 
 async def end_sid(res: Resources, sid: str, reason: str) -> list[tuple[str, str]]:
     """Revoke every token family issued under app session `sid`; notify their clients. Returns (client, sub)."""
-    rows = await res.db.fetch(
-        "SELECT DISTINCT family, client_id, person_id FROM identity.oidc_refresh WHERE sid = $1 AND revoked_at IS NULL",
-        sid,
-    )
+    rows = await repo.live_families_of_sid(res.db, sid)
     ended: list[tuple[str, str]] = []
     from identity.oidc.tokens import subject
 
@@ -77,13 +75,29 @@ async def end_session(
     state: str | None,
     client_id: str | None,
 ) -> Response[Any]:
+    """Everything is checked first — the ID token, the client, the redirect registered for that client, the state —
+    and only then is anything revoked: a refused logout changes nothing."""
     claims: dict[str, Any] = {}
     if id_token_hint:
         try:
             claims = await verify_own_jwt(res, id_token_hint, verify_exp=False)
         except (jwt.PyJWTError, ValueError) as exc:
             raise invalid("id_token_hint", "not an ID token issued here") from exc
-    audience = str(claims.get("aud", client_id or ""))
+    aud = claims.get("aud")
+    audiences = [str(a) for a in aud] if isinstance(aud, list) else ([str(aud)] if aud else [])
+    if client_id and audiences and client_id not in audiences:
+        raise invalid("client_id", "not the audience of id_token_hint")
+    audience = client_id or (audiences[0] if audiences else "")
+    if state is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in state):
+        raise invalid("state", "printable characters only")
+    target: str | None = None
+    if post_logout_redirect_uri:
+        client = await clients.get(res, audience[:128], cached=True) if audience else None
+        allowed = await repo.post_logout_redirect_uris(res.db, audience) if client else None
+        if not allowed or post_logout_redirect_uri not in allowed:
+            raise invalid("post_logout_redirect_uri", "not registered for this client (give id_token_hint)")
+        sep = "&" if "?" in post_logout_redirect_uri else "?"
+        target = post_logout_redirect_uri + (sep + urlencode({"state": state}) if state else "")
     if claims.get("sid"):
         ended = await end_sid(res, str(claims["sid"]), "rp-initiated logout")
         await audit.record(
@@ -93,18 +107,6 @@ async def end_session(
             target=str(claims["sid"]),
             detail={"clients": [c for c, _ in ended]},
         )
-    if post_logout_redirect_uri:
-        client = await clients.get(res, audience[:128], cached=True) if audience else None
-        allowed = (
-            await res.db.fetchval(
-                "SELECT post_logout_redirect_uris FROM identity.clients WHERE client_id = $1", audience
-            )
-            if client
-            else None
-        )
-        if not allowed or post_logout_redirect_uri not in allowed:
-            raise invalid("post_logout_redirect_uri", "not registered for this client (give id_token_hint)")
-        sep = "&" if "?" in post_logout_redirect_uri else "?"
-        target = post_logout_redirect_uri + (sep + urlencode({"state": state}) if state else "")
+    if target is not None:
         return Redirect(target, status_code=302)
     return Response("<!doctype html><meta charset=utf-8><p>已退出登录 · Signed out</p>", media_type=MediaType.HTML)

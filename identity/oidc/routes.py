@@ -18,7 +18,7 @@ from litestar.params import Body, JSONBody, Parameter
 from litestar.response import Redirect, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from core.auth import BEARER_REQUIRED
+from core.auth import BEARER_REQUIRED, credentials
 from core.problems import not_found
 from core.ratelimit import hit, rate_limit
 from core.resources import Resources
@@ -27,7 +27,7 @@ from identity.clients import Client
 from identity.codes.qr import render_svg
 from identity.credentials import sms
 from identity.models import Phone, SmsCode, SmsCodeSent
-from identity.oidc import authorization, tokens
+from identity.oidc import authorization, grants, tokens
 from identity.oidc.authorization import OAuthRedirectError
 from identity.oidc.client_auth import authenticate
 from identity.oidc.jose import SM2_ALG, signing_keys
@@ -37,7 +37,6 @@ from orgs import logs
 
 Req = Request[Any, Any, Any]
 Short = Annotated[str | None, Parameter(max_length=512)]
-ACRS = ["wz", "wz+pin", "wz+face", "wz+pin+face"]
 BROWSER_COOKIE = "szt_authreq"
 
 
@@ -68,11 +67,11 @@ def oauth_error_handler(request: Req, exc: OAuthError) -> Response[OAuthErrorBod
 async def _client(request: Req, res: Resources, form: dict[str, str], endpoint: str) -> Client:
     """Authenticate the client, then count it against its own rate limit (the IP limit is the route's guard)."""
     client = await authenticate(res, request.headers.get("authorization"), form, f"{_issuer(res)}/{endpoint}")
-    await hit(res.redis, f"oidc-client:{client.client_id}", res.settings.oidc_rate_per_client, 60)
+    await hit(res.redis, grants.client_bucket(client.client_id), res.settings.oidc_rate_per_client, grants.RATE_WINDOW)
     return client
 
 
-PER_IP = [rate_limit(lambda s: s.oidc_rate_per_ip, 60, name="oidc-ip")]
+PER_IP = [rate_limit(lambda s: s.oidc_rate_per_ip, grants.RATE_WINDOW, name=grants.IP_BUCKET)]
 # What every form-posting OAuth endpoint shares: OAuth error bodies, and the per-address rate limit.
 OAUTH_FORM_ENDPOINT: dict[str, Any] = {
     "responses": OAUTH_ERRORS,
@@ -118,7 +117,7 @@ def discovery(res: Resources) -> dict[str, Any]:
         ],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256"],
         "code_challenge_methods_supported": ["S256"],
-        "acr_values_supported": ACRS,
+        "acr_values_supported": list(authorization.ISSUED_ACRS),
         "claims_supported": [
             "sub",
             "iss",
@@ -396,6 +395,8 @@ async def par(request: Req, res: Resources, data: Annotated[ParForm, URLENCODED]
 
 
 class TokenForm(ClientAuthForm):
+    """The fields of every grant (identity.oidc.grants.TOKEN_FIELDS)."""
+
     grant_type: str | None = None
     code: str | None = None
     redirect_uri: str | None = None
@@ -419,27 +420,13 @@ async def token(request: Req, res: Resources, data: Annotated[TokenForm, URLENCO
     async with logs.timed_call(
         res, app_code=client.client_id, interface="/identity/token", ip=_ip(request), detail=grant[:40]
     ):
-        if grant == "authorization_code":
-            result = await tokens.redeem_code(
-                res,
-                client,
-                code=form.get("code", ""),
-                redirect_uri=form.get("redirect_uri", ""),
-                verifier=form.get("code_verifier", ""),
-                ip=_ip(request),
-            )
-        elif grant == "refresh_token":
-            result = await tokens.refresh(res, client, form.get("refresh_token", ""), ip=_ip(request))
-        elif grant == "client_credentials":
-            result = await tokens.client_credentials(res, client, form.get("scope", ""), ip=_ip(request))
-        else:
-            raise OAuthError("unsupported_grant_type", "use authorization_code, refresh_token or client_credentials")
+        result = await grants.run(res, client, form, _ip(request))
     return Response(result, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 async def _userinfo(request: Req, res: Resources) -> dict[str, Any]:
-    auth = request.headers.get("authorization", "")
-    access = await tokens.lookup(res, auth[7:]) if auth.startswith("Bearer ") else None
+    bearer = credentials(request.headers.get("authorization"), "bearer")  # the scheme in any case (RFC 9110)
+    access = await tokens.lookup(res, bearer) if bearer is not None else None
     if access is None or not access.person_id or "openid" not in access.scopes:
         raise OAuthError("invalid_token", "the access token is not valid", status=401)
     person = await people.load(res, access.person_id)

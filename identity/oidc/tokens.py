@@ -1,12 +1,12 @@
-"""Token endpoint rules: authorization code (+PKCE), refresh with rotation and reuse detection, client
-credentials; opaque access tokens in Redis (introspection and revocation in one round trip); ES256/SM2 ID tokens."""
+"""What the token endpoint issues and how it is stored: opaque access tokens in Redis (introspection and revocation
+in one round trip), refresh tokens in PostgreSQL (rotated; a family per authorization code), ES256/SM2 ID tokens,
+and the group commit that writes an issuance with its audit entry. The grants' rules are in identity.oidc.grants."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import hashlib
-import hmac
 import secrets
 import time
 import uuid
@@ -16,17 +16,22 @@ from typing import Any, NamedTuple
 import msgspec
 
 from core import audit
+from core.db import Record
 from core.redis_client import LuaScript, as_bytes
 from core.resources import Resources
 from core.resp import lean_client
 from identity.clients import Client
 from identity.codes.service import pairwise_user_code
-from identity.oidc.authorization import CodeGrant, code_key
+from identity.oidc import repo
+from identity.oidc.authorization import CodeGrant
 from identity.oidc.jose import sign_jwt
 from identity.oidc.scopes import UNMASKED_SCOPES
 
 ACCESS_TTL = 600
 REFRESH_DAYS = 30
+ACCESS_PREFIX = "oat_"
+MAX_ACCESS_TOKEN = 100  # ours are 47 characters
+INTROSPECTION_PARAMETERS = frozenset({"token", "token_type_hint"})  # introspection and revocation (RFC 7662, 7009)
 
 
 class OAuthError(Exception):
@@ -68,37 +73,51 @@ def subject(res: Resources, client: Client, person_id: str) -> str:
     return pairwise_user_code(res, client.sector, person_id)
 
 
+def access_key(token: str) -> str:
+    """The Redis key an access token's record lives under (only its digest is stored); "" for a string that cannot
+    be one of ours, which needs no lookup."""
+    return f"oat:{_h(token)}" if token.startswith(ACCESS_PREFIX) and len(token) <= MAX_ACCESS_TOKEN else ""
+
+
 def new_access_value() -> tuple[str, str]:
-    """A new opaque access token and the Redis key its record lives under (only its digest is stored)."""
-    value = "oat_" + secrets.token_urlsafe(32)
-    return value, f"oat:{_h(value)}"
+    """A new opaque access token and the Redis key its record lives under."""
+    value = ACCESS_PREFIX + secrets.token_urlsafe(32)
+    return value, access_key(value)
 
 
-async def _access(res: Resources, token: AccessToken) -> str:
-    """Store a client-credentials access token (no family: tokens of users are written by the issue writer)."""
+def decode_access(raw: Any) -> AccessToken | None:
+    """An access token's stored record as Redis returned it, or None when there is none or it has expired."""
+    if raw is None:
+        return None
+    access = msgspec.msgpack.decode(as_bytes(raw), type=AccessToken)
+    return access if access.exp > time.time() else None
+
+
+def client_token(client: Client, scopes: list[str]) -> tuple[TokenResponse, str, bytes]:
+    """A client-credentials access token: the answer, the Redis key and the record to store under it for
+    ACCESS_TTL (no family: tokens of users are written by the issue writer)."""
+    now = int(time.time())
     value, key = new_access_value()
-    await res.redis.set(key, msgspec.msgpack.encode(token), ex=ACCESS_TTL)
-    return value
+    record = msgspec.msgpack.encode(AccessToken(client.client_id, scopes, now + ACCESS_TTL, now))
+    return TokenResponse(value, "Bearer", ACCESS_TTL, " ".join(scopes)), key, record
+
+
+def refresh_digest(token: str) -> bytes:
+    """What a refresh token's row is found by (only its digest is stored)."""
+    return bytes.fromhex(_h(token))
 
 
 async def revoke_family(res: Resources, family: str, reason: str) -> None:
     # The mark goes first: an issuance of this family still being written checks it after its commit (the issue
     # writer), so whichever of the two finishes last revokes what the other wrote.
     await res.redis.set(f"ofam-revoked:{family}", reason.encode(), ex=ACCESS_TTL + 60)
-    await _revoke_refresh(res.db, [family])
+    await repo.revoke_refresh(res.db, [family])
     keys = await res.redis.smembers(f"ofam:{family}")
     if keys:
         await res.redis.delete(*keys)
 
 
-async def _revoke_refresh(db: Any, families: list[str]) -> None:
-    await db.execute(
-        "UPDATE identity.oidc_refresh SET revoked_at = now() WHERE family = ANY($1::uuid[]) AND revoked_at IS NULL",
-        [uuid.UUID(f) for f in families],
-    )
-
-
-async def _revoke_replayed(res: Resources, client: Client, family: str, what: str, ip: str) -> None:
+async def revoke_replayed(res: Resources, client: Client, family: str, what: str, ip: str) -> None:
     """A one-time credential came back (a code redeemed twice, a rotated refresh token reused): somebody holds a
     copy, so everything issued in its family is revoked, and that is audited."""
     await revoke_family(res, family, what.replace("_", " "))
@@ -136,49 +155,8 @@ async def _id_token(
 
 
 def pkce_s256(verifier: str) -> str:
+    """The S256 code challenge of a PKCE verifier (RFC 7636 §4.2)."""
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-
-
-# A code redeems once; the second redemption learns the family the first one started, to revoke it. The grant is
-# msgpack (identity.oidc.authorization.CodeGrant, a map), read in the script with cmsgpack. `strict` (the OAuth fast
-# layer) consumes the code only when client, redirect URI and PKCE all match and otherwise leaves it untouched
-# (state 3) for the token route, which consumes it whatever the outcome and names what was wrong.
-REDEEM_LUA = """
-local function redeem(key, strict, client_id, redirect_uri, s256)
-  local v = redis.call('GET', key)
-  if not v then return {0, false} end
-  if string.sub(v, 1, 5) == 'used:' then return {1, string.sub(v, 6)} end
-  local g = cmsgpack.unpack(v)
-  if strict == '1' and (g.client_id ~= client_id or g.redirect_uri ~= redirect_uri
-                        or (g.code_challenge ~= '' and g.code_challenge ~= s256)) then
-    return {3, false}
-  end
-  redis.call('SET', key, 'used:' .. g.family, 'KEEPTTL')
-  return {2, v}
-end
-"""
-_REDEEM = LuaScript(REDEEM_LUA + "return redeem(KEYS[1], '0', '', '', '')\n")
-
-
-async def redeem_code(
-    res: Resources, client: Client, *, code: str, redirect_uri: str, verifier: str, ip: str
-) -> TokenResponse:
-    state, value = await _REDEEM(res.redis, [code_key(code)], [])
-    if state == 0:
-        raise OAuthError("invalid_grant", "the code is unknown or expired")
-    if state == 1:
-        await _revoke_replayed(res, client, as_bytes(value).decode(), "code_replay", ip)
-        raise OAuthError("invalid_grant", "the code was already used; tokens issued with it are revoked")
-    grant = msgspec.msgpack.decode(as_bytes(value), type=CodeGrant)
-    if grant.client_id != client.client_id:
-        raise OAuthError("invalid_grant", "the code was issued to another client")
-    if grant.redirect_uri != redirect_uri:
-        raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
-    if grant.code_challenge and not (verifier and hmac.compare_digest(pkce_s256(verifier), grant.code_challenge)):
-        raise OAuthError("invalid_grant", "PKCE verification failed")
-    if client.auth_method == "none" and not grant.code_challenge:
-        raise OAuthError("invalid_grant", "public clients must use PKCE")
-    return await issue_for_code(res, client, grant, ip=ip)
 
 
 async def issue_for_code(res: Resources, client: Client, grant: CodeGrant, *, ip: str) -> TokenResponse:
@@ -226,7 +204,7 @@ async def _issue(
     if "offline_access" in scopes or client.kind in ("app", "portal"):
         refresh = "ort_" + secrets.token_urlsafe(32)
         row = (
-            bytes.fromhex(_h(refresh)),
+            refresh_digest(refresh),
             uuid.UUID(family),
             client.client_id,
             uuid.UUID(person_id),
@@ -249,16 +227,7 @@ async def _issue(
     return TokenResponse(access, "Bearer", ACCESS_TTL, " ".join(scopes), id_token, refresh)
 
 
-# The refresh rows of a batch, inserted by the audit append's statement only when it moved the chain's head
-# (core.audit.append_if_head): columns as unnest arrays from $14, scopes space-joined (an array of arrays would
-# flatten).
-_REFRESH_IF_MOVED = """INSERT INTO identity.oidc_refresh (token_hash, family, client_id, person_id, scopes, acr, sid,
-                                                      auth_time, expires_at)
-    SELECT th, f, c, p, string_to_array(sc, ' '), a, s, at, ex
-    FROM unnest($14::bytea[], $15::uuid[], $16::text[], $17::uuid[], $18::text[], $19::text[], $20::text[],
-                $21::timestamptz[], $22::timestamptz[]) AS y(th, f, c, p, sc, a, s, at, ex)
-    WHERE EXISTS (SELECT 1 FROM moved)"""
-assert audit.APPEND_PARAMS == 13
+assert audit.APPEND_PARAMS == 13  # repo.REFRESH_IF_MOVED's parameters follow the append's
 _BATCH_MAX = 256
 
 
@@ -316,7 +285,7 @@ class _IssueWriter:
             [ACCESS_TTL, *(x for i in batch for x in (i.access_record, i.family))],
         )
         if revoked:
-            await _revoke_refresh(self.db, [as_bytes(f).decode() for f in revoked])
+            await repo.revoke_refresh(self.db, [as_bytes(f).decode() for f in revoked])
 
     async def _commit(self, batch: list[_Issued]) -> None:
         """The batch's audit entries and refresh rows in one statement chained on the head this writer last saw
@@ -330,12 +299,14 @@ class _IssueWriter:
         async with self.db.acquire() as conn:
             head = self.head or await audit.read_head(conn)
             for _ in range(2):
-                moved, head = await audit.append_if_head(conn, head, entries, also=_REFRESH_IF_MOVED, also_args=args)
+                moved, head = await audit.append_if_head(
+                    conn, head, entries, also=repo.REFRESH_IF_MOVED, also_args=args
+                )
                 if moved:
                     self.head = head
                     return
             # A busy chain: hold the head while appending.
-            self.head = await audit.append_locked(conn, entries, also=_REFRESH_IF_MOVED, also_args=args)
+            self.head = await audit.append_locked(conn, entries, also=repo.REFRESH_IF_MOVED, also_args=args)
 
 
 # Store each access token (and its family membership) unless its family is marked revoked; returns those families.
@@ -368,29 +339,8 @@ def _writer(res: Resources) -> _IssueWriter:
     return w
 
 
-async def refresh(res: Resources, client: Client, token: str, *, ip: str) -> TokenResponse:
-    digest = bytes.fromhex(_h(token))
-    async with res.db.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("SELECT * FROM identity.oidc_refresh WHERE token_hash = $1 FOR UPDATE", digest)
-        if row is None or row["client_id"] != client.client_id:
-            raise OAuthError("invalid_grant", "the refresh token is not valid")
-        if row["revoked_at"] is not None or row["expires_at"] < datetime.now(UTC):
-            raise OAuthError("invalid_grant", "the refresh token is revoked or expired")
-        if row["used_at"] is not None:
-            family = str(row["family"])
-        else:
-            family = ""
-            await conn.execute("UPDATE identity.oidc_refresh SET used_at = now() WHERE token_hash = $1", digest)
-    if family:  # reuse of a rotated refresh token: somebody holds a copy; end the whole family
-        await _revoke_replayed(res, client, family, "refresh_reuse", ip)
-        raise OAuthError("invalid_grant", "the refresh token was already used; the session is revoked")
-    consent = await res.db.fetchval(
-        "SELECT 1 FROM identity.consents WHERE person_id = $1 AND client_id = $2 AND withdrawn_at IS NULL",
-        row["person_id"],
-        client.client_id,
-    )
-    if not consent:
-        raise OAuthError("invalid_grant", "the user withdrew consent")
+async def issue_for_refresh(res: Resources, client: Client, row: Record, *, ip: str) -> TokenResponse:
+    """The tokens of a rotated refresh token whose row was checked and marked used: same family, scopes and acr."""
     return await _issue(
         res,
         client,
@@ -406,23 +356,11 @@ async def refresh(res: Resources, client: Client, token: str, *, ip: str) -> Tok
     )
 
 
-async def client_credentials(res: Resources, client: Client, scope: str, *, ip: str) -> TokenResponse:
-    if client.auth_method == "none":
-        raise OAuthError("unauthorized_client", "public clients cannot use client_credentials")
-    now = int(time.time())
-    scopes = [s for s in scope.split() if s in ("codes:verify", "status:read", "affairs", "eseal")]
-    access = await _access(res, AccessToken(client.client_id, scopes, now + ACCESS_TTL, now))
-    return TokenResponse(access, "Bearer", ACCESS_TTL, " ".join(scopes))
-
-
 async def lookup(res: Resources, token: str) -> AccessToken | None:
-    if not token.startswith("oat_") or len(token) > 100:
+    key = access_key(token)
+    if not key:
         return None
-    raw = await res.redis.get(f"oat:{_h(token)}")
-    if raw is None:
-        return None
-    access = msgspec.msgpack.decode(as_bytes(raw), type=AccessToken)
-    return access if access.exp > time.time() else None
+    return decode_access(await res.redis.get(key))
 
 
 def introspection(access: AccessToken | None, issuer: str) -> dict[str, Any]:
@@ -448,13 +386,9 @@ async def revoke(res: Resources, client: Client, token: str) -> None:
     access = await lookup(res, token)
     if access is not None:
         if access.client_id == client.client_id:
-            await res.redis.delete(f"oat:{_h(token)}")
+            await res.redis.delete(access_key(token))
         return
-    family = await res.db.fetchval(
-        "SELECT family FROM identity.oidc_refresh WHERE token_hash = $1 AND client_id = $2",
-        bytes.fromhex(_h(token)),
-        client.client_id,
-    )
+    family = await repo.refresh_family(res.db, refresh_digest(token), client.client_id)
     if family is not None:
         await revoke_family(res, str(family), "revoked by client")
 
@@ -463,13 +397,7 @@ async def revoke_for(
     res: Resources, *, person_id: str, client_id: str | None = None, sid: str | None = None, reason: str
 ) -> list[str]:
     """Revoke every token family of a person (for one client, or of one app session). Returns the client ids."""
-    rows = await res.db.fetch(
-        """SELECT DISTINCT family, client_id FROM identity.oidc_refresh WHERE person_id = $1 AND revoked_at IS NULL
-           AND ($2::text IS NULL OR client_id = $2) AND ($3::text IS NULL OR sid = $3)""",
-        uuid.UUID(person_id),
-        client_id,
-        sid,
-    )
+    rows = await repo.live_families(res.db, person_id, client_id, sid)
     for r in rows:
         await revoke_family(res, str(r["family"]), reason)
     return sorted({r["client_id"] for r in rows})
