@@ -4,20 +4,23 @@ masking management (the catalogue of sensitive fields and their levels)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, put
 from litestar.di import Provide
 from litestar.params import JSONBody, Parameter
+from litestar.response import Stream
 
 from admin import exports
 from admin.auth import Guarded, guarded, needs
 from admin.guards import admin_of
 from admin.org_routes import Cursor, Limit
 from core.filters import TimeParam, time_range
+from core.problems import not_found
 from core.resources import Resources
-from orgs import logs, masks
+from orgs import logs, masks, op_archive
 from orgs.models import AdminPrincipal
 
 Q = Annotated[str | None, Parameter(max_length=200)]
@@ -222,4 +225,38 @@ class Masking(Guarded):
         return await masks.update(res, admin_of(request), field, data)
 
 
-ROUTES: list[Any] = [OperationLog, IntegrationLog, report, Masking]
+Month = Annotated[str, Parameter(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", max_length=7, description="YYYY-MM (UTC)")]
+
+
+class OpLogArchives(Guarded):
+    """Months of the operation log moved out of the online window, each with its chain head; a month downloads as
+    JSON Lines carrying the chain hashes (docs/domains/orgs.md says how to verify them)."""
+
+    path = "/v1/op-logs/archives"
+    tags = ("logs",)
+
+    @get(summary="Archived months of the operation log, newest first, with their chain heads", **needs("logs.read"))
+    async def list_op_log_archives(self, res: Resources) -> op_archive.ArchivedMonths:
+        return await op_archive.months(res)
+
+    @get(
+        "/{month:str}",
+        summary="Download an archived month of the operation log (JSON Lines with the chain hashes, unmasked)",
+        media_type="application/x-ndjson",
+        **needs("logs.export", "logs.export.operations.archive"),
+    )
+    async def download_op_log_archive(self, res: Resources, month: Month) -> Stream:
+        first = date(int(month[:4]), int(month[5:]), 1)
+        if not await op_archive.exists(res, first):
+            raise not_found("archived month")
+        return Stream(
+            op_archive.export(res, first),
+            media_type="application/x-ndjson",
+            headers={
+                "Content-Disposition": f'attachment; filename="op-log-{month}.jsonl"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+
+ROUTES: list[Any] = [OperationLog, IntegrationLog, report, Masking, OpLogArchives]

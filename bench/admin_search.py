@@ -59,11 +59,14 @@ async def _scenario(ctx: Context) -> list[Row]:
         ctx.progress(f"admin: generating {N:,} operation-log rows (COPY-speed INSERT … generate_series)")
         now = datetime.now(UTC)
         t0 = time.perf_counter()
+        # Generated as rows from before the chain (numbered newest-last, hashes left to orgs.logs.seal_legacy, which
+        # the search never needs): the bench's own fresh database has an empty chain.
+        assert await res.db.fetchval("SELECT seq FROM orgs.op_log_head") == 0
         for first in range(0, N, 250_000):
             await res.db.execute(
-                """INSERT INTO orgs.op_log (id, at, username, org_path, ip, method, path, action, target, result,
+                """INSERT INTO orgs.op_log (seq, id, at, username, org_path, ip, method, path, action, target, result,
                                             status, reason, request_id)
-                   SELECT gen_random_uuid(), $3::timestamptz - make_interval(secs => g * 2.6),
+                   SELECT $7::bigint + 1 - g, gen_random_uuid(), $3::timestamptz - make_interval(secs => g * 2.6),
                           'user' || (g % $4), '320000.' || ($6::text[])[1 + g % 13], '10.0.' || (g % 250) || '.1',
                           'POST', '/admin/v1/x', 'action.' || ((g / 7) % $5), '',
                           CASE WHEN g % 50 = 0 THEN 'fail' ELSE 'ok' END, 200, '', ''
@@ -74,8 +77,10 @@ async def _scenario(ctx: Context) -> list[Row]:
                 USERS,
                 ACTIONS,
                 list(regions.CITY_CODES),
+                N,
                 timeout=900,
             )
+        await res.db.execute("UPDATE orgs.op_log_head SET seq = $1, legacy = $1", N)
         await res.db.execute("ANALYZE orgs.op_log", timeout=600)
         gen_s = time.perf_counter() - t0
         p = AdminPrincipal(

@@ -75,17 +75,23 @@ async def migrate(conn: Connection, packages: tuple[str, ...] = PACKAGES) -> lis
                 if done[key] != mig.checksum:
                     raise RuntimeError(f"applied migration {mig.package}/{mig.name} was edited; add a new one")
                 continue
-            async with conn.transaction():
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{mig.package}"')
-                await conn.execute(f'SET LOCAL search_path TO "{mig.package}", public')
-                await conn.execute(mig.sql)
-                await conn.execute(
-                    "INSERT INTO core.schema_migrations (package, version, name, checksum) VALUES ($1,$2,$3,$4)",
-                    mig.package,
-                    mig.version,
-                    mig.name,
-                    mig.checksum,
-                )
+            await apply(conn, mig)
             applied_now.append(f"{mig.package}/{mig.name}")
             log.info("migration applied", extra={"migration": f"{mig.package}/{mig.name}"})
     return applied_now
+
+
+async def apply(conn: Connection, mig: Migration) -> None:
+    """One migration in its own transaction (a savepoint inside the runner's) with its row in
+    `core.schema_migrations`."""
+    async with conn.transaction():
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{mig.package}"')
+        await conn.execute(f'SET LOCAL search_path TO "{mig.package}", public')
+        await conn.execute(mig.sql)
+        await conn.execute(
+            "INSERT INTO core.schema_migrations (package, version, name, checksum) VALUES ($1,$2,$3,$4)",
+            mig.package,
+            mig.version,
+            mig.name,
+            mig.checksum,
+        )

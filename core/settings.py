@@ -281,6 +281,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "an administrator session ends this many seconds after sign-in however active it is (absolute cap)",
         ),
     ] = 43200
+    op_log_online_months: Annotated[
+        int,
+        _var(
+            "SZT_OP_LOG_ONLINE_MONTHS",
+            "months of the operation log kept online (searchable) before the monthly job moves each older month, "
+            "chain hashes and all, into the archive, which is kept for good and exported by month (at least 1)",
+        ),
+    ] = 24
 
     @property
     def base_url(self) -> str:

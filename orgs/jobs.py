@@ -1,4 +1,5 @@
-"""Scheduled jobs of orgs: the integration log's daily backup, monitoring samples and alert evaluation."""
+"""Scheduled jobs of orgs: the integration log's daily backup, the operation log's monthly archive, monitoring
+samples and alert evaluation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 
 from core.resources import Resources
 from core.worker import scheduled
-from orgs import backup, logs, monitoring, stats
+from orgs import backup, logs, monitoring, op_archive, stats
 
 log = logging.getLogger("szt.orgs.jobs")
 
@@ -41,3 +42,12 @@ async def integration_drain(res: Resources) -> None:
     moved = await logs.drain_integration(res)
     if moved:
         log.debug("integration log drained", extra={"rows": moved})
+
+
+@scheduled("orgs.op_log_archive", cron="45 0 1 * *", timezone="UTC")
+async def op_log_archive(res: Resources) -> None:
+    """Monthly, after the turn of the month (UTC): months of the operation log older than the online window move
+    into the archive (a missed month is caught up). The hourly audit.verify job verifies the chain across it."""
+    moved = await op_archive.archive(res)
+    if moved:
+        log.info("operation log archived", extra={"months": [m.strftime("%Y-%m") for m in moved]})

@@ -4,6 +4,7 @@ for export, and the periodic report. Other domains call `record_integration` for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from core import audit
 from core.filters import ESCAPE, contains
 from core.ids import new_id
 from core.observe import current_request_id
@@ -110,6 +112,62 @@ def _uuid7() -> uuid.UUID:
     return uuid.UUID(int=(int(datetime.now(UTC).timestamp() * 1000) << 80) | (uuid.uuid4().int & ((1 << 80) - 1)))
 
 
+async def seal_legacy(conn: Any) -> None:
+    """Chain the rows written before the operation log was chained (migration 005 numbered them and left their
+    hashes to this, SQL having no SM3): once, under the head's lock, from the genesis; the head then moves to the
+    last of them. Joins the caller's transaction or runs in its own."""
+    async with contextlib.AsyncExitStack() as stack:
+        if not conn.is_in_transaction():
+            await stack.enter_async_context(conn.transaction())
+        legacy = await conn.fetchval("SELECT legacy FROM orgs.op_log_head FOR UPDATE")
+        if not legacy:
+            return
+        names = [n for n, _ in OP_CHAIN.columns]
+        rows = await conn.fetch(
+            f"SELECT {', '.join(names)} FROM orgs.op_log WHERE seq <= $1 ORDER BY seq",  # noqa: S608 (constants)
+            legacy,
+        )
+        assert len(rows) == legacy, "rows numbered by migration 005 are missing"
+        cols, last_seq, last_hash = OP_CHAIN.chained([[r[n] for n in names] for r in rows], 0, audit.GENESIS)
+        await conn.execute(
+            """UPDATE orgs.op_log SET prev_hash = x.ph, hash = x.h
+               FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS x(s, ph, h)
+               WHERE op_log.seq = x.s AND op_log.hash IS NULL""",
+            cols[0],
+            cols[-2],
+            cols[-1],
+        )
+        await conn.execute("UPDATE orgs.op_log_head SET hash = $1, legacy = 0 WHERE seq = $2", last_hash, last_seq)
+        log.info("operation log rows before the chain sealed", extra={"rows": legacy})
+
+
+OP_CHAIN = audit.register(
+    audit.Chain(
+        name="op_log",
+        table="orgs.op_log",
+        head="orgs.op_log_head",
+        columns=(
+            ("at", "timestamptz"),
+            ("id", "uuid"),
+            ("admin_id", "uuid"),
+            ("username", "text"),
+            ("org_path", "text"),
+            ("ip", "text"),
+            ("method", "text"),
+            ("path", "text"),
+            ("action", "text"),
+            ("target", "text"),
+            ("result", "text"),
+            ("status", "int4"),
+            ("reason", "text"),
+            ("request_id", "text"),
+        ),
+        archive="orgs.op_log_archive",
+        prepare=seal_legacy,
+    )
+)
+
+
 async def record_op(
     res: Resources,
     *,
@@ -123,24 +181,32 @@ async def record_op(
     status: int,
     reason: str,
 ) -> None:
-    await res.db.execute(
-        """INSERT INTO orgs.op_log (id, admin_id, username, org_path, ip, method, path, action, target, result,
-                                    status, reason, request_id)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)""",
-        _uuid7(),
-        principal.id if principal else None,
-        (principal.username if principal else username)[:64],
-        principal.org_path if principal else "",
-        ip[:64],
-        method,
-        path[:300],
-        action[:100],
-        target[:300],
-        "ok" if status < 400 else "fail",
-        status,
-        reason[:500],
-        current_request_id() or new_id(),
-    )
+    """Append one entry to the chained operation log (the head locked until the commit, as the audit log; the
+    entry's time taken once it is held, so time follows the chain's order)."""
+
+    def row() -> list[tuple[Any, ...]]:
+        return [
+            (
+                datetime.now(UTC),
+                _uuid7(),
+                principal.id if principal else None,
+                (principal.username if principal else username)[:64],
+                principal.org_path if principal else "",
+                ip[:64],
+                method,
+                path[:300],
+                action[:100],
+                target[:300],
+                "ok" if status < 400 else "fail",
+                status,
+                reason[:500],
+                current_request_id() or new_id(),
+            )
+        ]
+
+    async with res.db.acquire() as conn, conn.transaction():
+        await seal_legacy(conn)
+        await OP_CHAIN.append_locked(conn, row)
 
 
 INTEGRATION_QUEUE = "orgs:integration_queue"

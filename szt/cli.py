@@ -149,21 +149,26 @@ def cmd_openapi(args: argparse.Namespace) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
-    from core.audit import verify
+    """Verify every hash-chained log: the audit log and the operation log (archive and online)."""
+    import orgs.logs  # noqa: F401  (registers the operation log's chain)
+    from core.audit import CHAINS
     from core.db import create_pool
 
     async def go() -> int:
         settings, embedded = with_embedded(load_settings())
         pool = await create_pool(settings.database_url, max_size=1)
+        found = 0
         try:
-            findings = await verify(pool)
+            for name, chain in CHAINS.items():
+                findings = await chain.verify(pool)
+                for f in findings:
+                    print(f"{name} row seq={f.seq}: {f.problem}")
+                print(f"{name} chain intact" if not findings else f"{name}: {len(findings)} finding(s)")
+                found += len(findings)
         finally:
             await pool.close()
             embedded.stop()
-        for f in findings:
-            print(f"audit row seq={f.seq}: {f.problem}")
-        print("audit chain intact" if not findings else f"{len(findings)} finding(s)")
-        return 1 if findings else 0
+        return 1 if found else 0
 
     raise SystemExit(asyncio.run(go()))
 
@@ -247,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="openapi")
     p.add_argument("--check", action="store_true", help="fail if the committed documents differ")
     p.set_defaults(fn=cmd_openapi)
-    p = sub.add_parser("audit", help="audit log tools")
+    p = sub.add_parser("audit", help="hash-chained logs (audit, operation log): verify")
     p.add_argument("action", choices=["verify"])
     p.set_defaults(fn=cmd_audit)
     p = sub.add_parser("clients", help="relying parties")
