@@ -177,8 +177,27 @@ _NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+_EDGE_VALUE = "EdgeValue"
+
+
 def state_edge_rules(doc: Any) -> None:
-    components = (doc.components.schemas or {}) if doc.components else {}
+    doc.components = doc.components or Components()
+    components = doc.components.schemas if doc.components.schemas is not None else {}
+    # Any JSON value the edge lets through: a field the schema does not name is ignored, yet checked by the edge.
+    me = Reference(ref=f"#/components/schemas/{_EDGE_VALUE}")
+    components[_EDGE_VALUE] = Schema(
+        description="any JSON value without C0 control characters (other than tab, LF, CR) or DEL, integers in 64 bits",
+        any_of=[
+            Schema(type=OpenAPIType.STRING, pattern=_NO_CONTROL),
+            Schema(type=OpenAPIType.INTEGER, minimum=_INT64[0], maximum=_INT64[1]),
+            Schema(type=OpenAPIType.NUMBER),
+            Schema(type=OpenAPIType.BOOLEAN),
+            Schema(type=OpenAPIType.NULL),
+            Schema(type=OpenAPIType.ARRAY, items=me),
+            Schema(type=OpenAPIType.OBJECT, property_names=Schema(pattern=_NO_CONTROL), additional_properties=me),
+        ],
+    )
+    doc.components.schemas = components
     seen: set[int] = set()
 
     def walk(node: Any) -> None:
@@ -198,6 +217,8 @@ def state_edge_rules(doc: Any) -> None:
             node.maximum = _INT64[1] if node.maximum is None else node.maximum
         if OpenAPIType.OBJECT in types and node.property_names is None:
             node.property_names = Schema(pattern=_NO_CONTROL)
+        if OpenAPIType.OBJECT in types and node.additional_properties is None:
+            node.additional_properties = Reference(ref=f"#/components/schemas/{_EDGE_VALUE}")  # unknown fields too
         for child in (node.items, node.additional_properties, node.contains):
             walk(child)
         for group in (node.all_of, node.any_of, node.one_of, node.prefix_items):
