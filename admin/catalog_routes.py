@@ -29,7 +29,7 @@ from catalog.models import (
     VersionView,
     Visibility,
 )
-from core.idempotency import idempotent
+from core.idempotency import IdempotencyKey, idempotent
 from core.pagination import MAX_PAGE
 from core.problems import ProblemError
 from core.resources import Resources
@@ -77,7 +77,9 @@ class Catalog(Guarded):
         middleware=IDEMPOTENT,
         **needs("catalog.app.apply"),
     )
-    async def apply(self, request: Req, res: Resources, data: JSONBody[Application]) -> VersionView:
+    async def apply(
+        self, request: Req, res: Resources, data: JSONBody[Application], idempotency_key: IdempotencyKey = None
+    ) -> VersionView:
         return await service.apply(res, admin_of(request), data, ip=_ip(request))
 
     @post(
@@ -88,7 +90,12 @@ class Catalog(Guarded):
         **needs("catalog.app.apply"),
     )
     async def submit_version(
-        self, request: Req, res: Resources, code: AppCode, data: JSONBody[Application]
+        self,
+        request: Req,
+        res: Resources,
+        code: AppCode,
+        data: JSONBody[Application],
+        idempotency_key: IdempotencyKey = None,
     ) -> VersionView:
         return await service.submit_version(res, admin_of(request), code, data, ip=_ip(request))
 

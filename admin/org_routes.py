@@ -10,7 +10,7 @@ from litestar.params import JSONBody, Parameter
 
 from admin.auth import Guarded, guarded, needs
 from admin.guards import admin_of
-from core.idempotency import idempotent
+from core.idempotency import IdempotencyKey, idempotent
 from core.pagination import MAX_PAGE
 from core.resources import Resources
 from orgs import permissions, service
@@ -72,7 +72,9 @@ class Roles(Guarded):
         middleware=[idempotent()],
         **needs("orgs.role.edit", "orgs.role.create"),
     )
-    async def create_role(self, request: Req, res: Resources, data: JSONBody[NewRole]) -> Role:
+    async def create_role(
+        self, request: Req, res: Resources, data: JSONBody[NewRole], idempotency_key: IdempotencyKey = None
+    ) -> Role:
         return await service.create_role(res, admin_of(request), data)
 
 
@@ -111,7 +113,9 @@ class Admins(Guarded):
         middleware=[idempotent()],
         **needs("orgs.admin.create", "orgs.admin.create"),
     )
-    async def create_admin(self, request: Req, res: Resources, data: JSONBody[AdminRegistration]) -> Admin:
+    async def create_admin(
+        self, request: Req, res: Resources, data: JSONBody[AdminRegistration], idempotency_key: IdempotencyKey = None
+    ) -> Admin:
         return await service.create_admin(res, data, by=admin_of(request))
 
     @get("/{admin_id:uuid}", summary="One administrator account", **needs("orgs.admin.list"))

@@ -10,6 +10,8 @@ import msgspec
 from litestar.params import Parameter
 from msgspec import Meta
 
+from core import idempotency
+
 Code = Annotated[str, Meta(pattern=r"^app-(0[1-9]|[1-4]\d)$", description="application code app-01 … app-49")]
 Form = Annotated[dict[str, Annotated[str, Meta(max_length=500)]], Meta(max_length=40)]
 Short = Annotated[str, Meta(min_length=1, max_length=100)]
@@ -345,4 +347,4 @@ AppCode = Annotated[str, Parameter(pattern=r"^app-(0[1-9]|[1-4]\d)$", descriptio
 PageCursor = Annotated[str | None, Parameter(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")]
 PageLimit = Annotated[int, Parameter(ge=1, le=PAGE_MAX)]
 FileName = Annotated[str, Parameter(header="X-Filename", max_length=100)]
-IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255)]
+IdempotencyKey = idempotency.IdempotencyKey  # the header with the pattern core.idempotency enforces

@@ -202,7 +202,9 @@ class Bookings(Signed):
     path = f"{PATH}/bookings"
 
     @post(status_code=201, summary="Book a time", middleware=IDEMPOTENT)
-    async def book(self, res: Resources, me: Principal, data: BookingIn) -> BookingView:
+    async def book(
+        self, res: Resources, me: Principal, data: BookingIn, idempotency_key: IdempotencyKey = None
+    ) -> BookingView:
         return await bookings.book(res, me.person_id, me.acr, data)
 
     @get(summary="My bookings, newest first")
@@ -220,7 +222,9 @@ class Orders(Signed):
     path = f"{PATH}/orders"
 
     @post(status_code=201, summary="Create a payment order (item 7)", middleware=IDEMPOTENT)
-    async def create_order(self, res: Resources, me: Principal, data: OrderIn) -> OrderView:
+    async def create_order(
+        self, res: Resources, me: Principal, data: OrderIn, idempotency_key: IdempotencyKey = None
+    ) -> OrderView:
         return await payments.create_order(res, me.person_id, me.acr, data)
 
     @get("/{order_id:uuid}", summary="One of my orders")
@@ -228,7 +232,9 @@ class Orders(Signed):
         return await payments.get_order(res, me.person_id, order_id)
 
     @post("/{order_id:uuid}/refund", status_code=200, summary="Refund a paid order", middleware=IDEMPOTENT)
-    async def refund(self, res: Resources, me: Principal, order_id: uuid.UUID, data: RefundIn) -> OrderView:
+    async def refund(
+        self, res: Resources, me: Principal, order_id: uuid.UUID, data: RefundIn, idempotency_key: IdempotencyKey = None
+    ) -> OrderView:
         return await payments.refund(res, me.person_id, order_id, data)
 
 
@@ -238,7 +244,9 @@ class MoveCar(Signed):
     path = f"{PATH}/move-car"
 
     @post(status_code=201, summary="自助移车: ask the owner of a blocking car to move it", middleware=IDEMPOTENT)
-    async def move_car(self, res: Resources, me: Principal, data: MoveCarIn) -> MoveCarView:
+    async def move_car(
+        self, res: Resources, me: Principal, data: MoveCarIn, idempotency_key: IdempotencyKey = None
+    ) -> MoveCarView:
         return await extras.move_car(res, me.person_id, data)
 
     @get("/{report_id:uuid}", summary="Status of a move-car report (reporter or owner)")
@@ -257,7 +265,7 @@ class EnterpriseRequests(Signed):
 
     @post(status_code=201, summary="公安服务企业平台: a service request", middleware=IDEMPOTENT)
     async def enterprise_request(
-        self, res: Resources, me: Principal, data: EnterpriseRequestIn
+        self, res: Resources, me: Principal, data: EnterpriseRequestIn, idempotency_key: IdempotencyKey = None
     ) -> EnterpriseRequestView:
         return await extras.enterprise_request(res, me.person_id, me.acr, data)
 

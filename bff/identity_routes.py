@@ -11,7 +11,7 @@ from litestar.params import JSONBody, Parameter
 from bff.auth import SignedIn, client_ip, principal
 from core import clock
 from core.auth import BEARER_REQUIRED
-from core.idempotency import idempotent
+from core.idempotency import IdempotencyKey, idempotent
 from core.masking import mask_id_number, mask_name, mask_phone
 from core.problems import not_found
 from core.ratelimit import rate_limit
@@ -47,7 +47,9 @@ async def send_sms_code(request: Req, res: Resources, data: JSONBody[models.SmsC
     middleware=[idempotent()],
     guards=[rate_limit(lambda s: s.enrol_rate_per_ip, 3600, name="enrol-ip")],
 )
-async def enrol(request: Req, res: Resources, data: JSONBody[models.EnrolmentRequest]) -> models.Enrolled:
+async def enrol(
+    request: Req, res: Resources, data: JSONBody[models.EnrolmentRequest], idempotency_key: IdempotencyKey = None
+) -> models.Enrolled:
     return await service.enrol(res, data, ip=client_ip(request))
 
 
@@ -134,7 +136,12 @@ class Credentials(SignedIn):
         middleware=[idempotent()],
     )
     async def new_credential(
-        self, request: Req, res: Resources, me: Principal, data: JSONBody[models.NewCredentialRequest]
+        self,
+        request: Req,
+        res: Resources,
+        me: Principal,
+        data: JSONBody[models.NewCredentialRequest],
+        idempotency_key: IdempotencyKey = None,
     ) -> models.CredentialView:
         return await service.issue_for_new_device(res, me, data, ip=client_ip(request))
 

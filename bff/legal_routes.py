@@ -9,7 +9,7 @@ from litestar import Request, delete, get, post
 from litestar.params import JSONBody, Parameter
 
 from bff.auth import SignedIn, client_ip
-from core.idempotency import idempotent
+from core.idempotency import IdempotencyKey, idempotent
 from core.resources import Resources
 from identity.facade import Principal, legal, legal_models
 
@@ -32,7 +32,12 @@ class Enterprises(SignedIn):
         middleware=[idempotent()],
     )
     async def register_enterprise(
-        self, request: Req, res: Resources, me: Principal, data: JSONBody[legal_models.EnterpriseRequest]
+        self,
+        request: Req,
+        res: Resources,
+        me: Principal,
+        data: JSONBody[legal_models.EnterpriseRequest],
+        idempotency_key: IdempotencyKey = None,
     ) -> legal_models.EnterpriseView:
         return await legal.register_enterprise(res, me.person_id, data, ip=client_ip(request))
 
@@ -55,6 +60,7 @@ class Enterprises(SignedIn):
         me: Principal,
         enterprise_id: uuid.UUID,
         data: JSONBody[legal_models.HandlerGrant],
+        idempotency_key: IdempotencyKey = None,
     ) -> legal_models.HandlerView:
         return await legal.grant_handler(res, me.person_id, enterprise_id, data, ip=client_ip(request))
 
@@ -86,7 +92,12 @@ class Agents(SignedIn):
         middleware=[idempotent()],
     )
     async def grant_agent(
-        self, request: Req, res: Resources, me: Principal, data: JSONBody[legal_models.AgentGrant]
+        self,
+        request: Req,
+        res: Resources,
+        me: Principal,
+        data: JSONBody[legal_models.AgentGrant],
+        idempotency_key: IdempotencyKey = None,
     ) -> legal_models.AgentView:
         return await legal.grant_agent(res, me.person_id, data, ip=client_ip(request))
 

@@ -11,7 +11,7 @@ from litestar.params import JSONBody, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from bff.auth import SignedIn
-from core.idempotency import idempotent
+from core.idempotency import IdempotencyKey, idempotent
 from core.resources import Resources
 from identity.facade import Principal
 from push import service
@@ -31,7 +31,9 @@ class Devices(SignedIn):
         status_code=201,
         middleware=[idempotent()],
     )
-    async def register_device(self, res: Resources, me: Principal, data: JSONBody[DeviceRegistration]) -> DeviceView:
+    async def register_device(
+        self, res: Resources, me: Principal, data: JSONBody[DeviceRegistration], idempotency_key: IdempotencyKey = None
+    ) -> DeviceView:
         return await service.register_device(res, me.person_id, data)
 
     @get(summary="My active push addresses")

@@ -21,6 +21,7 @@ from litestar.openapi.spec import (
     Schema,
     SecurityScheme,
 )
+from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.routes import HTTPRoute
 
 from core.health import healthz, readyz
@@ -51,6 +52,7 @@ def build_app(
     stateless: bool = False,
     security_schemes: Mapping[str, SecurityScheme | Reference] | None = None,
     exception_handlers: Mapping[Any, Any] | None = None,
+    behind_edge: bool = True,
 ) -> Litestar:
     """Build the app for `/<mount>`. `externals` (name -> URL) are checked by `/readyz`.
 
@@ -93,6 +95,8 @@ def build_app(
         logging_config=None,  # core.observe configures JSON logs for the process
     )
     finalize_openapi(app, extra_schemas or {})
+    if behind_edge:  # core.server serves it behind core.edge; the simulators are not
+        state_edge_rules(app.openapi_schema)
     fix_options_allow(app)
     return app
 
@@ -164,3 +168,75 @@ def finalize_openapi(app: Litestar, extra_schemas: dict[str, Schema]) -> None:
                     del responses[code]
             responses["default"] = problem
             op.responses = responses
+
+
+# What core.edge refuses in front of every app, stated in every request schema so that a client (or a fuzzer)
+# reading the document knows it: no C0 control character other than tab, newline and carriage return, and no DEL,
+# in the path, a query parameter or a JSON or urlencoded body (keys and string values); no integer beyond 64 bits.
+_NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+_EDGE_VALUE = "EdgeValue"
+
+
+def state_edge_rules(doc: Any) -> None:
+    doc.components = doc.components or Components()
+    components = doc.components.schemas if doc.components.schemas is not None else {}
+    # Any JSON value the edge lets through: a field the schema does not name is ignored, yet checked by the edge.
+    me = Reference(ref=f"#/components/schemas/{_EDGE_VALUE}")
+    components[_EDGE_VALUE] = Schema(
+        description="any JSON value without C0 control characters (other than tab, LF, CR) or DEL, integers in 64 bits",
+        any_of=[
+            Schema(type=OpenAPIType.STRING, pattern=_NO_CONTROL),
+            Schema(type=OpenAPIType.INTEGER, minimum=_INT64[0], maximum=_INT64[1]),
+            Schema(type=OpenAPIType.NUMBER),
+            Schema(type=OpenAPIType.BOOLEAN),
+            Schema(type=OpenAPIType.NULL),
+            Schema(type=OpenAPIType.ARRAY, items=me),
+            Schema(type=OpenAPIType.OBJECT, property_names=Schema(pattern=_NO_CONTROL), additional_properties=me),
+        ],
+    )
+    doc.components.schemas = components
+    seen: set[int] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Reference):
+            name = node.ref.rsplit("/", 1)[-1]
+            if name in components:
+                walk(components[name])
+            return
+        if not isinstance(node, Schema) or id(node) in seen:
+            return
+        seen.add(id(node))
+        types = node.type if isinstance(node.type, Sequence) and not isinstance(node.type, str) else [node.type]
+        if OpenAPIType.STRING in types and not (node.pattern or node.format or node.enum or node.const is not None):
+            node.pattern = _NO_CONTROL
+        if OpenAPIType.INTEGER in types:
+            node.minimum = _INT64[0] if node.minimum is None else node.minimum
+            node.maximum = _INT64[1] if node.maximum is None else node.maximum
+        if OpenAPIType.OBJECT in types and node.property_names is None:
+            node.property_names = Schema(pattern=_NO_CONTROL)
+        if OpenAPIType.OBJECT in types and node.additional_properties is None:
+            node.additional_properties = Reference(ref=f"#/components/schemas/{_EDGE_VALUE}")  # unknown fields too
+        for child in (node.items, node.additional_properties, node.contains):
+            walk(child)
+        for group in (node.all_of, node.any_of, node.one_of, node.prefix_items):
+            for child in group or ():
+                walk(child)
+        for child in (node.properties or {}).values():
+            walk(child)
+
+    for path_item in (doc.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "patch"):
+            op = getattr(path_item, method, None)
+            if op is None:
+                continue
+            for param in list(path_item.parameters or []) + list(op.parameters or []):
+                if isinstance(param, OpenAPIParameter) and param.param_in in ("path", "query"):
+                    walk(param.schema)
+            body = op.request_body
+            if body is not None and not isinstance(body, Reference):
+                for media, content in (body.content or {}).items():
+                    if "json" in media or media == "application/x-www-form-urlencoded":
+                        walk(content.schema)

@@ -21,17 +21,34 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar.middleware import DefineMiddleware
+from litestar.params import Parameter
 
 from core.asgi_body import read_body, replay
 from core.observe import ASGIApp, Message, Receive, Scope, Send, current_request_id, send_body
 from core.problems import PROBLEM_JSON, TYPE_BASE, Problem
 from core.redis_client import LuaScript
 
-_KEY = re.compile(rb"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # 1 to 255 visible ASCII characters, as the middleware enforces
+_KEY = re.compile(KEY_PATTERN.encode())
+_KEY_DOC = "1 to 255 visible ASCII characters; a retry with the same key and body gets the first answer"
+
+# The header as an idempotent route's schema states it (what the middleware enforces): every handler behind
+# `middleware=[idempotent()]` takes `idempotency_key: IdempotencyKey = None` so its OpenAPI operation declares it.
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(
+        header="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=KEY_PATTERN,
+        required=False,
+        description=_KEY_DOC,
+    ),
+]
 HEADER = b"idempotency-key"
 IN_PROGRESS_RETRY_AFTER = 1
 _CONTEXT = "core.idempotency"

@@ -14,7 +14,7 @@ from litestar.params import JSONBody, Parameter
 
 from catalog import icons
 from catalog import service as catalog_service
-from core.idempotency import idempotent
+from core.idempotency import IdempotencyKey, idempotent
 from core.problems import invalid, not_found
 from core.resources import Resources
 from identity.facade import Principal
@@ -69,7 +69,9 @@ def subscribe_templates() -> TemplatePage:
     middleware=[idempotent()],
     **AUTH,
 )
-async def subscriptions(res: Resources, me: Principal, data: JSONBody[SubscribeResults]) -> Consents:
+async def subscriptions(
+    res: Resources, me: Principal, data: JSONBody[SubscribeResults], idempotency_key: IdempotencyKey = None
+) -> Consents:
     left = await push_mini.record_wechat_consents(res, me.person_id, data.results)
     return Consents(items=[Consent(tid, n) for tid, n in left])
 

@@ -17,7 +17,7 @@ from litestar.params import JSONBody, Parameter
 
 from core.app import build_app
 from core.auth import BASIC, BASIC_REQUIRED
-from core.idempotency import idempotent
+from core.idempotency import IdempotencyKey, idempotent
 from core.problems import ProblemError
 from core.resources import Resources
 from core.settings import Settings
@@ -26,17 +26,7 @@ from push import service
 from push.models import MessageAccepted, MessageStatus, SendRequest
 
 MOUNT = "push"
-IdemKey = Annotated[
-    str | None,
-    Parameter(
-        header="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]{1,255}$",
-        description="a retried send with the same key is not sent again",
-        required=False,
-    ),
-]
+IdemKey = IdempotencyKey  # core.idempotency enforces the pattern; a retried send with the same key is not sent again
 
 
 async def _business(request: Request[Any, Any, Any], res: Resources) -> Client:

@@ -36,6 +36,7 @@ def simple_sim(mount: str, title: str, settings: Settings, handlers: list[object
     return build_app(
         mount,
         settings=settings,
+        behind_edge=False,
         title=f"Simulator: {title}",
         description=f"Stands in for {title} in development and tests. Control endpoints live under /_sim/.",
         route_handlers=handlers or [],

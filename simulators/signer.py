@@ -555,6 +555,7 @@ def create_app(settings: Settings) -> Litestar:
     app = build_app(
         "",
         settings=settings,
+        behind_edge=False,
         title="Simulator: signing and verification server",
         description=__doc__ or "",
         route_handlers=[v1],
