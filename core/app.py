@@ -240,3 +240,19 @@ def state_edge_rules(doc: Any) -> None:
                 for media, content in (body.content or {}).items():
                     if "json" in media or media == "application/x-www-form-urlencoded":
                         walk(content.schema)
+            # The edge answers its own refusals as a 400 problem document, also where the operation's own 400 is
+            # another shape (the OAuth endpoints' error JSON): say so.
+            responses = op.responses if op.responses is not None else {}
+            refused = responses.get("400")
+            if (
+                isinstance(refused, OpenAPIResponse)
+                and refused.content is not None
+                and PROBLEM_JSON not in refused.content
+            ):
+                refused.content[PROBLEM_JSON] = OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))
+            elif refused is None:
+                responses["400"] = OpenAPIResponse(
+                    description="refused at the edge (a 400 problem naming the field)",
+                    content={PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))},
+                )
+                op.responses = responses
