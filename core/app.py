@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -181,7 +182,10 @@ _EDGE_VALUE = "EdgeValue"
 
 
 def state_edge_rules(doc: Any) -> None:
-    doc.components = doc.components or Components()
+    # Litestar shares schema and response objects between apps built in one process (the combined server, the
+    # OpenAPI export): work on this document's own copies, or one app's rules leak into another's document.
+    doc.paths = copy.deepcopy(doc.paths)
+    doc.components = copy.deepcopy(doc.components) or Components()
     components = doc.components.schemas if doc.components.schemas is not None else {}
     # Any JSON value the edge lets through: a field the schema does not name is ignored, yet checked by the edge.
     me = Reference(ref=f"#/components/schemas/{_EDGE_VALUE}")

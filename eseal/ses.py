@@ -511,7 +511,9 @@ def _timestamp_of(el: _El) -> bytes | None:
 def parse_signature(data: bytes) -> Signature:
     """A SES_Signature of either version; SESFormatError when it is neither. (Read-only result, kept for the
     few calls of one verification: the seal codes are read before the checks.)"""
-    el = _parse_one(data.rstrip(b"\0") if data.endswith(b"\0\0") else data)
+    # The DER's own length ends it: the zero padding of a PDF's /Contents after it is ignored by the parser, and
+    # stripping zeros would cut a signature whose last byte is 0 (one in 256).
+    el = _parse_one(data)
     top = _seq(el, 2)
     tbs_el = top[0]
     tbs = _seq(tbs_el, 5)
