@@ -6,11 +6,13 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Response
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 
 from core.clock import SHANGHAI
 
@@ -49,6 +51,20 @@ def _xlsx(title: str, header: list[str], rows: list[list[Any]]) -> bytes:
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass
+class CsvOrXlsx(Operation):
+    """An export's OpenAPI operation: the 200 answer is CSV (UTF-8 with BOM) or XLSX, as `format` asks."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse):
+            binary = Schema(type=OpenAPIType.STRING, content_media_type=XLSX)
+            ok.content = {
+                "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+                XLSX: OpenAPIMediaType(schema=binary),
+            }
 
 
 async def respond(

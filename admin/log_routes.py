@@ -15,6 +15,7 @@ from litestar.response import Stream
 
 from admin import exports
 from admin.auth import Guarded, guarded, needs
+from admin.exports import CsvOrXlsx
 from admin.guards import admin_of
 from admin.org_routes import Cursor, Limit
 from core.filters import TimeParam, time_range
@@ -28,7 +29,6 @@ Code = Annotated[str | None, Parameter(max_length=40, pattern=r"^[0-9a-z-]{2,40}
 Status = Annotated[int | None, Parameter(ge=100, le=599)]
 Fmt = Literal["csv", "xlsx"]
 Req = Request[Any, Any, Any]
-OCTETS = "application/octet-stream"
 
 OP_COLUMNS = [
     ("at", "时间"),
@@ -156,7 +156,7 @@ class OperationLog(Guarded):
     @get(
         "/export",
         summary="Export the matching operation-log entries (CSV or XLSX, masked)",
-        media_type=OCTETS,
+        operation_class=CsvOrXlsx,
         **needs("logs.export", "logs.export.operations"),
     )
     async def export_operations(
@@ -179,7 +179,7 @@ class IntegrationLog(Guarded):
     @get(
         "/export",
         summary="Export the matching app-integration log entries (CSV or XLSX, masked)",
-        media_type=OCTETS,
+        operation_class=CsvOrXlsx,
         **needs("logs.export", "logs.export.integration"),
     )
     async def export_integration(
@@ -246,6 +246,8 @@ class OpLogArchives(Guarded):
         **needs("logs.export", "logs.export.operations.archive"),
     )
     async def download_op_log_archive(self, res: Resources, month: Month) -> Stream:
+        if month.startswith("0000"):  # the pattern admits year 0000, which no date has
+            raise not_found("archived month")
         first = date(int(month[:4]), int(month[5:]), 1)
         if not await op_archive.exists(res, first):
             raise not_found("archived month")

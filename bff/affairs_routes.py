@@ -57,6 +57,8 @@ from identity.facade import Principal
 
 Req = Request[Any, Any, Any]
 Region = Annotated[str, Parameter(pattern=r"^32\d{4}$", description="GB/T 2260 region code in Jiangsu")]
+# Optional inside the annotation: `Region | None` around an Annotated type loses the pattern check in Litestar.
+OptionalRegion = Annotated[str | None, Parameter(pattern=r"^32\d{4}$", description="GB/T 2260 region code in Jiangsu")]
 ATTACHMENT_MAX = service.MAX_ATTACHMENT + 65_536
 PATH = "/v1/affairs"
 TAG = ["affairs"]
@@ -90,7 +92,7 @@ class Public(Controller):
         return await service.manifest(res, code)
 
     @get("/apps/{code:str}/offices", summary="Offices where an appointment item is served")
-    async def offices(self, res: Resources, code: AppCode, region: Region | None = None) -> OfficeList:
+    async def offices(self, res: Resources, code: AppCode, region: OptionalRegion = None) -> OfficeList:
         return await bookings.list_offices(res, code, region)
 
     @get("/city-links/{code:str}", summary="The link of my city for items 8 and 25")

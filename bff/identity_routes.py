@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
+from uuid import UUID
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.params import JSONBody, Parameter
@@ -115,7 +116,7 @@ class Sessions(SignedIn):
         return await sessions.list_for(res, me)
 
     @delete("/{session_id:uuid}", summary="Sign a device out")
-    async def end_session(self, res: Resources, me: Principal, session_id: Any) -> None:
+    async def end_session(self, res: Resources, me: Principal, session_id: UUID) -> None:
         if not await sessions.end(res, person_id=me.person_id, session_id=str(session_id)):
             raise not_found("session")
 

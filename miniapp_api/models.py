@@ -25,9 +25,8 @@ Capture = Annotated[
 ]
 Phone = Annotated[str, Meta(pattern=r"^1[3-9][0-9]{9}$", examples=["13912345678"])]
 SmsCode = Annotated[str, Meta(pattern=r"^[0-9]{6}$", examples=["123456"])]
-TemplateId = Annotated[
-    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["tplCaseStatus01"])
-]
+TEMPLATE_ID = r"^[A-Za-z0-9_-]{1,64}$"
+TemplateId = Annotated[str, Meta(min_length=1, max_length=64, pattern=TEMPLATE_ID, examples=["tplCaseStatus01"])]
 
 
 class WechatLogin(msgspec.Struct):
@@ -122,7 +121,16 @@ class SubscribeResults(msgspec.Struct):
     """The `success` result of `wx.requestSubscribeMessage`: template id → the user's choice."""
 
     results: Annotated[
-        dict[TemplateId, Choice], Meta(min_length=1, max_length=3, examples=[{"tplCaseStatus01": "accept"}])
+        dict[TemplateId, Choice],
+        Meta(
+            min_length=1,
+            max_length=3,
+            examples=[{"tplCaseStatus01": "accept"}],
+            # Litestar drops a dict's length and key rules from the schema; state them for clients (and fuzzers).
+            extra_json_schema={
+                "extra": {"min_properties": 1, "max_properties": 3, "property_names": {"pattern": TEMPLATE_ID}}
+            },
+        ),
     ]
 
 
