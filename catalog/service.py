@@ -214,8 +214,8 @@ def _reviewer_level_ok(actor: Actor, owner_path: str, regions: list[str]) -> boo
     (four_eyes)."""
     if actor.data_scope == "all":
         return True
-    if not covers(actor, owner_path) or owner_path == actor.org_path:
-        return False
+    if not covers(actor, owner_path) or (owner_path == actor.org_path and "." in owner_path):
+        return False  # the root organisation has no level above: another of its administrators (four_eyes)
     if PROVINCE in regions:
         return actor.org_level == "province"
     return actor.org_level in ("province", "city") and all(
