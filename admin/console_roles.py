@@ -60,17 +60,24 @@ async def role_page(request: pages.Req, res: Resources, role_id: uuid.UUID) -> R
     return await pages.show(request, res, inner)
 
 
+async def _fields(request: pages.Req) -> dict[str, str]:
+    """The form's single-valued fields (the permission checkboxes repeat: `_permissions`)."""
+    form = await request.form()
+    return {k: str(form.get(k) or "") for k in ("code", "name", "org_code", "data_scope", "mask_level")}
+
+
 async def _permissions(request: pages.Req) -> list[str]:
     form = await request.form()
-    return [str(v) for v in form.getall("permissions")] if hasattr(form, "getall") else []
+    return [str(v) for v in form.getall("permissions", [])]
 
 
 @post("/console/roles", opt={"action": "orgs.role.create"}, **pages.NO_SCHEMA)
-async def role_create(request: pages.Req, res: Resources, data: pages.Form) -> Response[Any]:
+async def role_create(request: pages.Req, res: Resources) -> Response[Any]:
     target = "/admin/console/roles/new"
     p = await pages.poster(request, "orgs.role.edit", target)
     if isinstance(p, Response):
         return p
+    data = await _fields(request)
     try:
         fields = _form_role(data, await _permissions(request))
         role = msgspec.convert(
@@ -86,11 +93,12 @@ async def role_create(request: pages.Req, res: Resources, data: pages.Form) -> R
 
 
 @post("/console/roles/{role_id:uuid}", opt={"action": "orgs.role.edit"}, **pages.NO_SCHEMA)
-async def role_update(request: pages.Req, res: Resources, role_id: uuid.UUID, data: pages.Form) -> Response[Any]:
+async def role_update(request: pages.Req, res: Resources, role_id: uuid.UUID) -> Response[Any]:
     target = f"/admin/console/roles/{role_id}"
     p = await pages.poster(request, "orgs.role.edit", target)
     if isinstance(p, Response):
         return p
+    data = await _fields(request)
     try:
         update = msgspec.convert(_form_role(data, await _permissions(request)), RoleUpdate)
         saved = await service.update_role(res, p, role_id, update)
@@ -128,7 +136,7 @@ async def admin_roles_assign(request: pages.Req, res: Resources, admin_id: uuid.
     if isinstance(p, Response):
         return p
     form = await request.form()
-    codes = [str(v)[:41] for v in form.getall("roles")][:10]
+    codes = [str(v)[:41] for v in form.getall("roles", [])][:10]
     try:
         done = await service.assign_roles(res, p, admin_id, codes)
     except ProblemError as exc:

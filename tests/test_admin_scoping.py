@@ -181,7 +181,9 @@ def test_contacts_follow_the_masking_catalogue(http: httpx.Client, var_dir: Path
     assert next(a for a in listed if a["id"] == public["id"])["contact_phone"] == "13912345678"
     # raising the field's level above the reviewer's masks it again
     try:
-        assert http.put("/admin/v1/masking/fields/contact_phone", json={"level": 3}, headers=platform).status_code == 200
+        assert (
+            http.put("/admin/v1/masking/fields/contact_phone", json={"level": 3}, headers=platform).status_code == 200
+        )
         assert http.get(url, headers=high).json()["contact_phone"] == "139****5678"
     finally:
         http.put("/admin/v1/masking/fields/contact_phone", json={"level": 2}, headers=platform)
