@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from core.resources import Resources
 from orgs import jobs
 from tests.admin_helpers import platform_admin
+from tests.harness import ROOT
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -69,7 +70,7 @@ async def test_county_applies_city_approves_and_sees_the_calls(
     _, city_user, city_pw = _account(http, platform, "320500", ["system"], "js")  # 苏州市公安局
     name = f"高新区测试应用{secrets.token_hex(2)}"
     icon = _icon(tmp_path / "icon.png")
-    shots = var_dir / "screenshots"
+    shots = ROOT / "test-output"
     shots.mkdir(exist_ok=True)
 
     def apply_and_approve(browser: Browser) -> tuple[str, str]:
@@ -85,7 +86,7 @@ async def test_county_applies_city_approves_and_sees_the_calls(
         assert "notice=" in county.url, (county.url, county.inner_text("body")[:800])
         row = county.locator("#my-versions tr", has_text=name)
         assert "待审核" in row.inner_text()
-        county.screenshot(path=str(shots / "my-apps-applied.png"), full_page=True)
+        county.screenshot(path=str(shots / "journey-my-apps.png"), full_page=True)
 
         city = _sign_in(browser, base_url, city_user, city_pw)
         city.goto("/admin/console/apps")
@@ -122,11 +123,11 @@ async def test_county_applies_city_approves_and_sees_the_calls(
         city.goto(f"/admin/console/logs?kind=integration&app_code={client_id}")
         rows = city.locator("tr", has_text="/identity/token")
         assert rows.count() == 3, city.content()[:2000]
-        city.screenshot(path=str(shots / "city-integration-log.png"), full_page=True)
+        city.screenshot(path=str(shots / "journey-city-integration-log.png"), full_page=True)
         city.goto("/admin/console/stats")
         usage = city.locator("tr", has_text=client_id)
         assert usage.count() == 1 and "3" in usage.first.locator("td").all_inner_texts(), usage.first.inner_text()
-        city.screenshot(path=str(shots / "city-stats.png"), full_page=True)
+        city.screenshot(path=str(shots / "journey-city-stats.png"), full_page=True)
 
     await asyncio.to_thread(_browse, base_url, city_sees_the_calls)
 
