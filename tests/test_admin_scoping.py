@@ -14,7 +14,8 @@ import httpx
 from PIL import Image
 
 from core.resources import Resources
-from orgs import jobs
+from orgs import jobs, repo, service, stats
+from orgs.models import AdminPrincipal
 from tests.admin_helpers import make_admin, platform_admin, sign_in
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -209,8 +210,12 @@ async def test_integration_rows_and_counts_carry_the_apps_organisation(
 ) -> None:
     platform = platform_admin(http, var_dir)
     _, _, county = make_admin(http, platform, "320505", ["org_admin"], prefix="ia")
-    _, _, suzhou = make_admin(http, platform, "320500", ["system"], prefix="ib")
-    _, _, nanjing = make_admin(http, platform, "320100", ["system"], prefix="ic")
+    _, suzhou_user, suzhou = make_admin(http, platform, "320500", ["system"], prefix="ib")
+    _, nanjing_user, nanjing = make_admin(http, platform, "320100", ["system"], prefix="ic")
+    suzhou_p, nanjing_p = await principal(res, suzhou_user), await principal(res, nanjing_user)
+    await jobs.integration_drain(res)  # earlier tests' queued calls are counted before, not after
+    nanjing_before = await stats.calls_last_hour(res, nanjing_p)
+    suzhou_before = await stats.calls_last_hour(res, suzhou_p)
     version = apply_app(http, county, base_url, ["320500"])
     outcome = review(http, suzhou, version["id"])
     assert outcome.status_code == 200, outcome.text
@@ -231,3 +236,14 @@ async def test_integration_rows_and_counts_carry_the_apps_organisation(
     assert client[0] not in [u["app_code"] for u in other]
     access = http.get("/admin/v1/stats/access", params={"group": "service"}, headers=suzhou).json()["rows"]
     assert sum(r["calls"] for r in access if r["key"] == client[0]) == 3
+
+    # the dashboard's request count of a city is its own apps' calls, not the server's
+    assert await stats.calls_last_hour(res, suzhou_p) == suzhou_before + 3
+    assert await stats.calls_last_hour(res, nanjing_p) == nanjing_before
+    assert sum(n for _, n in await stats.calls_per_minute(res, suzhou_p, 1)) >= 3
+
+
+async def principal(res: Resources, username: str) -> AdminPrincipal:
+    row = await repo.admin_by_username(res.db, username)
+    assert row is not None
+    return await service.principal_for(res, row)
