@@ -9,8 +9,10 @@ from litestar import Litestar, Router
 from admin import (
     catalog_routes,
     console,
+    console_applications,
     console_apps,
     console_eseal,
+    console_roles,
     log_routes,
     monitor_routes,
     org_application_routes,
@@ -39,6 +41,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         *console_eseal.ROUTES,
     ]
     routes += catalog_routes.ROUTES  # app onboarding, review, listing and home layout (catalog)
+    routes += console_roles.ROUTES + console_applications.ROUTES  # role editor; county applications (consolescope)
     return build_app(
         MOUNT,
         settings=settings,

@@ -229,6 +229,10 @@ async def dashboard(request: Request[Any, Any, Any], res: Resources) -> Response
     cards["requests"] = overview.requests_last_hour
     _, users_chart = await _users_chart(res, p)
     traffic = charts.line_chart("近6小时请求量（每分钟）", [("请求数", await monitoring.traffic(res, hours=6))])
+    if p.data_scope != "all":  # consolescope: a level short of the platform counts its own apps' calls
+        cards["requests"] = await stats.calls_last_hour(res, p)
+        per_minute = await stats.calls_per_minute(res, p, 6)
+        traffic = charts.line_chart("近6小时本辖区应用调用（每分钟）", [("调用次数", per_minute)])
     return await render(
         request,
         res,

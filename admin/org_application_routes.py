@@ -15,13 +15,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody
 
 from admin.auth import Guarded, needs
-from admin.guards import admin_of
+from admin.guards import admin_of, authenticate, token_of
 from admin.org_routes import Cursor, Limit, Req
-from core.problems import invalid
+from core.problems import ProblemError, invalid
 from core.ratelimit import rate_limit
 from core.resources import Resources
 from orgs import registration, uploads
-from orgs.models import NewOrgApplication, OrgApplication, OrgApplicationPage, Review
+from orgs.models import AdminPrincipal, NewOrgApplication, OrgApplication, OrgApplicationPage, Review
 
 
 @dataclass
@@ -34,6 +34,16 @@ class OrgApplicationForm:
     contact_phone: str
     police_type: str | None = None
     documents: list[UploadFile] = field(default_factory=list)
+
+
+async def _applicant_admin(request: Request[Any, Any, Any]) -> AdminPrincipal | None:
+    """The administrator applying, when the request carries a live session (four-eyes); else a public applicant."""
+    if not token_of(request):
+        return None
+    try:
+        return await authenticate(request)
+    except ProblemError:
+        return None
 
 
 @post(
@@ -60,7 +70,9 @@ async def apply(
         raise invalid(str(exc).rsplit("at `$.", 1)[-1].rstrip("`") if "$." in str(exc) else "form", str(exc)) from exc
     files = data.documents if isinstance(data.documents, list) else [data.documents]
     contents = [(f.filename or "document", await f.read(uploads.MAX_BYTES + 1)) for f in files[: uploads.MAX_FILES + 1]]
-    return await registration.apply(res, form, contents, actor=f"registrant:{form.contact_phone[-4:]}")
+    by = await _applicant_admin(request)
+    actor = f"admin:{by.username}" if by else f"registrant:{form.contact_phone[-4:]}"
+    return await registration.apply(res, form, contents, actor=actor, by=by)
 
 
 class Applications(Guarded):

@@ -26,6 +26,7 @@ from orgs.models import (
     Role,
     RoleAssignment,
     RolePage,
+    RoleUpdate,
 )
 
 Req = Request[Any, Any, Any]
@@ -76,6 +77,18 @@ class Roles(Guarded):
         self, request: Req, res: Resources, data: JSONBody[NewRole], idempotency_key: IdempotencyKey = None
     ) -> Role:
         return await service.create_role(res, admin_of(request), data)
+
+    @get("/{role_id:uuid}", summary="One role", **needs("orgs.role.list"))
+    async def get_role(self, request: Req, res: Resources, role_id: uuid.UUID) -> Role:
+        return await service.get_role(res, admin_of(request), role_id)
+
+    @put(
+        "/{role_id:uuid}",
+        summary="Edit a custom role (never granting more than I hold; its holders sign in again)",
+        **needs("orgs.role.edit", "orgs.role.edit"),
+    )
+    async def update_role(self, request: Req, res: Resources, role_id: uuid.UUID, data: JSONBody[RoleUpdate]) -> Role:
+        return await service.update_role(res, admin_of(request), role_id, data)
 
 
 @post(

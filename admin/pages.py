@@ -44,6 +44,7 @@ MENU = [
     ("/admin/console/admins", "账号管理", "orgs.admin.list"),
     ("/admin/console/roles", "角色权限", "orgs.role.list"),
     ("/admin/console/apps", "应用管理", "catalog.app.list"),
+    ("/admin/console/my-apps", "我的申请", "catalog.app.apply"),  # consolescope: apply, follow, notifications
     ("/admin/console/logs", "日志管理", "logs.read"),
     ("/admin/console/monitoring", "运行监控", "monitor.read"),
     ("/admin/console/stats", "统计分析", "stats.read"),

@@ -256,6 +256,16 @@ async def notifications(db: Db, app_code: str, limit: int) -> list[Row]:
     )
 
 
+async def org_notifications(db: Db, org_path: str, limit: int) -> list[Row]:
+    return list(
+        await db.fetch(
+            "SELECT * FROM catalog.notifications WHERE org_path = $1 ORDER BY created_at DESC, id LIMIT $2",
+            org_path,
+            limit,
+        )
+    )
+
+
 async def apps_in_scope(
     db: Db, *, live_only: bool, scope_sql: str, scope_args: list[object], after: str | None, limit: int
 ) -> list[Row]:

@@ -33,8 +33,9 @@ from core.pagination import decode_cursor, next_cursor
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
 from identity.facade import SCOPE_ENTITLEMENT, clients
+from orgs import logs as org_logs
 from orgs.models import AdminPrincipal as Actor
-from orgs.scope import can_see, sql_scope
+from orgs.scope import can_see, four_eyes, sql_scope
 
 LAYOUT_KEY = "catalog:layout_version"
 SEARCH_PAGE_MAX = 50
@@ -209,11 +210,12 @@ async def submit_version(res: Resources, actor: Actor, code: str, app: Applicati
 
 def _reviewer_level_ok(actor: Actor, owner_path: str, regions: list[str]) -> bool:
     """The level above the applicant reviews: never the applying organisation itself; a province-wide app needs a
-    provincial reviewer; the platform administrator (scope `all`) may review anything."""
+    provincial reviewer; the platform administrator (scope `all`) may review anything outside its own organisation
+    (four_eyes)."""
     if actor.data_scope == "all":
         return True
-    if not covers(actor, owner_path) or owner_path == actor.org_path:
-        return False
+    if not covers(actor, owner_path) or (owner_path == actor.org_path and "." in owner_path):
+        return False  # the root organisation has no level above: another of its administrators (four_eyes)
     if PROVINCE in regions:
         return actor.org_level == "province"
     return actor.org_level in ("province", "city") and all(
@@ -236,6 +238,7 @@ async def review(
     app = await repo.get_app(res.db, v["app_code"])
     if not covers(actor, app["org_path"]):
         raise not_found("version")
+    four_eyes(actor, submitted_by=v["submitted_by"], submitter_org=app["org_path"])
     if not _reviewer_level_ok(actor, app["org_path"], list(v["regions"])):
         raise _forbidden("this application is reviewed by the level above the applicant")
     if decision.decision == "reject" and not decision.reason.strip():
@@ -291,6 +294,7 @@ async def review(
         await repo.make_live(conn, claimed, client_id=client_id, pinyin_full=full, pinyin_initials=initials)
         version = await repo.bump_layout(conn)
     await publish_layout(res, version)
+    await org_logs.set_client_org(res, client_id, app["org_path"])  # its calls' log rows carry its organisation
     return ReviewOutcome(version=version_view(claimed), client_id=client_id, client_secret=secret)
 
 
@@ -379,6 +383,17 @@ async def versions(res: Resources, actor: Actor, *, status: str | None, cursor: 
 async def notifications(res: Resources, actor: Actor, code: str, limit: int = 50) -> list[Notification]:
     await get_app(res, actor, code)
     rows = await repo.notifications(res.db, code, limit)
+    return [
+        Notification(
+            id=r["id"], app_code=r["app_code"], kind=r["kind"], message=r["message"], created_at=r["created_at"]
+        )
+        for r in rows
+    ]
+
+
+async def org_notifications(res: Resources, actor: Actor, limit: int = 50) -> list[Notification]:
+    """The review outcomes addressed to the administrator's own organisation (newest first)."""
+    rows = await repo.org_notifications(res.db, actor.org_path, limit)
     return [
         Notification(
             id=r["id"], app_code=r["app_code"], kind=r["kind"], message=r["message"], created_at=r["created_at"]

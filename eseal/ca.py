@@ -221,6 +221,10 @@ def _state(row: Any, *allowed: str) -> None:
 async def review(res: Resources, cert_id: uuid.UUID, *, approve: bool, reviewer: str, note: str = "") -> Certificate:
     row = await _row(res, cert_id)
     _state(row, "applied")
+    if row["applicant"] and row["applicant"] == reviewer:  # four-eyes: the applicant never reviews it
+        raise ProblemError(
+            403, "own-submission", "You cannot review what you submitted", "不能审核本人提交的申请", "four-eyes"
+        )
     await audit.record(
         res.db,
         actor=reviewer,

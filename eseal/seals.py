@@ -119,6 +119,10 @@ async def apply(
 async def review(res: Resources, seal_id: uuid.UUID, *, approve: bool, reviewer: str, note: str = "") -> Seal:
     row = await _row(res, seal_id)
     _state(row, "applied")
+    if row["applicant"] and row["applicant"] == reviewer:  # four-eyes: the applicant never reviews it
+        raise ProblemError(
+            403, "own-submission", "You cannot review what you submitted", "不能审核本人提交的申请", "four-eyes"
+        )
     updated = await repo.update_seal(res.db, seal_id, status="approved" if approve else "rejected")
     await audit.record(
         res.db,

@@ -22,6 +22,7 @@ from core.observe import current_request_id
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import invalid
 from core.resources import Resources
+from orgs import repo
 from orgs.masks import Masker
 from orgs.models import AdminPrincipal
 from orgs.scope import sql_scope
@@ -317,8 +318,38 @@ async def record_integration(
         return
     await res.db.execute(
         _INSERT_INT,
-        *row,
+        *(await with_owners(res, [row]))[0],
     )
+
+
+_ORG, _REGION = _INT_COLS.index("org_path"), _INT_COLS.index("region_code")
+
+
+async def set_client_org(res: Resources, client_id: str, org_path: str) -> None:
+    """The organisation an app's client belongs to (catalog calls this when it approves the app): its calls' log
+    rows carry that org path, and its region when the call names none, so each level sees its own apps' calls.
+    Rows of the client already written without an organisation get it too."""
+    region = await repo.org_region_by_path(res.db, org_path) or ""
+    await repo.set_client_org(res.db, client_id, org_path, region)
+    await repo.backfill_integration_org(res.db, client_id, org_path, region)
+
+
+async def with_owners(res: Resources, records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows without an org path get their client's organisation (and its region when they name none); rows of a
+    client of no organisation (the platform's own, the demo portal) stay platform-wide ('')."""
+    unknown = list({r[2] for r in records if not r[_ORG]})
+    if not unknown:
+        return records
+    owners = await repo.client_orgs(res.db, unknown)
+    if not owners:
+        return records
+    out = []
+    for r in records:
+        owner = None if r[_ORG] else owners.get(r[2])
+        if owner is not None:
+            r = (*r[:_ORG], owner[0], *r[_ORG + 1 : _REGION], r[_REGION] or owner[1], *r[_REGION + 1 :])
+        out.append(r)
+    return out
 
 
 @asynccontextmanager
@@ -366,6 +397,7 @@ async def drain_integration(res: Resources, batch: int = 2000, max_batches: int 
             f = msgspec.msgpack.decode(e)
             records.append((uuid.UUID(f[0]), datetime.fromisoformat(f[1]), *f[2:]))
         try:
+            records = await with_owners(res, records)
             async with res.db.acquire() as conn:
                 await conn.copy_records_to_table(
                     "integration_log", schema_name="orgs", columns=_INT_COLS, records=records

@@ -99,6 +99,15 @@ class NewRole(msgspec.Struct):
     mask_level: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0
 
 
+class RoleUpdate(msgspec.Struct):
+    """A custom role's new name, permissions, data scope and masking level (never more than the editor holds)."""
+
+    name: Text
+    data_scope: Scope
+    permissions: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=200)]
+    mask_level: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0
+
+
 class Admin(msgspec.Struct):
     id: uuid.UUID
     username: str

@@ -9,13 +9,13 @@ from pathlib import Path
 import asyncpg
 
 from core import audit
-from core.masking import mask_name, mask_phone
 from core.pagination import decode_cursor, next_cursor
 from core.problems import invalid, not_found
 from core.resources import Resources
-from orgs import repo, tree, uploads
+from orgs import masks, repo, tree, uploads
+from orgs.masks import Masker
 from orgs.models import AdminPrincipal, Document, NewOrgApplication, OrgApplication, OrgApplicationPage, Review
-from orgs.scope import can_see, sql_scope
+from orgs.scope import can_see, four_eyes, sql_scope
 from orgs.service import conflict
 
 CTX_CONTACT_NAME = "orgs.contact_name"
@@ -48,7 +48,15 @@ def _placement(parent: asyncpg.Record, data: NewOrgApplication) -> tuple[str, st
     return level, data.code
 
 
-async def apply(res: Resources, data: NewOrgApplication, files: list[tuple[str, bytes]], actor: str) -> OrgApplication:
+async def apply(
+    res: Resources,
+    data: NewOrgApplication,
+    files: list[tuple[str, bytes]],
+    actor: str,
+    by: AdminPrincipal | None = None,
+) -> OrgApplication:
+    """A new application; `by` is the administrator signed in when applying (none for a public applicant), who,
+    like their organisation, never reviews it (four-eyes)."""
     if not files:
         raise invalid("documents", "at least one credential document")
     if len(files) > uploads.MAX_FILES:
@@ -73,6 +81,8 @@ async def apply(res: Resources, data: NewOrgApplication, files: list[tuple[str, 
             region_code=region,
             contact_name_enc=res.fields.encrypt(data.contact_name, context=CTX_CONTACT_NAME),
             contact_phone_enc=res.fields.encrypt(data.contact_phone, context=CTX_CONTACT_PHONE),
+            submitted_by=by.id if by else None,
+            submitter_org_path=by.org_path if by else "",
         )
         if app_id is None:
             raise conflict("an application for this code is pending")
@@ -90,10 +100,12 @@ async def apply(res: Resources, data: NewOrgApplication, files: list[tuple[str, 
                 stored_name=stored,
             )
         await audit.record(conn, actor=actor, action="orgs.org.apply", target=data.code)
-    return await _view(res, app_id)
+    return await _view(res, app_id, by)
 
 
-async def _views(res: Resources, rows: list[asyncpg.Record]) -> list[OrgApplication]:
+async def _views(res: Resources, rows: list[asyncpg.Record], m: Masker) -> list[OrgApplication]:
+    """The applications as `m`'s administrator sees them: the contacts follow the masking catalogue
+    (`contact_name`, `contact_phone`) and the viewer's unmask level like every other sensitive field."""
     docs: dict[uuid.UUID, list[Document]] = {}
     for d in await repo.documents(res.db, [r["id"] for r in rows]):
         docs.setdefault(d["application_id"], []).append(Document(**{k: d[k] for k in Document.__struct_fields__}))
@@ -108,8 +120,8 @@ async def _views(res: Resources, rows: list[asyncpg.Record]) -> list[OrgApplicat
             kind=r["kind"],
             police_type=r["police_type"],
             region_code=r["region_code"],
-            contact_name=mask_name(res.fields.decrypt(r["contact_name_enc"], context=CTX_CONTACT_NAME)),
-            contact_phone=mask_phone(res.fields.decrypt(r["contact_phone_enc"], context=CTX_CONTACT_PHONE)),
+            contact_name=m("contact_name", res.fields.decrypt(r["contact_name_enc"], context=CTX_CONTACT_NAME)),
+            contact_phone=m("contact_phone", res.fields.decrypt(r["contact_phone_enc"], context=CTX_CONTACT_PHONE)),
             status=r["status"],
             reason=r["reason"],
             version=r["version"],
@@ -120,11 +132,35 @@ async def _views(res: Resources, rows: list[asyncpg.Record]) -> list[OrgApplicat
     ]
 
 
-async def _view(res: Resources, app_id: uuid.UUID) -> OrgApplication:
+_NOBODY = AdminPrincipal(
+    id=uuid.UUID(int=0),
+    username="",
+    org_id=uuid.UUID(int=0),
+    org_path="",
+    org_level="",
+    region_code="",
+    data_scope="own",
+    permissions=frozenset(),
+    roles=(),
+)  # a public applicant's view: every catalogued field masked
+
+
+async def _view(res: Resources, app_id: uuid.UUID, p: AdminPrincipal | None) -> OrgApplication:
     row = await repo.application(res.db, app_id)
     if row is None:
         raise not_found("application")
-    return (await _views(res, [row]))[0]
+    return await _shown(res, p or _NOBODY, [row], str(app_id))
+
+
+async def _shown(res: Resources, p: AdminPrincipal, rows: list[asyncpg.Record], what: str) -> OrgApplication:
+    return (await _shown_all(res, p, rows, what))[0]
+
+
+async def _shown_all(res: Resources, p: AdminPrincipal, rows: list[asyncpg.Record], what: str) -> list[OrgApplication]:
+    m = await masks.masker(res, p)
+    out = await _views(res, rows, m)
+    await m.audit(res, what)  # an unmasked read of the contacts is audited
+    return out
 
 
 async def _visible(res: Resources, p: AdminPrincipal, app_id: uuid.UUID) -> asyncpg.Record:
@@ -135,7 +171,7 @@ async def _visible(res: Resources, p: AdminPrincipal, app_id: uuid.UUID) -> asyn
 
 
 async def get(res: Resources, p: AdminPrincipal, app_id: uuid.UUID) -> OrgApplication:
-    return (await _views(res, [await _visible(res, p, app_id)]))[0]
+    return await _shown(res, p, [await _visible(res, p, app_id)], f"org_application:{app_id}")
 
 
 async def list_applications(
@@ -145,11 +181,13 @@ async def list_applications(
     rows = await repo.list_applications(
         res.db, sql_scope(p, "a.parent_path", 1), status=status, after=(at, rid) if at and rid else None, limit=limit
     )
-    return OrgApplicationPage(items=await _views(res, rows), next_cursor=next_cursor(rows, limit))
+    items = await _shown_all(res, p, rows, "org_applications") if rows else []
+    return OrgApplicationPage(items=items, next_cursor=next_cursor(rows, limit))
 
 
 async def review(res: Resources, p: AdminPrincipal, app_id: uuid.UUID, data: Review) -> OrgApplication:
     row = await _visible(res, p, app_id)
+    four_eyes(p, submitted_by=row["submitted_by"], submitter_org=row["submitter_org_path"])
     if data.decision == "reject" and not data.reason.strip():
         raise invalid("reason", "a rejection names its reason")
     if row["status"] != "pending":
@@ -182,7 +220,7 @@ async def review(res: Resources, p: AdminPrincipal, app_id: uuid.UUID, data: Rev
                 raise conflict("an organisation with this code exists")
             await repo.link_application_org(conn, app_id, org_id)
         await audit.record(conn, actor=f"admin:{p.username}", action=f"orgs.org.{data.decision}", target=row["code"])
-    return await _view(res, app_id)
+    return await _view(res, app_id, p)
 
 
 async def document(

@@ -189,6 +189,44 @@ async def insert_role(
     )
 
 
+async def role_by_id(db: Executor, role_id: uuid.UUID) -> Row | None:
+    """A role with its organisation's path ('' for a built-in role)."""
+    cols = ", ".join(f"r.{c.strip()}" for c in ROLE_COLS.split(","))
+    return await db.fetchrow(
+        f"""SELECT {cols}, coalesce(o.path, '') AS org_path FROM orgs.roles r LEFT JOIN orgs.orgs o ON o.id = r.org_id
+            WHERE r.id = $1""",  # noqa: S608
+        role_id,
+    )
+
+
+async def update_role(
+    db: Executor, role_id: uuid.UUID, *, name: str, data_scope: str, mask_level: int, permissions: list[str]
+) -> Row | None:
+    return await db.fetchrow(
+        f"""UPDATE orgs.roles SET name = $2, data_scope = $3, mask_level = $4, permissions = $5
+            WHERE id = $1 AND NOT builtin RETURNING {ROLE_COLS}""",  # noqa: S608
+        role_id,
+        name,
+        data_scope,
+        mask_level,
+        permissions,
+    )
+
+
+async def holders_of(db: Executor, role_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await db.fetch("SELECT admin_id FROM orgs.admin_roles WHERE role_id = $1", role_id)
+    return [r["admin_id"] for r in rows]
+
+
+async def roles_of_orgs(db: Executor, org_ids: list[uuid.UUID]) -> list[Row]:
+    """Built-in roles and the custom roles of the given organisations."""
+    return await db.fetch(
+        f"""SELECT {ROLE_COLS} FROM orgs.roles WHERE org_id IS NULL OR org_id = ANY($1)
+            ORDER BY builtin DESC, created_at, id""",  # noqa: S608
+        org_ids,
+    )
+
+
 async def roles_assignable(db: Executor, codes: list[str], org_ids: list[uuid.UUID]) -> list[Row]:
     """Built-in roles and custom roles of the given organisations (an account's own and its ancestors)."""
     return await db.fetch(
@@ -371,7 +409,8 @@ async def bind_sub(db: Executor, admin_id: uuid.UUID, sub: str | None) -> bool:
 
 APP_COLS = (
     "a.id, a.code, a.name, a.parent_id, a.parent_path, a.level, a.kind, a.police_type, a.region_code, "
-    "a.contact_name_enc, a.contact_phone_enc, a.status, a.reason, a.version, a.created_at, p.code AS parent_code"
+    "a.contact_name_enc, a.contact_phone_enc, a.status, a.reason, a.version, a.created_at, p.code AS parent_code, "
+    "a.submitted_by, a.submitter_org_path"
 )
 
 
@@ -471,3 +510,44 @@ async def counts(
                    (SELECT count(*) FROM orgs.admins a WHERE {scope_admin[0]}) AS admins""",  # noqa: S608
         *scope_org[1],
     )
+
+
+# --- the organisation of each app's client (integration-log scoping) -------------------------------------------
+
+
+async def set_client_org(db: Executor, client_id: str, org_path: str, region_code: str) -> None:
+    await db.execute(
+        """INSERT INTO orgs.client_orgs (client_id, org_path, region_code) VALUES ($1, $2, $3)
+           ON CONFLICT (client_id) DO UPDATE SET org_path = $2, region_code = $3, updated_at = now()""",
+        client_id,
+        org_path,
+        region_code,
+    )
+
+
+async def client_orgs(db: Executor, client_ids: list[str]) -> dict[str, tuple[str, str]]:
+    rows = await db.fetch(
+        "SELECT client_id, org_path, region_code FROM orgs.client_orgs WHERE client_id = ANY($1)", client_ids
+    )
+    return {r["client_id"]: (r["org_path"], r["region_code"]) for r in rows}
+
+
+async def backfill_integration_org(db: Executor, client_id: str, org_path: str, region_code: str) -> None:
+    """Rows of the client written before its organisation was known get it (the log is not hash-chained)."""
+    await db.execute(
+        """UPDATE orgs.integration_log SET org_path = $2, region_code = CASE WHEN region_code = '' THEN $3
+               ELSE region_code END
+           WHERE app_code = $1 AND org_path = ''""",
+        client_id,
+        org_path,
+        region_code,
+    )
+
+
+async def org_region_by_path(db: Executor, path: str) -> str | None:
+    value = await db.fetchval("SELECT region_code FROM orgs.orgs WHERE path = $1", path)
+    return None if value is None else str(value)
+
+
+async def org_ids_by_paths(db: Executor, paths: list[str]) -> list[uuid.UUID]:
+    return [r["id"] for r in await db.fetch("SELECT id FROM orgs.orgs WHERE path = ANY($1)", paths)]

@@ -24,10 +24,11 @@ from orgs.models import (
     Review,
     Role,
     RolePage,
+    RoleUpdate,
     SessionToken,
     SignIn,
 )
-from orgs.scope import can_see, sql_scope
+from orgs.scope import can_see, four_eyes, sql_scope
 
 MAX_FAILURES = 5
 LOCK_SECONDS = 900
@@ -174,6 +175,11 @@ async def org_name(res: Resources, org_id: uuid.UUID) -> str:
     return await repo.org_name(res.db, org_id) or ""
 
 
+async def org_code_of(res: Resources, org_id: uuid.UUID) -> str | None:
+    r = await repo.org_by_id(res.db, org_id)
+    return None if r is None else str(r["code"])
+
+
 async def visible_org(res: Resources, p: AdminPrincipal, code: str, field: str = "org_code") -> asyncpg.Record:
     r = await repo.org_by_code(res.db, code)
     if r is None:
@@ -212,7 +218,15 @@ def _role(r: asyncpg.Record) -> Role:
 def _check_grantable(p: AdminPrincipal, perms: set[str], scope: str, mask_level: int) -> None:
     """Nobody grants more than they hold: permissions, data scope and visible masking level."""
     if not p.has("*") and not perms <= p.permissions:
-        raise forbidden(f"cannot grant permissions you lack: {', '.join(sorted(perms - p.permissions))}")
+        lacking = sorted(perms - p.permissions)
+        raise ProblemError(
+            403,
+            "grant-exceeds-own",
+            "Cannot grant a permission you do not hold",
+            "不能授予本人未拥有的权限",
+            f"cannot grant permissions you lack: {', '.join(lacking)}",
+            field="permissions",
+        )
     if permissions.SCOPE_RANK[scope] > permissions.SCOPE_RANK[p.data_scope]:
         raise forbidden("cannot grant a wider data scope than yours")
     if mask_level > p.mask_level:
@@ -240,6 +254,49 @@ async def create_role(res: Resources, p: AdminPrincipal, data: NewRole) -> Role:
     return _role(row)
 
 
+async def update_role(res: Resources, p: AdminPrincipal, role_id: uuid.UUID, data: RoleUpdate) -> Role:
+    """Edit a custom role of an organisation in scope (built-in roles are fixed); its holders' sessions end so
+    their next sign-in carries the new permissions."""
+    row = await repo.role_by_id(res.db, role_id)
+    if row is None or not (row["builtin"] or can_see(p, row["org_path"])):
+        raise not_found("role")
+    if row["builtin"]:
+        raise forbidden("built-in roles are fixed; create a custom role instead")
+    unknown = set(data.permissions) - permissions.ALL
+    if unknown:
+        raise invalid("permissions", f"unknown permissions: {', '.join(sorted(unknown))}")
+    _check_grantable(p, set(data.permissions), data.data_scope, data.mask_level)
+    async with res.db.acquire() as conn, conn.transaction():
+        updated = await repo.update_role(
+            conn,
+            role_id,
+            name=data.name,
+            data_scope=data.data_scope,
+            mask_level=data.mask_level,
+            permissions=sorted(set(data.permissions)),
+        )
+        if updated is None:
+            raise not_found("role")
+        holders = await repo.holders_of(conn, role_id)
+        await audit.record(
+            conn,
+            actor=f"admin:{p.username}",
+            action="orgs.role.edit",
+            target=row["code"],
+            detail={"permissions": sorted(set(data.permissions)), "data_scope": data.data_scope},
+        )
+    for admin_id in holders:
+        await sessions.revoke_all(res, admin_id)
+    return _role(updated)
+
+
+async def get_role(res: Resources, p: AdminPrincipal, role_id: uuid.UUID) -> Role:
+    row = await repo.role_by_id(res.db, role_id)
+    if row is None or (not row["builtin"] and not can_see(p, row["org_path"])):
+        raise not_found("role")
+    return _role(row)
+
+
 async def list_roles(res: Resources, p: AdminPrincipal, cursor: str | None, limit: int) -> RolePage:
     at, rid = decode_cursor(cursor)
     rows = await repo.list_roles(res.db, sql_scope(p, "o.path", 1), (at, rid) if at and rid else None, limit)
@@ -259,6 +316,30 @@ async def _resolve_roles(res: Resources, codes: list[str], org_path: str) -> lis
     if missing:
         raise invalid("roles", f"unknown roles: {', '.join(sorted(missing))}")
     return list(rows)
+
+
+async def assignable_roles(res: Resources, p: AdminPrincipal, admin_id: uuid.UUID) -> tuple[Admin, list[Role]]:
+    """An administrator in scope and the roles `p` may give them: built-in roles and custom roles of their
+    organisation and its ancestors, none granting more than `p` holds."""
+    row = await _visible_admin(res, p, admin_id)
+    ancestors = await repo.org_ids_by_paths(res.db, _ancestors(row["org_path"]))
+    out = []
+    for r in await repo.roles_of_orgs(res.db, ancestors):
+        try:
+            _check_grantable(p, set(r["permissions"]), r["data_scope"], r["mask_level"])
+        except ProblemError:
+            continue
+        out.append(_role(r))
+    return (await _admins(res, [row]))[0], out
+
+
+def menu_tree() -> list[tuple[str, tuple[str, str] | None, list[tuple[str, str]]]]:
+    """The permission catalogue as the console menu tree: (menu, its menu permission (code, name), its buttons)."""
+    tree: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
+    for code, (name, menu, kind) in permissions.CATALOGUE.items():
+        menus, buttons = tree.setdefault(menu, ([], []))
+        (menus if kind == "menu" else buttons).append((code, name))
+    return [(menu, menus[0] if menus else None, menus[1:] + buttons) for menu, (menus, buttons) in tree.items()]
 
 
 async def assign_roles(res: Resources, p: AdminPrincipal, admin_id: uuid.UUID, codes: list[str]) -> Admin:
@@ -376,8 +457,7 @@ async def create_admin(
 
 async def review_admin(res: Resources, p: AdminPrincipal, admin_id: uuid.UUID, data: Review) -> Admin:
     row = await _visible_admin(res, p, admin_id)
-    if row["id"] == p.id:
-        raise forbidden("nobody reviews their own account")
+    four_eyes(p, submitted_by=row["id"], submitter_org="")  # nobody reviews their own registration
     if data.decision == "reject" and not data.reason.strip():
         raise invalid("reason", "a rejection names its reason")
     if row["status"] != "pending":

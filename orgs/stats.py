@@ -209,3 +209,26 @@ async def app_usage(res: Resources, p: AdminPrincipal, since: datetime | None, u
             for r in rows
         ]
     )
+
+
+async def calls_per_minute(res: Resources, p: AdminPrincipal, hours: int = 6) -> list[tuple[datetime, float]]:
+    """The app-integration calls in the administrator's scope per minute over the last `hours`, oldest first: the
+    request counts a city (or any level short of the platform) sees are its own apps', never the server's."""
+    cond, args = sql_scope(p, "org_path", 2)
+    rows = await res.db.fetch(
+        f"""SELECT date_trunc('minute', at) AS m, count(*) AS n FROM orgs.integration_log
+            WHERE at >= $1 AND {cond} GROUP BY 1 ORDER BY 1""",  # noqa: S608  (cond holds only placeholders)
+        datetime.now(UTC) - timedelta(hours=hours),
+        *args,
+    )
+    return [(r["m"], float(r["n"])) for r in rows]
+
+
+async def calls_last_hour(res: Resources, p: AdminPrincipal) -> int:
+    cond, args = sql_scope(p, "org_path", 2)
+    n = await res.db.fetchval(
+        f"SELECT count(*) FROM orgs.integration_log WHERE at >= $1 AND {cond}",  # noqa: S608
+        datetime.now(UTC) - timedelta(hours=1),
+        *args,
+    )
+    return int(n or 0)

@@ -40,6 +40,21 @@ def test_certificate_and_seal_lifecycle_in_the_console(
     OUT.mkdir(exist_ok=True)
     org = f"无锡市公安局{secrets.token_hex(2)}"
     page = console(browser, base_url, "admin", admin_password(var_dir))
+    # four-eyes: another provincial administrator reviews what the platform administrator applied for
+    reviewer_name, reviewer_password = f"esr{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    made = http.post(
+        "/admin/v1/admins",
+        headers=platform_admin(http, var_dir),
+        json={
+            "username": reviewer_name,
+            "password": reviewer_password,
+            "display_name": "印章审核员",
+            "org_code": "320000",
+            "roles": ["system"],
+        },
+    )
+    assert made.status_code == 201, made.text
+    reviewer = console(browser, base_url, reviewer_name, reviewer_password)
     page.click("nav a:has-text('电子印章')")
     assert page.locator("h2").first.inner_text() == "电子印章"
 
@@ -52,7 +67,11 @@ def test_certificate_and_seal_lifecycle_in_the_console(
     assert "证书申请已提交" in page.locator(".notice").inner_text()
     row = page.locator("#certs tr", has_text=org)
     assert row.locator(".state").inner_text().strip() == "已申请"
-    row.locator("button", has_text="审核签发").click()
+    row.locator("button", has_text="审核签发").click()  # the applicant's own review is refused
+    assert "不能审核本人提交的申请" in page.locator(".error").inner_text()
+    reviewer.goto("/admin/console/eseal/certificates")
+    reviewer.locator("#certs tr", has_text=org).locator("button", has_text="审核签发").click()
+    page.goto("/admin/console/eseal/certificates")
     row = page.locator("#certs tr", has_text=org)
     assert row.locator(".state").inner_text().strip() == "有效"
     serial = row.locator("td").nth(5).inner_text().strip()
@@ -70,7 +89,9 @@ def test_certificate_and_seal_lifecycle_in_the_console(
     assert state_of(page) == "已申请"
     assert page.locator("#impression").count() == 0
     seal_url = page.url.split("?")[0]
-    press(page, "approve", "已审核通过")
+    reviewer.goto(seal_url)
+    press(reviewer, "approve", "已审核通过")
+    page.goto(seal_url)
     assert state_of(page) == "已审核"
     press(page, "make", "已制作")
     assert state_of(page) == "已制作"
