@@ -144,14 +144,14 @@ async def record(
     res: Resources, row: Any, ms: dict[str, Any], cache: dict[Any, tuple[str, str, str]]
 ) -> dict[str, Any]:
     """One feed row in the platform's 办件信息 shape."""
-    m = ms.get(row["code"])
+    m = ms.get(row["code"])  # the current manifest's body
     name, card_type, card_no = await _applicant(res, row, cache)
     code, status_name = govcodes.STATUS[row["status"]]
     return {
         "RECORD_ID": row["record_key"],
         "PROJID": row["case_no"],
-        "SERVICECODE": govcodes.item_code(row["code"], m.kind if m else "application"),
-        "SERVICENAME": m.name if m else row["code"],
+        "SERVICECODE": govcodes.item_code(row["code"], m["kind"] if m else "application"),
+        "SERVICENAME": m["name"] if m else row["code"],
         "APPLYNAME": name,
         "APPLY_CARDTYPE": card_type,
         "APPLY_CARDNUMBER": card_no,
@@ -173,15 +173,13 @@ async def drain(res: Resources, *, batch: int = BATCH) -> int:
     """Send every due record; the number taken by the platform (new or already held). 0 when another drainer holds
     the lock (it drains to the end) or the platform is down (the records back off)."""
     global _down_until
-    from affairs import service  # the manifests' cache
-
     sent = 0
     async with res.db.acquire() as conn:
         if not await repo.gov_feed_lock(conn):
             return 0
         try:
             client = GovPlatformClient(res)
-            ms = await service.manifests(res)
+            ms = {r["body"]["code"]: r["body"] for r in await repo.current_manifests(conn)}
             cache: dict[Any, tuple[str, str, str]] = {}
             while True:
                 rows = await repo.gov_feed_due(conn, batch)
@@ -299,8 +297,6 @@ def _guide(g: dict[str, Any]) -> Guide:
 
 async def sync_guides(res: Resources) -> int:
     """Pull changed guides into new manifest versions; the number of manifests that got a new version."""
-    from affairs import service
-
     client = GovPlatformClient(res)
     catalogue = {i["SERVICECODE"]: int(i["VERSION"]) for i in await client.items()}
     changed = 0
@@ -317,8 +313,7 @@ async def sync_guides(res: Resources) -> int:
         body["guide"] = msgspec.to_builtins(guide)
         await repo.upsert_manifest(res.db, body)
         changed += 1
-    if changed:
-        service._cache = (0.0, {})
+    if changed:  # affairs.service's manifest cache takes the new versions within its minute
         log.info("service guides updated", extra={"manifests": changed})
     return changed
 
