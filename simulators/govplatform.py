@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from msgspec import Meta
 
@@ -75,7 +76,7 @@ class BatchAnswer(msgspec.Struct):
 
 
 class StatusQuery(msgspec.Struct):
-    PROJIDS: Annotated[list[ProjId], Meta(min_length=1, max_length=500)]
+    PROJIDS: Annotated[list[str], Meta(min_length=1, max_length=500)]  # unknown ones are left out of the answer
 
 
 class ProjectState(msgspec.Struct):
@@ -92,7 +93,7 @@ class Envelope(msgspec.Struct):
 
 
 class Availability(msgspec.Struct):
-    up: bool
+    state: Literal["up", "down"]
     lose_answers: Annotated[int, Meta(ge=0, le=1000)] = 0  # the next N batches are recorded but answered 503
 
 
@@ -184,6 +185,17 @@ def catalogue_guides() -> dict[str, dict[str, Any]]:
     return out
 
 
+def _spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Envelope, description=description, media_type="application/json")
+
+
+GATEWAY = {
+    401: _spec("Gateway authentication refused (10001-10004)"),
+    503: _spec("The platform is down (50300) or its answer was lost (50400)"),
+}
+ITEM = {**GATEWAY, 404: _spec("Unknown item code (20001)")}
+
+
 def signature(timestamp: str, token: str, nonce: str) -> str:
     return hashlib.sha256(f"{timestamp}{token}{nonce}{timestamp}".encode()).hexdigest().upper()
 
@@ -222,7 +234,7 @@ def _handlers(settings: Settings) -> list[object]:
         return None
 
     @post("/v1/projects/batch", status_code=200, summary="Push 办件信息 records (de-duplicated on RECORD_ID)",
-          tags=["办件"])  # fmt: skip
+          tags=["办件"], responses=GATEWAY)  # fmt: skip
     async def push(request: Request[Any, Any, Any], data: Batch) -> Response[Envelope]:
         bad = refused(request)
         if bad is not None:
@@ -250,7 +262,8 @@ def _handlers(settings: Settings) -> list[object]:
         n = {k: sum(1 for r in results if r.result == k) for k in ("accepted", "duplicate", "rejected")}
         return Response(Envelope("00", "成功", BatchAnswer(n["accepted"], n["duplicate"], n["rejected"], results)))
 
-    @post("/v1/projects/status-query", status_code=200, summary="The platform's current state of cases", tags=["办件"])
+    @post("/v1/projects/status-query", status_code=200, summary="The platform's current state of cases", tags=["办件"],
+          responses=GATEWAY)  # fmt: skip
     async def status_query(request: Request[Any, Any, Any], data: StatusQuery) -> Response[Envelope]:
         bad = refused(request)
         if bad is not None:
@@ -263,7 +276,8 @@ def _handlers(settings: Settings) -> list[object]:
             ]
         return Response(Envelope("00", "成功", {"items": items}))
 
-    @get("/v1/items", summary="The item catalogue (事项目录): code, name and guide version of each item", tags=["事项"])
+    @get("/v1/items", summary="The item catalogue (事项目录): code, name and guide version of each item", tags=["事项"],
+         responses=GATEWAY)  # fmt: skip
     async def items(request: Request[Any, Any, Any]) -> Response[Envelope]:
         bad = refused(request)
         if bad is not None:
@@ -279,7 +293,7 @@ def _handlers(settings: Settings) -> list[object]:
         ]
         return Response(Envelope("00", "成功", {"items": rows}))
 
-    @get("/v1/items/{code:str}/guide", summary="One item's service guide (办事指南)", tags=["事项"])
+    @get("/v1/items/{code:str}/guide", summary="One item's service guide (办事指南)", tags=["事项"], responses=ITEM)
     async def guide(
         request: Request[Any, Any, Any], code: Annotated[str, Parameter(max_length=40, pattern=r"^[0-9A-Z]+$")]
     ) -> Response[Envelope]:
@@ -291,7 +305,8 @@ def _handlers(settings: Settings) -> list[object]:
             return _fail(404, "20001", "事项编码不存在")
         return Response(Envelope("00", "成功", g))
 
-    @get("/v1/ping", summary="Gateway reachability (503 while the platform is down)", tags=["事项"])
+    @get("/v1/ping", summary="Gateway reachability (503 while the platform is down)", tags=["事项"],
+         responses={503: GATEWAY[503]})  # fmt: skip
     async def ping() -> Response[Envelope]:
         return Response(Envelope("00", "成功")) if st.up else _fail(503, "50300", "服务暂不可用")
 
@@ -311,7 +326,7 @@ def _handlers(settings: Settings) -> list[object]:
     @post("/_sim/availability", status_code=200, summary="Control: take the platform down or up", tags=["sim"])
     async def availability(data: Availability) -> SimStats:
         with st.lock:
-            st.up, st.lose_answers = data.up, data.lose_answers
+            st.up, st.lose_answers = data.state == "up", data.lose_answers
         return current_stats()
 
     @get("/_sim/stats", summary="Control: what the platform holds", tags=["sim"])
@@ -335,7 +350,8 @@ def _handlers(settings: Settings) -> list[object]:
                 st.current[projid] = msgspec.structs.replace(cur, STATUS=data.STATUS)
         return project_of(projid)
 
-    @put("/_sim/items/{code:str}/guide", summary="Control: publish a new version of an item's guide", tags=["sim"])
+    @put("/_sim/items/{code:str}/guide", summary="Control: publish a new version of an item's guide", tags=["sim"],
+         responses={404: ITEM[404]})  # fmt: skip
     async def edit_guide(
         code: Annotated[str, Parameter(max_length=40, pattern=r"^[0-9A-Z]+$")], data: GuidePatch
     ) -> dict[str, Any]:

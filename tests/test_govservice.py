@@ -90,7 +90,7 @@ def test_the_gateway_refuses_unsigned_and_badly_signed_pushes(sim_url: str) -> N
 async def test_outage_accepted_then_delivered_exactly_once(
     http: httpx.Client, base_url: str, sim_url: str, me: Person, res: Resources
 ) -> None:
-    gp(sim_url, "/_sim/availability", method="POST", json={"up": False})
+    gp(sim_url, "/_sim/availability", method="POST", json={"state": "down"})
     try:
         ready = httpx.get(f"{base_url}/affairs/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["govplatform"].startswith("fail")
@@ -106,7 +106,7 @@ async def test_outage_accepted_then_delivered_exactly_once(
         assert gp(sim_url, f"/_sim/projects/{case['case_no']}")["records"] == []
     finally:
         # Back, but the answer to the first batch is lost: the platform holds it, we send it again.
-        gp(sim_url, "/_sim/availability", method="POST", json={"up": True, "lose_answers": 1})
+        gp(sim_url, "/_sim/availability", method="POST", json={"state": "up", "lose_answers": 1})
     assert httpx.get(f"{base_url}/affairs/readyz").json()["checks"]["govplatform"] == "ok"
     end = time.monotonic() + 60
     while time.monotonic() < end:
