@@ -39,6 +39,7 @@ from admin.pages import (
     to_sign_in,
     tokens_match,
 )
+from affairs import govservice  # the government-service platform's line on the monitoring page
 from core.clock import SHANGHAI
 from core.filters import time_range
 from core.problems import ProblemError
@@ -472,6 +473,7 @@ async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Re
         latency_chart=latency,
         rate_chart=rate,
         alerts=await monitoring.list_rules(res, p),
+        govfeed=await govservice.feed_health(res),
     )
 
 

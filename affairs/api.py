@@ -226,6 +226,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         externals={
             "biz": f"{settings.simulators_url}/biz/healthz",
             "mps": f"{settings.simulators_url}/mps/healthz",
+            "govplatform": f"{settings.govplatform_base}/v1/ping",
         },
         resources=resources,
     )

@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from affairs import bookings, payments, service
+from affairs import govjobs as govjobs  # the government-service platform's jobs
 from core import clock
 from core.problems import ProblemError
 from core.resources import Resources

@@ -10,6 +10,7 @@ import msgspec
 from litestar.params import Parameter
 from msgspec import Meta
 
+from affairs.guide_models import Guide
 from core import idempotency
 
 Code = Annotated[str, Meta(pattern=r"^app-(0[1-9]|[1-4]\d)$", description="application code app-01 … app-49")]
@@ -53,6 +54,7 @@ class Manifest(msgspec.Struct):
     fees: list[dict[str, Any]]
     binding: dict[str, Any]
     note: str = ""
+    guide: Guide | None = None  # 办事指南 from the government-service platform (affairs.govservice)
 
 
 class Authorisation(msgspec.Struct):

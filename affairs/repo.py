@@ -828,3 +828,115 @@ async def cases_in_status(db: Executor, person: uuid.UUID, status: str) -> list[
             status,
         )
     )
+
+
+# ---------------------------------------------------------------- the government-service platform (affairs.govservice)
+
+GOV_FEED_LOCK = 0x676F76_66656564  # pg advisory lock key: one drainer of the 办件 feed at a time
+
+
+async def gov_feed_lock(conn: Executor) -> bool:
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", GOV_FEED_LOCK))
+
+
+async def gov_feed_unlock(conn: Executor) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1)", GOV_FEED_LOCK)
+
+
+async def gov_feed_due(db: Executor, limit: int) -> list[Record]:
+    """Due records in id order, with their case; a record waits while an earlier one of its case is not yet due
+    (backing off), so each case's states reach the platform in order."""
+    return list(
+        await db.fetch(
+            """SELECT f.id, f.record_key, f.status, f.at, f.attempts, c.case_no, c.code, c.person_id,
+                      c.enterprise_id, c.org_code, c.region_code, coalesce(e.note, '') AS note
+               FROM affairs.gov_feed f JOIN affairs.cases c ON c.id = f.case_id
+               LEFT JOIN affairs.case_events e ON e.id = f.event_id
+               WHERE f.delivered_at IS NULL AND f.rejected_code IS NULL AND f.next_at <= now()
+                 AND NOT EXISTS (SELECT 1 FROM affairs.gov_feed p
+                                 WHERE p.case_id = f.case_id AND p.id < f.id AND p.delivered_at IS NULL
+                                   AND p.rejected_code IS NULL AND p.next_at > now())
+               ORDER BY f.id LIMIT $1""",
+            limit,
+        )
+    )
+
+
+async def gov_feed_delivered(db: Executor, ids: list[int]) -> None:
+    await db.execute("UPDATE affairs.gov_feed SET delivered_at = now() WHERE id = ANY($1::bigint[])", ids)
+
+
+async def gov_feed_rejected(db: Executor, rows: list[tuple[int, str]]) -> None:
+    await db.executemany("UPDATE affairs.gov_feed SET rejected_code = $2 WHERE id = $1", rows)
+
+
+async def gov_feed_retry(db: Executor, ids: list[int], error: str, max_backoff_s: int) -> None:
+    """Back off exponentially (1 s, 2 s, 4 s … capped) from the record's attempts."""
+    await db.execute(
+        """UPDATE affairs.gov_feed SET attempts = attempts + 1, last_error = $2,
+               next_at = now() + make_interval(secs => least(power(2, attempts), $3))
+           WHERE id = ANY($1::bigint[])""",
+        ids,
+        error[:300],
+        max_backoff_s,
+    )
+
+
+async def gov_feed_counts(db: Executor) -> Record:
+    row = await db.fetchrow(
+        """SELECT count(*) FILTER (WHERE delivered_at IS NULL AND rejected_code IS NULL) AS pending,
+                  count(*) FILTER (WHERE rejected_code IS NOT NULL) AS rejected,
+                  min(at) FILTER (WHERE delivered_at IS NULL AND rejected_code IS NULL) AS oldest_pending,
+                  max(delivered_at) AS last_delivered
+           FROM affairs.gov_feed"""
+    )
+    assert row is not None
+    return row
+
+
+async def gov_settled_cases(db: Executor, since: datetime, after: str, limit: int) -> list[Record]:
+    """Cases changed since `since` whose every record was delivered (nothing in flight), by case number."""
+    return list(
+        await db.fetch(
+            """SELECT c.id, c.case_no, c.status, c.updated_at FROM affairs.cases c
+               WHERE c.updated_at >= $1 AND c.case_no > $2
+                 AND NOT EXISTS (SELECT 1 FROM affairs.gov_feed f WHERE f.case_id = c.id AND f.delivered_at IS NULL
+                                 AND f.rejected_code IS NULL)
+               ORDER BY c.case_no LIMIT $3""",
+            since,
+            after,
+            limit,
+        )
+    )
+
+
+async def gov_feed_resend(db: Executor, case_id: uuid.UUID, record_key: str, status: str, at: datetime) -> None:
+    """A reconciliation resend of a case's current state (no event of its own)."""
+    await db.execute(
+        "INSERT INTO affairs.gov_feed (case_id, event_id, record_key, status, at) VALUES ($1, NULL, $2, $3, $4)",
+        case_id,
+        record_key,
+        status,
+        at,
+    )
+
+
+async def gov_save_reconciliation(db: Executor, compared: int, repaired: int, detail: list[Any]) -> None:
+    await db.execute(
+        "INSERT INTO affairs.gov_reconciliations (compared, repaired, detail) VALUES ($1, $2, $3)",
+        compared,
+        repaired,
+        detail,
+    )
+
+
+async def gov_last_reconciliation(db: Executor) -> Record | None:
+    return await db.fetchrow("SELECT * FROM affairs.gov_reconciliations ORDER BY id DESC LIMIT 1")
+
+
+async def current_manifest(db: Executor, code: str) -> Record | None:
+    return await db.fetchrow(
+        """SELECT m.body FROM affairs.manifests m JOIN affairs.current_manifest c USING (code, version)
+           WHERE m.code = $1""",
+        code,
+    )

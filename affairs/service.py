@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from affairs import forms, repo
+from affairs import forms, govservice, repo
 from affairs.adapters import BizClient
 from affairs.manifests import ELICENCE_TYPES
 from affairs.models import (
@@ -331,6 +331,7 @@ async def submit(res: Resources, person_id: str, acr: str, req: CaseIn, idempote
         row = await repo.case_by_key(res.db, pid, idempotency_key or "")
         assert row is not None
         return await _view(res, row)
+    govservice.nudge(res)  # the 办件 feed (its record was written with the case)
     view = await _view(res, row, with_events=False, with_mailing=True)
     view.events = [CaseEvent("submitted", SUBMITTED_NOTE, "applicant", row["created_at"])]
     _delivering[row["id"]] = spawn(_after_submit(res, row, clean, attachments, m))
@@ -482,6 +483,7 @@ async def move(
     at = await repo.move_case(res.db, row["id"], row["status"], to_status, note, source, materials or [])
     if at is None:
         raise ProblemError(409, "case-changed", "The case changed meanwhile", "办件状态已变化", "retry")
+    govservice.nudge(res)  # the 办件 feed (its record was written with the event)
     await _tell(res, row, to_status)
     return True
 

@@ -11,7 +11,15 @@ import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.params import Parameter
 
-from affairs import bookings, extras, officemap, payments, service
+from affairs import (
+    bookings,
+    extras,
+    govservice,  # the service guides
+    officemap,
+    payments,
+    service,
+)
+from affairs.guide_models import Guide
 from affairs.models import (
     PAGE_MAX,
     AppCode,
@@ -90,6 +98,15 @@ class Public(Controller):
     @get("/apps/{code:str}", summary="One application's manifest: form, materials notice, fees")
     async def get_app(self, res: Resources, code: AppCode) -> Manifest:
         return await service.manifest(res, code)
+
+    @get(
+        "/apps/{code:str}/guide",
+        summary="One application's service guide (办事指南) from the government-service platform",
+        description="Conditions, materials, process, places, time limits, fees and FAQ; 404 `no-guide` until the "
+        "platform's item catalogue has been pulled.",
+    )
+    async def get_guide(self, res: Resources, code: AppCode) -> Guide:
+        return await govservice.guide(res, code)
 
     @get("/apps/{code:str}/offices", summary="Offices where an appointment item is served")
     async def offices(self, res: Resources, code: AppCode, region: OptionalRegion = None) -> OfficeList:

@@ -58,6 +58,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "`SZT_SIM_URL/tsa/v1/timestamp` (the simulator)",
         ),
     ] = None
+    govplatform_url: Annotated[
+        str,
+        _var(
+            "GOVPLATFORM_URL",
+            "the integrated government-service platform's exchange gateway (办件 feed, item catalogue)",
+            "`SZT_SIM_URL/govplatform` (the simulator)",
+        ),
+    ] = ""
     var_dir: Annotated[str, _var("SZT_VAR_DIR", "where embedded databases, keys and files live")] = "var"
     host: Annotated[str, _var("SZT_HOST", "where `szt serve` listens (address)")] = "127.0.0.1"
     port: Annotated[int, _var("SZT_PORT", "where `szt serve` listens (port)")] = 8000
@@ -297,6 +305,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def simulators_url(self) -> str:
         return self.sim_url or f"http://{self.host}:{self.sim_port}"
+
+    @property
+    def govplatform_base(self) -> str:
+        return self.govplatform_url or f"{self.simulators_url}/govplatform"
 
     @property
     def signing_server_url(self) -> str:

@@ -9,7 +9,11 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 
-from affairs import service
+from affairs import (
+    govservice,  # the service guides
+    service,
+)
+from affairs.guide_models import Guide
 from affairs.models import (
     AppCode,
     AttachmentView,
@@ -45,6 +49,15 @@ class Apps(Controller):
     @get("/apps/{code:str}", summary="One application's manifest: form, materials notice, fees")
     async def get_app(self, res: Resources, code: AppCode) -> Manifest:
         return await service.manifest(res, code)
+
+    @get(
+        "/apps/{code:str}/guide",
+        summary="One application's service guide (办事指南) from the government-service platform",
+        description="Conditions, materials, process, places, time limits, fees and FAQ; 404 `no-guide` until the "
+        "platform's item catalogue has been pulled.",
+    )
+    async def get_guide(self, res: Resources, code: AppCode) -> Guide:
+        return await govservice.guide(res, code)
 
 
 class Signed(Controller):

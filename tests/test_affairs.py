@@ -706,7 +706,9 @@ async def test_scheduled_jobs_run_and_seeding_is_idempotent(res: Resources) -> N
     jobs = [s for s in SCHEDULED if s.name.startswith("affairs.")]
     assert {j.name for j in jobs} == {
         "affairs.redeliver", "affairs.reminders", "affairs.no_shows", "affairs.auto_rate", "affairs.reconcile"
-    } and affairs.jobs.redeliver in [j.job for j in jobs]  # fmt: skip
+    } | {"affairs.govfeed", "affairs.govreconcile", "affairs.govguides"} and affairs.jobs.redeliver in [
+        j.job for j in jobs
+    ]  # fmt: skip
     for job in jobs:
         await job.job(res)
 
