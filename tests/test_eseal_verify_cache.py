@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,7 +32,7 @@ class Sealed:
     bureau: Bureau
 
     @property
-    def cert_id(self):  # type: ignore[no-untyped-def]
+    def cert_id(self) -> uuid.UUID:
         return self.bureau.rsa.id if self.kind == "pades" else self.bureau.sm2.id
 
     @property
@@ -61,15 +63,15 @@ def _check(result: VerifyResult, name: str) -> tuple[str, str]:
     return check.verdict, check.detail
 
 
-def _over_http(http: httpx.Client, doc: Sealed) -> dict:  # type: ignore[type-arg]
+def _over_http(http: httpx.Client, doc: Sealed) -> dict[str, Any]:
     """The server's verdict: another process, so another replica's caches."""
     answer = http.post("/eseal/v1/verifications", files={"file": (doc.path.name, doc.path.read_bytes())})
     assert answer.status_code == 200, answer.text
-    body: dict = answer.json()  # type: ignore[type-arg]
+    body: dict[str, Any] = answer.json()
     return body
 
 
-def _http_check(body: dict, name: str) -> tuple[str, str]:  # type: ignore[type-arg]
+def _http_check(body: dict[str, Any], name: str) -> tuple[str, str]:
     check = next(c for c in body["signatures"][0]["checks"] if c["name"] == name)
     return check["verdict"], check["detail"]
 
