@@ -260,21 +260,52 @@ def _ses_integrity(sig_obj: Any, stream: IO[bytes], data_hash: bytes) -> Check:
     return Check("integrity", "pass", "SM3 over the byte range equals dataHash; range covers the file")
 
 
-async def verify_stream(stream: IO[bytes], trust: Trust) -> VerifyResult:
-    """Verify a PDF; the same document under the same trust within a minute gets the same (cached) verdict,
-    and simultaneous requests for one document wait for a single verification."""
-    digest = _sha256_file(stream)
-    return await checks.cached(digest, trust, lambda: _verify_uncached(stream, trust, digest))
+Parsed = tuple[Any, list[Any]] | Exception  # (reader, signature fields), or why the file is not a readable PDF
 
 
-async def _verify_uncached(stream: IO[bytes], trust: Trust, digest: str) -> VerifyResult:
+def parse(stream: IO[bytes]) -> Parsed:
+    """The PDF's signature fields, read once for the seal lookup and the verification."""
     stream.seek(0)
     try:
         reader = PdfFileReader(stream, strict=False)
-        fields = list(enumerate_sig_fields(reader, filled_status=True))
+        return reader, list(enumerate_sig_fields(reader, filled_status=True))
     except Exception as exc:  # not a PDF at all
-        failed = report("", "unknown", "", "", "", None, [Check("format", "fail", f"not a readable PDF: {exc}")])
+        return exc
+
+
+def seal_codes(parsed: Parsed) -> set[str]:
+    """The seal codes the signatures name (/ESealCode, or the last word of /Reason)."""
+    codes: set[str] = set()
+    if isinstance(parsed, Exception):
+        return codes
+    try:
+        for _name, value, _ref in parsed[1]:
+            sig = value.get_object()
+            if "/ESealCode" in sig:
+                codes.add(str(sig["/ESealCode"]))
+            reason = str(sig.get("/Reason", ""))
+            if reason:
+                codes.add(reason.rsplit(" ", 1)[-1])
+    except Exception:  # an unreadable dictionary is reported by the verification itself
+        return codes
+    return codes
+
+
+async def verify_stream(stream: IO[bytes], trust: Trust, parsed: Parsed | None = None) -> VerifyResult:
+    """Verify a PDF (`parsed`: its fields already read by `parse`); the same document under the same trust within
+    a minute gets the same (cached) verdict, and simultaneous requests for one document wait for a single
+    verification."""
+    digest = _sha256_file(stream)
+    return await checks.cached(digest, trust, lambda: _verify_uncached(stream, trust, digest, parsed))
+
+
+async def _verify_uncached(stream: IO[bytes], trust: Trust, digest: str, parsed: Parsed | None) -> VerifyResult:
+    if parsed is None:
+        parsed = parse(stream)
+    if isinstance(parsed, Exception):
+        failed = report("", "unknown", "", "", "", None, [Check("format", "fail", f"not a readable PDF: {parsed}")])
         return VerifyResult(document_sha256=digest, signatures=[failed], valid=False)
+    reader, fields = parsed
     reports: list[SignatureReport] = []
     for name, value, field_ref in fields:
         sig_obj = value.get_object() if value is not None else None

@@ -469,9 +469,10 @@ async def verify_file(
         await seal_states(res, trust_, codes | await _codes_for_serials(res, serials, trust_))
         result = await ofdverify.verify_bytes(data, trust_, pkg)
     else:
-        await seal_states(res, trust_, _codes_in(path))
         with path.open("rb") as f:
-            result = await pdfverify.verify_stream(f, trust_)
+            parsed = pdfverify.parse(f)
+            await seal_states(res, trust_, pdfverify.seal_codes(parsed))
+            result = await pdfverify.verify_stream(f, trust_, parsed)
     for sig in result.signatures:
         await logs.append(
             res.db,
