@@ -157,7 +157,8 @@ async def _scenario(ctx: Context, stack: Stack) -> list[Row]:
                 gen_cpu_peak=gen_cpu / wall if gen_cpu is not None else None,
                 errors=errors,
                 notes=[
-                    "all different, never verified before; p99 from the common send; target ≤ 1.5 s (tender)",
+                    f"all different, never verified before; {errors} errors; p99 from the common send; "
+                    "target ≤ 1.5 s (tender)",
                     f"server CPU {server_ms:.1f} ms/verification (HTTP, upload, log row); in process "
                     f"{new_ms:.1f} ms per new document, {cold_ms:.1f} ms with every cache emptied",
                 ],
