@@ -232,6 +232,8 @@ def verify_burst(
             raise RuntimeError(f"server died during the burst:\n{server.tail()}")
         samples = got["ok_us"]
         errors = len(docs) - len(samples)  # every document not answered 200 with a valid verdict
+        if errors:
+            ctx.progress(f"  server log (tail):\n{server.tail(6000)}")
         wall = max(samples) / 1e6 if samples else float("nan")
         ctx.progress(
             f"  {len(samples)} answered valid, p99 {Latency.from_samples_us(samples).p99}, errors {errors}, "
