@@ -141,6 +141,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     enrol_rate_per_ip: Annotated[
         int, _var("SZT_ENROL_RATE_PER_IP", "enrolments attempted per hour and network address")
     ] = 10
+    eseal_verify_rate_per_ip: Annotated[
+        int,
+        _var(
+            "SZT_ESEAL_VERIFY_RATE_PER_IP",
+            "document verifications per minute and network address at `POST /eseal/v1/verifications` (a business "
+            "system behind one address verifying in bulk may need more)",
+        ),
+    ] = 120
     signer_app_id: Annotated[
         str,
         _var(

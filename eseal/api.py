@@ -149,7 +149,7 @@ async def _verify_upload(res: Resources, raw: bytes, name: str, ip: str) -> Veri
     tags=["verification"],
     status_code=200,
     request_max_body_size=MAX_PDF + 65536,
-    guards=[rate_limit(120, 60, name="eseal-verify")],
+    guards=[rate_limit(lambda s: s.eseal_verify_rate_per_ip, 60, name="eseal-verify")],
 )
 async def verify_api(
     request: Request[Any, Any, Any],

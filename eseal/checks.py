@@ -45,6 +45,7 @@ class Trust:
     intermediates: list[bytes]
     crls: list[bytes]
     seals: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> {status, valid_to, cert_serials, name}
+    generation: int = 0  # eseal.trust_generation it was read at (0: not from the database)
     _anchors: str = field(default="", repr=False, compare=False)
 
     def anchors_key(self) -> str:

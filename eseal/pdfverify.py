@@ -12,13 +12,15 @@ import datetime as dt
 import hashlib
 from typing import IO, Any
 
+from asn1crypto import cms
+from pyhanko.pdf_utils.generic import parse_pdf_date
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus
 
-from eseal import checks, pdffast, pdfsign
+from eseal import checks, pdffast, pdfsign, x509build
 from eseal.checks import Trust, chain, report, seal_state, time_check, validation_context
 from eseal.checks import clear_caches as clear_caches  # re-exported: tests and the bench clear them here
 from eseal.models import Check, SignatureReport, VerifyResult
@@ -89,6 +91,133 @@ async def _verify_pades(emb: Any, trust: Trust, sig_obj: Any) -> SignatureReport
     )
 
 
+def _hash_ranges(stream: IO[bytes], name: str, byte_range: list[int]) -> bytes | None:
+    """The digest `name` over the two byte ranges, streamed in chunks (never the whole file in memory)."""
+    try:
+        h = hashlib.new(name)
+    except ValueError:
+        return None
+    for offset, length in ((byte_range[0], byte_range[1]), (byte_range[2], byte_range[3])):
+        stream.seek(offset)
+        while length > 0 and (chunk := stream.read(min(pdfsign.CHUNK, length))):
+            h.update(chunk)
+            length -= len(chunk)
+    return h.digest()
+
+
+def _covers_whole_file(stream: IO[bytes], sig_obj: Any) -> list[int] | None:
+    """The /ByteRange when it covers the whole file but for exactly the /Contents hex string (what pyhanko calls
+    ENTIRE_FILE coverage); else None (then pyhanko's diff analysis of later revisions decides)."""
+    try:
+        byte_range = [int(v) for v in sig_obj["/ByteRange"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if len(byte_range) != 4 or byte_range[0] != 0 or byte_range[1] <= 0:
+        return None
+    hole_start, hole_end = byte_range[1], byte_range[2]
+    if hole_end <= hole_start + 1 or byte_range[2] + byte_range[3] != _file_size(stream):
+        return None
+    stream.seek(hole_start)
+    hole = stream.read(hole_end - hole_start)
+    if hole[:1] != b"<" or hole[-1:] != b">":
+        return None
+    try:
+        contents = bytes.fromhex(hole[1:-1].decode("ascii"))
+    except ValueError:
+        return None
+    signature = bytes(sig_obj["/Contents"])
+    if contents.rstrip(b"\0") != signature.rstrip(b"\0"):
+        return None
+    return byte_range
+
+
+def _pdf_time(sig_obj: Any) -> dt.datetime | None:
+    """The signer's claimed time: /M of the signature dictionary (PAdES leaves signingTime out of the CMS)."""
+    try:
+        return parse_pdf_date(str(sig_obj["/M"]), strict=False) if "/M" in sig_obj else None
+    except (ValueError, TypeError):
+        return None
+
+
+async def _verify_pades_fast(
+    field_name: str, sig_obj: Any, stream: IO[bytes], byte_range: list[int], trust: Trust
+) -> SignatureReport | None:
+    """The eight checks of a CMS signature that covers the whole file, done here: the signed attributes' digest
+    over the byte ranges (streamed), the signer's signature over them, the chain and revocation through the cached
+    per-trust paths and CRLs (checks.chain), the RFC 3161 signature timestamp like an SES one. None: a form this
+    does not handle (then pyhanko validates it)."""
+    reason = str(sig_obj.get("/Reason", ""))
+    code = reason.rsplit(" ", 1)[-1] if reason else ""
+    try:
+        info = cms.ContentInfo.load(bytes(sig_obj["/Contents"]).rstrip(b"\0") or b"\0")
+        signed = info["content"]
+        if info["content_type"].native != "signed_data" or len(signed["signer_infos"]) != 1:
+            return None
+        signer = signed["signer_infos"][0]
+        sid = signer["sid"].chosen
+        if not isinstance(sid, cms.IssuerAndSerialNumber):
+            return None
+        wanted = (sid["serial_number"].native, bytes(sid["issuer"].dump()))
+        cert_der = next(
+            (
+                bytes(c.chosen.dump())
+                for c in signed["certificates"]
+                if c.name == "certificate" and (c.chosen.serial_number, bytes(c.chosen.issuer.dump())) == wanted
+            ),
+            None,
+        )
+        attrs = signer["signed_attrs"]
+        if cert_der is None or not attrs:
+            return None
+        values = {a["type"].native: a["values"][0] for a in attrs}
+        digest_name = signer["digest_algorithm"]["algorithm"].native
+        signature = bytes(signer["signature"].native)
+        spki = x509build.spki_of(cert_der)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if "message_digest" not in values or "content_type" not in values:
+        return None
+    checks_: list[Check] = [Check("format", "pass", f"PAdES {sig_obj.get('/SubFilter')}, CMS SignedData")]
+    good = checks._token_signature_ok(spki, signer, b"\x31" + bytes(attrs.dump())[1:])
+    checks_.append(
+        Check(
+            "signature",
+            "pass" if good else "fail",
+            "CMS signature value verifies" if good else "signature value does not verify",
+        )
+    )
+    at = values["signing_time"].native if "signing_time" in values else _pdf_time(sig_obj)
+    ts_check: Check
+    ts_time: dt.datetime | None
+    unsigned = {a["type"].native: a["values"][0] for a in (signer["unsigned_attrs"] or [])}
+    token = unsigned.get("signature_time_stamp_token")
+    if token is None:
+        ts_check, ts_time = (
+            Check("timestamp", "absent", "no RFC 3161 timestamp (signing time is the signer's claim)"),
+            None,
+        )
+    else:
+        ts_check, ts_time = await checks.ses_timestamp(bytes(token.dump()), signature, trust)
+    when = ts_time or at or dt.datetime.now(dt.UTC)
+    serial = int(wanted[0])
+    match, validity = seal_state(trust, code, serial, when)
+    checks_ += [match, validity]
+    verdict, detail = chain(trust, cert_der, when)
+    checks_.append(Check("certificate", verdict, detail))  # type: ignore[arg-type]
+    checks_.append(time_check(cert_der, ts_time or at))
+    digest = _hash_ranges(stream, digest_name, byte_range)
+    intact = (
+        digest is not None
+        and bytes(values["message_digest"].native) == digest
+        and values["content_type"].native == "data"
+    )
+    detail_i = f"digest {'matches' if intact else 'DOES NOT match'}, coverage ENTIRE_FILE"
+    checks_.append(Check("integrity", "pass" if intact else "fail", detail_i))
+    checks_.append(ts_check)
+    name = trust.seals.get(code, {}).get("name", "")
+    return report(field_name, "pades", checks.subject_name(cert_der), code, name, at, checks_)
+
+
 def _timestamp(status: PdfSignatureStatus) -> tuple[Check, dt.datetime | None]:
     """The signature timestamp's check, and its time when it is good (then it, not the signer's claim, is the
     signing time checked against the certificate's validity)."""
@@ -131,21 +260,52 @@ def _ses_integrity(sig_obj: Any, stream: IO[bytes], data_hash: bytes) -> Check:
     return Check("integrity", "pass", "SM3 over the byte range equals dataHash; range covers the file")
 
 
-async def verify_stream(stream: IO[bytes], trust: Trust) -> VerifyResult:
-    """Verify a PDF; the same document under the same trust within a minute gets the same (cached) verdict,
-    and simultaneous requests for one document wait for a single verification."""
-    digest = _sha256_file(stream)
-    return await checks.cached(digest, trust, lambda: _verify_uncached(stream, trust, digest))
+Parsed = tuple[Any, list[Any]] | Exception  # (reader, signature fields), or why the file is not a readable PDF
 
 
-async def _verify_uncached(stream: IO[bytes], trust: Trust, digest: str) -> VerifyResult:
+def parse(stream: IO[bytes]) -> Parsed:
+    """The PDF's signature fields, read once for the seal lookup and the verification."""
     stream.seek(0)
     try:
         reader = PdfFileReader(stream, strict=False)
-        fields = list(enumerate_sig_fields(reader, filled_status=True))
+        return reader, list(enumerate_sig_fields(reader, filled_status=True))
     except Exception as exc:  # not a PDF at all
-        failed = report("", "unknown", "", "", "", None, [Check("format", "fail", f"not a readable PDF: {exc}")])
+        return exc
+
+
+def seal_codes(parsed: Parsed) -> set[str]:
+    """The seal codes the signatures name (/ESealCode, or the last word of /Reason)."""
+    codes: set[str] = set()
+    if isinstance(parsed, Exception):
+        return codes
+    try:
+        for _name, value, _ref in parsed[1]:
+            sig = value.get_object()
+            if "/ESealCode" in sig:
+                codes.add(str(sig["/ESealCode"]))
+            reason = str(sig.get("/Reason", ""))
+            if reason:
+                codes.add(reason.rsplit(" ", 1)[-1])
+    except Exception:  # an unreadable dictionary is reported by the verification itself
+        return codes
+    return codes
+
+
+async def verify_stream(stream: IO[bytes], trust: Trust, parsed: Parsed | None = None) -> VerifyResult:
+    """Verify a PDF (`parsed`: its fields already read by `parse`); the same document under the same trust within
+    a minute gets the same (cached) verdict, and simultaneous requests for one document wait for a single
+    verification."""
+    digest = _sha256_file(stream)
+    return await checks.cached(digest, trust, lambda: _verify_uncached(stream, trust, digest, parsed))
+
+
+async def _verify_uncached(stream: IO[bytes], trust: Trust, digest: str, parsed: Parsed | None) -> VerifyResult:
+    if parsed is None:
+        parsed = parse(stream)
+    if isinstance(parsed, Exception):
+        failed = report("", "unknown", "", "", "", None, [Check("format", "fail", f"not a readable PDF: {parsed}")])
         return VerifyResult(document_sha256=digest, signatures=[failed], valid=False)
+    reader, fields = parsed
     reports: list[SignatureReport] = []
     for name, value, field_ref in fields:
         sig_obj = value.get_object() if value is not None else None
@@ -155,8 +315,12 @@ async def _verify_uncached(stream: IO[bytes], trust: Trust, digest: str) -> Veri
         if subfilter == pdfsign.SM2_SUBFILTER:
             reports.append(await _verify_ses(name, sig_obj, stream, trust))
         elif subfilter in PADES_SUBFILTERS:
-            emb = EmbeddedPdfSignature(reader, field_ref.get_object(), name)
-            reports.append(await _verify_pades(emb, trust, sig_obj))
+            whole = _covers_whole_file(stream, sig_obj)
+            fast = await _verify_pades_fast(name, sig_obj, stream, whole, trust) if whole else None
+            if fast is None:
+                emb = EmbeddedPdfSignature(reader, field_ref.get_object(), name)
+                fast = await _verify_pades(emb, trust, sig_obj)
+            reports.append(fast)
         else:
             reports.append(
                 report(

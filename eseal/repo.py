@@ -21,6 +21,12 @@ async def next_key_index(db: Executor) -> int:
 # -- CAs
 
 
+async def trust_generation(db: Executor) -> int:
+    """The trust material's generation (migration 003: bumped by every change to CAs, CRLs, certificates, seals)."""
+    value: int = await db.fetchval("SELECT n FROM eseal.trust_generation")
+    return value
+
+
 async def cas(db: Executor) -> list[Row]:
     return list(await db.fetch("SELECT * FROM eseal.cas ORDER BY priority, id"))
 

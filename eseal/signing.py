@@ -13,7 +13,9 @@ import binascii
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -321,10 +323,54 @@ async def _load_trust(res: Resources) -> pdfverify.Trust:
     return pdfverify.Trust(roots=roots, intermediates=intermediates, crls=crls)
 
 
+TRUST_TTL = 60.0  # besides the generation: a CRL's time-driven re-issue is picked up within a minute
+
+
+@dataclass
+class _Known:
+    """What this process read of one generation of the trust material (eseal.trust_generation)."""
+
+    generation: int
+    expires: float
+    trust: pdfverify.Trust | None = None
+    seals: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # seal code -> state (None: unknown)
+    serial_codes: dict[int, set[str]] = field(default_factory=dict)  # certificate serial -> seal codes
+
+
+_known: dict[str, _Known] = {}  # database URL -> the generation last read
+
+
+async def _generation(res: Resources) -> _Known:
+    """The trust material's current generation, read from PostgreSQL on every call (never shared between
+    callers: a verification that starts after a revocation has committed must see its generation)."""
+    generation = await repo.trust_generation(res.db)
+    known = _known.get(res.settings.database_url)
+    if known is None or known.generation != generation or known.expires < time.monotonic():
+        known = _Known(generation, time.monotonic() + TRUST_TTL)
+        _known[res.settings.database_url] = known
+    return known
+
+
+def clear_trust_cache() -> None:
+    _known.clear()
+
+
 async def trust(res: Resources) -> pdfverify.Trust:
-    """Roots by priority, our issuing CAs, fresh CRLs; `seal_states` then adds the seals the document names."""
-    base = await _shared(res, "trust", lambda: _load_trust(res))
-    return pdfverify.Trust(roots=base.roots, intermediates=base.intermediates, crls=base.crls)
+    """Roots by priority, our issuing CAs, fresh CRLs; `seal_states` then adds the seals the document names.
+    Loaded once per generation of the trust material (and at most a minute), not per verification."""
+    known = await _generation(res)
+    if known.trust is None:
+        loaded = await _shared(res, f"trust:{known.generation}", lambda: _load_trust(res))
+        loaded.anchors_key()
+        known.trust = loaded
+    base = known.trust
+    return pdfverify.Trust(
+        roots=base.roots,
+        intermediates=base.intermediates,
+        crls=base.crls,
+        generation=known.generation,
+        _anchors=base.anchors_key(),
+    )
 
 
 async def _seal_state(res: Resources, code: str) -> dict[str, Any] | None:
@@ -340,10 +386,22 @@ async def _seal_state(res: Resources, code: str) -> dict[str, Any] | None:
     }
 
 
+def _known_for(res: Resources, trust_: pdfverify.Trust) -> _Known | None:
+    known = _known.get(res.settings.database_url)
+    return known if known is not None and known.generation == trust_.generation and trust_.generation else None
+
+
 async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) -> None:
-    """Fill in the state of the seals a document's signatures name."""
+    """Fill in the state of the seals a document's signatures name (read once per generation)."""
+    known = _known_for(res, trust_)
     for code in codes:
-        state = await _shared(res, f"seal:{code}", lambda code=code: _seal_state(res, code))  # type: ignore[misc]
+        if known is not None and code in known.seals:
+            state = known.seals[code]
+        else:
+            what = f"seal:{trust_.generation}:{code}"
+            state = await _shared(res, what, lambda code=code: _seal_state(res, code))  # type: ignore[misc]
+            if known is not None:
+                known.seals[code] = state
         if state is not None:
             trust_.seals[code] = state
 
@@ -368,16 +426,29 @@ def _codes_in(path: Path) -> set[str]:
     return codes
 
 
-async def _codes_for_serials(res: Resources, serials: set[int]) -> set[str]:
+async def _codes_for_serials_uncached(res: Resources, serial: int) -> set[str]:
+    codes: set[str] = set()
+    cert = await repo.certificate_by_serial(res.db, serial)
+    if cert is None:
+        return codes
+    for seal_id in await repo.seal_ids_for_cert(res.db, cert["id"]):
+        row = await repo.seal(res.db, seal_id)
+        if row is not None and row["code"]:
+            codes.add(row["code"])
+    return codes
+
+
+async def _codes_for_serials(res: Resources, serials: set[int], trust_: pdfverify.Trust) -> set[str]:
+    known = _known_for(res, trust_)
     codes: set[str] = set()
     for serial in serials:
-        cert = await repo.certificate_by_serial(res.db, serial)
-        if cert is None:
+        if known is not None and serial in known.serial_codes:
+            codes |= known.serial_codes[serial]
             continue
-        for seal_id in await repo.seal_ids_for_cert(res.db, cert["id"]):
-            row = await repo.seal(res.db, seal_id)
-            if row is not None and row["code"]:
-                codes.add(row["code"])
+        found = await _codes_for_serials_uncached(res, serial)
+        if known is not None:
+            known.serial_codes[serial] = found
+        codes |= found
     return codes
 
 
@@ -395,12 +466,13 @@ async def verify_file(
         data = await asyncio.to_thread(path.read_bytes)
         pkg = ofdverify.load(data)
         codes, serials = ofdverify.seal_codes(pkg) if pkg is not None else (set(), set())
-        await seal_states(res, trust_, codes | await _codes_for_serials(res, serials))
+        await seal_states(res, trust_, codes | await _codes_for_serials(res, serials, trust_))
         result = await ofdverify.verify_bytes(data, trust_, pkg)
     else:
-        await seal_states(res, trust_, _codes_in(path))
         with path.open("rb") as f:
-            result = await pdfverify.verify_stream(f, trust_)
+            parsed = pdfverify.parse(f)
+            await seal_states(res, trust_, pdfverify.seal_codes(parsed))
+            result = await pdfverify.verify_stream(f, trust_, parsed)
     for sig in result.signatures:
         await logs.append(
             res.db,
