@@ -13,7 +13,7 @@ from litestar import Response, get, post
 from litestar.datastructures import UploadFile
 
 from admin import pages
-from admin.console_apps import CHANNELS, KINDS, SCOPE_NAMES, region_name
+from admin.console_apps import CHANNELS, SCOPE_NAMES, app_page_helpers
 from catalog import icons
 from catalog import service as catalog
 from catalog.models import CATEGORIES, PROVINCE, Application
@@ -49,12 +49,10 @@ async def my_apps_page(request: pages.Req, res: Resources) -> Response[Any]:
         next_cursor=mine.next_cursor,
         notifications=await catalog.org_notifications(res, p, 50),
         categories=CATEGORIES,
-        app_kinds=KINDS,
         channels=CHANNELS,
         scope_names=SCOPE_NAMES,
-        region_name=region_name,
         own_region=_regions(p, [])[0],
-        app_statuses=pages.STATUSES,
+        **app_page_helpers(),
     )
 
 

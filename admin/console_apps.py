@@ -68,7 +68,8 @@ def icon_url(digest: str, size: int = 96) -> str:
     return icons.url_for("", digest, size) if digest else ""  # same origin: the CSP allows 'self' images only
 
 
-def _helpers() -> dict[str, Any]:
+def app_page_helpers() -> dict[str, Any]:
+    """What the app pages' templates call: names of kinds, regions and statuses, icon URLs."""
     return {
         "app_kinds": KINDS,
         "region_name": region_name,
@@ -107,7 +108,7 @@ async def apps_page(request: pages.Req, res: Resources) -> Response[Any]:
         next_vcursor=pending.next_cursor,
         apps=listed,
         next_cursor=next_code,
-        **_helpers(),
+        **app_page_helpers(),
     )
 
 
@@ -129,7 +130,7 @@ async def app_version_page(request: pages.Req, res: Resources, version_id: uuid.
             app=app,
             live=live,
             rows=diff(v, live),
-            **_helpers(),
+            **app_page_helpers(),
         )
 
     return await pages.show(request, res, inner)
@@ -173,7 +174,7 @@ async def app_version_review(
         v=outcome.version,
         client_id=outcome.client_id,
         client_secret=outcome.client_secret,
-        **_helpers(),
+        **app_page_helpers(),
     )
 
 

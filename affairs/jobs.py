@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from affairs import bookings, payments, service
-from affairs import govjobs as govjobs  # the government-service platform's jobs
+from affairs import bookings, govservice, payments, service
 from core import clock
 from core.problems import ProblemError
 from core.resources import Resources
@@ -50,3 +49,28 @@ async def reconcile(res: Resources) -> None:
             continue
         if report.abnormal:
             log.warning("abnormal orders", extra={"channel": channel, "count": report.abnormal})
+
+
+# The government-service platform (affairs.govservice): its 办件 feed, reconciliation and service guides.
+@scheduled("affairs.govfeed", seconds=5)
+async def govfeed(res: Resources) -> None:
+    """The 办件 records the transitions' nudges did not deliver (platform down, process gone)."""
+    n = await govservice.drain(res)
+    if n:
+        log.info("办件 records delivered", extra={"count": n})
+
+
+@scheduled("affairs.govreconcile", seconds=3600)
+async def govreconcile(res: Resources) -> None:
+    try:
+        await govservice.reconcile(res)
+    except ProblemError as exc:
+        log.warning("办件 reconciliation failed", extra={"detail": exc.detail})
+
+
+@scheduled("affairs.govguides", seconds=3600)
+async def govguides(res: Resources) -> None:
+    try:
+        await govservice.sync_guides(res)
+    except ProblemError as exc:
+        log.warning("service guide sync failed", extra={"detail": exc.detail})

@@ -406,26 +406,6 @@ async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) 
             trust_.seals[code] = state
 
 
-def _codes_in(path: Path) -> set[str]:
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.fields import enumerate_sig_fields
-
-    codes: set[str] = set()
-    try:
-        with path.open("rb") as f:
-            reader = PdfFileReader(f, strict=False)
-            for _name, value, _ref in enumerate_sig_fields(reader, filled_status=True):
-                sig = value.get_object()
-                if "/ESealCode" in sig:
-                    codes.add(str(sig["/ESealCode"]))
-                reason = str(sig.get("/Reason", ""))
-                if reason:
-                    codes.add(reason.rsplit(" ", 1)[-1])
-    except Exception:  # an unreadable file is reported by the verifier itself
-        return codes
-    return codes
-
-
 async def _codes_for_serials_uncached(res: Resources, serial: int) -> set[str]:
     codes: set[str] = set()
     cert = await repo.certificate_by_serial(res.db, serial)

@@ -6,9 +6,12 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 
 def admin_password(var_dir: Path) -> str:
@@ -53,3 +56,14 @@ def csrf_token(console: httpx.Client, page: str = "/admin/console") -> str:
     m = re.search(r'name="csrf" value="([^"]+)"', r.text)
     assert m is not None, r.text[:300]
     return m.group(1)
+
+
+def console(browser: Browser, base_url: str, username: str, password: str) -> Page:
+    """A chromium page signed in to the console as `username`."""
+    page = browser.new_context(base_url=base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN").new_page()
+    page.goto("/admin/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/admin/console")
+    return page

@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 
 from core.resources import Resources
 from core.settings import load_settings
 from identity import people
-from tests.admin_helpers import csrf_token, make_admin, platform_admin, sign_in
+from tests.admin_helpers import console, csrf_token, make_admin, platform_admin, sign_in
 from tests.catalog_helpers import codes_in, home_once
 from tests.harness import ROOT
 from tests.test_admin_monitoring import id_number
@@ -88,16 +88,6 @@ def reviewer_of(http: httpx.Client, platform: dict[str, str], org_code: str) -> 
     )
     assert r.status_code == 201, r.text
     return username, password, sign_in(http, username, password)
-
-
-def console(browser: Browser, base_url: str, username: str, password: str) -> Page:
-    page = browser.new_context(base_url=base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN").new_page()
-    page.goto("/admin/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/admin/console")
-    return page
 
 
 def application(http: httpx.Client, applicant: dict[str, str], base_url: str) -> dict[str, Any]:

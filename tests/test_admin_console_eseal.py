@@ -15,9 +15,9 @@ import httpx
 from asn1crypto import crl as acrl
 from playwright.sync_api import Browser, Page
 
-from tests.admin_helpers import admin_password, csrf_token, make_admin, platform_admin
+from tests.admin_helpers import admin_password, console, csrf_token, make_admin, platform_admin
 from tests.harness import ROOT
-from tests.test_admin_console_apps import browser, console  # noqa: F401  (browser: the chromium fixture)
+from tests.test_admin_console_apps import browser  # noqa: F401  (the chromium fixture)
 
 OUT = ROOT / "test-output"
 

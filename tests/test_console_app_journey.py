@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 
 from core.resources import Resources
 from orgs import jobs
-from tests.admin_helpers import platform_admin
+from tests.admin_helpers import console, platform_admin
 from tests.harness import ROOT
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -46,16 +46,6 @@ def _browse(base_url: str, steps: Any) -> Any:
             browser.close()
 
 
-def _sign_in(browser: Browser, base_url: str, username: str, password: str) -> Page:
-    page = browser.new_context(base_url=base_url, viewport={"width": 1440, "height": 900}).new_page()
-    page.goto("/admin/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/admin/console")
-    return page
-
-
 def _icon(path: Path) -> Path:
     Image.new("RGB", (192, 192), (10, 120, 60)).save(buf := io.BytesIO(), "PNG")
     path.write_bytes(buf.getvalue())
@@ -74,7 +64,7 @@ async def test_county_applies_city_approves_and_sees_the_calls(
     shots.mkdir(exist_ok=True)
 
     def apply_and_approve(browser: Browser) -> tuple[str, str]:
-        county = _sign_in(browser, base_url, county_user, county_pw)
+        county = console(browser, base_url, county_user, county_pw)
         county.click("a[href='/admin/console/my-apps']")  # the menu entry
         form = "#apply-form"
         county.fill(f"{form} input[name=name]", name)
@@ -88,7 +78,7 @@ async def test_county_applies_city_approves_and_sees_the_calls(
         assert "待审核" in row.inner_text()
         county.screenshot(path=str(shots / "journey-my-apps.png"), full_page=True)
 
-        city = _sign_in(browser, base_url, city_user, city_pw)
+        city = console(browser, base_url, city_user, city_pw)
         city.goto("/admin/console/apps")
         city.locator("tr", has_text=name).locator("a[href^='/admin/console/app-versions/']").click()
         city.click("button[name=decision][value=approve]")
@@ -119,7 +109,7 @@ async def test_county_applies_city_approves_and_sees_the_calls(
         raise AssertionError("the token calls did not reach the integration log")
 
     def city_sees_the_calls(browser: Browser) -> None:
-        city = _sign_in(browser, base_url, city_user, city_pw)
+        city = console(browser, base_url, city_user, city_pw)
         city.goto(f"/admin/console/logs?kind=integration&app_code={client_id}")
         rows = city.locator("tr", has_text="/identity/token")
         assert rows.count() == 3, city.content()[:2000]
@@ -141,7 +131,7 @@ def test_a_custom_role_from_the_role_editor_is_assigned_and_effective(
     code = f"viewer{secrets.token_hex(2)}"
 
     def steps(browser: Browser) -> None:
-        city = _sign_in(browser, base_url, city_user, city_pw)
+        city = console(browser, base_url, city_user, city_pw)
         city.goto("/admin/console/roles")
         city.click("#role-new")
         form = "#role-form"
@@ -170,7 +160,7 @@ def test_a_custom_role_from_the_role_editor_is_assigned_and_effective(
         city.wait_for_url("**/roles?notice=*")
         assert code in city.content()
 
-        clerk = _sign_in(browser, base_url, clerk_user, clerk_pw)
+        clerk = console(browser, base_url, clerk_user, clerk_pw)
         nav = clerk.inner_text("nav")
         assert "统计分析" in nav and "日志管理" not in nav
         assert clerk.goto("/admin/console/stats").status == 200  # type: ignore[union-attr]

@@ -24,8 +24,12 @@ from tests.harness import ROOT, Stack
 from tests.identity_helpers import bearer, enrol, pick_citizen
 from tests.mini_helpers import wechat_user
 
-CALLERS = {"bff": ("anonymous", "citizen"), "identity": ("anonymous", "citizen"), "mini": ("anonymous", "mini")}
-CALLERS["admin"] = ("anonymous", "admin")
+CALLERS = {
+    "admin": ("anonymous", "admin"),
+    "bff": ("anonymous", "citizen"),
+    "identity": ("anonymous", "citizen"),
+    "mini": ("anonymous", "mini"),
+}
 
 
 def test_committed_openapi_documents_match_the_code() -> None:
