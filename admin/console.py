@@ -258,6 +258,7 @@ async def orgs_page(request: Request[Any, Any, Any], res: Resources) -> Response
     cursor = request.query_params.get("cursor") or None
     page = await service.list_orgs(res, p, parent[:40] if parent else None, cursor, 50)
     apps = await registration.list_applications(res, p, None, None, 50)
+    orgs = names.OrgNames(res)
     return await render(
         request,
         res,
@@ -268,6 +269,9 @@ async def orgs_page(request: Request[Any, Any, Any], res: Resources) -> Response
         orgs=page.items,
         next_cursor=page.next_cursor,
         parent=parent,
+        org_chain={o.path: await orgs.chain(o.path) for o in page.items},
+        region_name=console_apps.region_name,
+        org_name_of={a.parent_code: await orgs.name(a.parent_code) for a in apps.items},
         apps=sorted(apps.items, key=lambda a: (a.status != "pending", a.created_at), reverse=False),
     )
 
@@ -331,6 +335,7 @@ async def admins_page(request: Request[Any, Any, Any], res: Resources) -> Respon
         me=p,
         title="账号管理",
         admins=page.items,
+        org_names=await names.OrgNames(res).names([a.org_path for a in page.items]),
         next_cursor=page.next_cursor,
         status_filter=status,
         statuses={k: STATUSES[k] for k in ("pending", "active", "rejected", "disabled")},
@@ -485,7 +490,13 @@ async def reports_page(request: Request[Any, Any, Any], res: Resources) -> Respo
 async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     p = await current_admin(request, "monitor.read")
     routes = await monitoring.routes(res, 3600)
-    route = request.query_params.get("route") or (routes.items[0].route if routes.items else "")
+    busiest = sorted(routes.items, key=lambda r: (-r.count, r.route))  # the busiest route first: the default chart
+    route = request.query_params.get("route") or (busiest[0].route if busiest else "")
+    pages_total = max(1, -(-len(busiest) // 20))
+    try:
+        rpage = max(1, min(int(request.query_params.get("rpage") or 1), pages_total))
+    except ValueError:
+        rpage = 1
     series = await monitoring.series(res, route[:200], None, None) if route else monitoring.Series(route="", points=[])
     latency = charts.line_chart(
         f"接口延迟：{route}",
@@ -506,6 +517,10 @@ async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Re
         title="运行监控",
         ov=await monitoring.overview(res),
         routes=routes,
+        busiest=busiest,
+        route_rows=busiest[(rpage - 1) * 20 : rpage * 20],
+        rpage=rpage,
+        rpages=pages_total,
         route=route,
         latency_chart=latency,
         rate_chart=rate,

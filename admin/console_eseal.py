@@ -253,6 +253,8 @@ async def change_state(
     """A detail page's action: known, permitted (`actions`), recorded as the op-log target, then `change(action,
     actor)`; back to `target` with what the page says afterwards, with what `change` answers instead, or with the
     reason eseal refused."""
+    if (elsewhere := await pages.admitted(request)) is not None:  # origin and CSRF token before anything else
+        return elsewhere
     action = data.get("action", "")
     if action not in actions:
         return pages.back(target, error="未知操作")

@@ -116,3 +116,7 @@ class OrgNames:
 
     async def names(self, paths: list[str]) -> dict[str, str]:
         return {p: await self.name(p) for p in dict.fromkeys(paths)}
+
+    async def chain(self, path: str) -> str:
+        """`江苏省公安厅 › 苏州市公安局 › …` of a materialised path."""
+        return " › ".join([await self.name(code) for code in path.split(".") if code])
