@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Litestar, Router
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
 from admin import (
     catalog_routes,
@@ -21,7 +22,7 @@ from admin import (
 )
 from admin.auth import SCHEMES
 from admin.oplog import OpLogMiddleware
-from admin.pages import FormRefused, refused_page
+from admin.pages import FormRefused, not_found_page, refused_page
 from core.app import build_app
 from core.resources import Resources
 from core.settings import Settings
@@ -59,4 +60,6 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         externals={},
         resources=resources,
         security_schemes=SCHEMES,
+        # an unknown console address or method: the console's 404 page (problem documents elsewhere)
+        exception_handlers={NotFoundException: not_found_page, MethodNotAllowedException: not_found_page},
     )

@@ -71,6 +71,26 @@ def bar_chart(
     return "".join(parts)
 
 
+def time_ticks(stamps: Sequence[float], most: int = 6) -> list[tuple[float, str]]:
+    """Axis labels of a time series, in Beijing time, each distinct: at the points themselves when there are few,
+    else evenly spread; `HH:MM` within a day, `MM-DD` for daily series, both when it spans days at finer steps."""
+    if not stamps:
+        return []
+    t0, t1 = stamps[0], stamps[-1]
+    n = len(stamps)
+    picks = list(stamps) if n <= most else [stamps[round(i * (n - 1) / (most - 1))] for i in range(most)]
+    local = [datetime.fromtimestamp(t, SHANGHAI) for t in picks]
+    every = [datetime.fromtimestamp(t, SHANGHAI) for t in stamps]
+    daily = all(d.hour == 0 and d.minute == 0 for d in every) and (t1 - t0 >= 86400 or n == 1)
+    fmt = "%m-%d" if daily else "%H:%M" if local[0].date() == local[-1].date() else "%m-%d %H:%M"
+    out: list[tuple[float, str]] = []
+    for t, d in zip(picks, local, strict=True):
+        label = d.strftime(fmt)
+        if not out or out[-1][1] != label:
+            out.append((t, label))
+    return out
+
+
 def line_chart(
     title: str,
     series: Sequence[tuple[str, Sequence[tuple[datetime, float]]]],
@@ -104,12 +124,11 @@ def line_chart(
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#57606a">'
             f"{peak * i / 4:g}{escape(unit)}</text>"
         )
-    for i in range(5):
-        t = t0 + span * i / 4
-        x = left + w * i / 4
-        label = datetime.fromtimestamp(t, SHANGHAI).strftime("%m-%d %H:%M")
+    for t, label in time_ticks(sorted({p[0].timestamp() for p in points})):
+        x = left + w * (t - t0) / span
         parts.append(
-            f'<text x="{x:.1f}" y="{top + h + 18}" text-anchor="middle" font-size="11" fill="#57606a">{label}</text>'
+            f'<text x="{x:.1f}" y="{top + h + 18}" text-anchor="middle" font-size="11" fill="#57606a" '
+            f'class="tick">{label}</text>'
         )
     for k, (name, pts) in enumerate(series):
         color = PALETTE[k % len(PALETTE)]

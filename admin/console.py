@@ -15,10 +15,11 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.response import Redirect
 
-from admin import charts
+from admin import charts, console_apps, names
 from admin.guards import token_of
 from admin.log_routes import INT_COLUMNS, OP_COLUMNS
 from admin.pages import (
+    MENU,
     NO_SCHEMA,
     STATUSES,
     Form,
@@ -28,6 +29,7 @@ from admin.pages import (
     check_csrf,
     console_page,
     current_admin,
+    denied,
     form_post,
     is_https,
     poster,
@@ -204,7 +206,7 @@ async def oidc_callback(request: Request[Any, Any, Any], res: Resources) -> Resp
     try:
         session = await service.sign_in_by_sub(res, sub, client_ip(request))
     except ProblemError as exc:
-        return back("/admin/login", error=exc.title_zh)
+        return refused("/admin/login", exc)
     response: Response[Any] = Redirect("/admin/console", status_code=303)
     response.set_cookie(session_cookie(request, session.access_token))
     return response
@@ -219,12 +221,17 @@ async def _users_chart(res: Resources, p: AdminPrincipal) -> tuple[stats.UserSta
     return users, charts.bar_chart("用户地区分布", [(b.label, b.count) for b in users.by_region])
 
 
-@get("/console", **NO_SCHEMA)
+@get("/console", opt={"permission": "dashboard.view"}, **NO_SCHEMA)
 async def dashboard(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     try:
-        p = await current_admin(request, "dashboard.view")
+        p = await current_admin(request, None)
     except SignInRequired:
         return to_sign_in()
+    if not p.has("dashboard.view"):  # a role without the overview (a custom one): its first menu entry instead
+        first = next((href for href, _, perm in MENU if p.has(perm)), None)
+        if first is None:
+            return await denied(request, res, ProblemError(403, "forbidden", "Forbidden", "无权访问"))
+        return Redirect(first, status_code=302)
     cards = await service.dashboard_counts(res, p)
     overview = await monitoring.overview(res)
     cards["requests"] = overview.requests_last_hour
@@ -248,7 +255,7 @@ async def dashboard(request: Request[Any, Any, Any], res: Resources) -> Response
     )
 
 
-@get("/console/orgs", **NO_SCHEMA)
+@get("/console/orgs", opt={"permission": "orgs.org.list"}, **NO_SCHEMA)
 @console_page
 async def orgs_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     p = await current_admin(request, "orgs.org.list")
@@ -256,6 +263,7 @@ async def orgs_page(request: Request[Any, Any, Any], res: Resources) -> Response
     cursor = request.query_params.get("cursor") or None
     page = await service.list_orgs(res, p, parent[:40] if parent else None, cursor, 50)
     apps = await registration.list_applications(res, p, None, None, 50)
+    orgs = names.OrgNames(res)
     return await render(
         request,
         res,
@@ -266,11 +274,14 @@ async def orgs_page(request: Request[Any, Any, Any], res: Resources) -> Response
         orgs=page.items,
         next_cursor=page.next_cursor,
         parent=parent,
+        org_chain={o.path: await orgs.chain(o.path) for o in page.items},
+        region_name=console_apps.region_name,
+        org_name_of={a.parent_code: await orgs.name(a.parent_code) for a in apps.items},
         apps=sorted(apps.items, key=lambda a: (a.status != "pending", a.created_at), reverse=False),
     )
 
 
-@get("/console/org-applications/{app_id:uuid}", **NO_SCHEMA)
+@get("/console/org-applications/{app_id:uuid}", opt={"permission": "orgs.org.list"}, **NO_SCHEMA)
 async def org_application_page(request: Request[Any, Any, Any], res: Resources, app_id: uuid.UUID) -> Response[Any]:
     async def inner(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
         p = await current_admin(request, "orgs.org.list")
@@ -303,7 +314,17 @@ async def org_application_review(
     return back(target, notice="已通过" if review.decision == "approve" else "已驳回")
 
 
-@get("/console/admins", **NO_SCHEMA)
+@get("/console/{rest:path}", opt={"permission": ""}, **NO_SCHEMA)
+async def unknown_page(request: Request[Any, Any, Any], res: Resources, rest: str) -> Response[Any]:
+    """Any other console address: the console's 404 page (with the menu when signed in)."""
+    try:
+        await current_admin(request, None)
+    except SignInRequired:
+        return to_sign_in()
+    return await denied(request, res, ProblemError(404, "not-found", "Not found", "页面不存在"))
+
+
+@get("/console/admins", opt={"permission": "orgs.admin.list"}, **NO_SCHEMA)
 @console_page
 async def admins_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     p = await current_admin(request, "orgs.admin.list")
@@ -319,6 +340,7 @@ async def admins_page(request: Request[Any, Any, Any], res: Resources) -> Respon
         me=p,
         title="账号管理",
         admins=page.items,
+        org_names=await names.OrgNames(res).names([a.org_path for a in page.items]),
         next_cursor=page.next_cursor,
         status_filter=status,
         statuses={k: STATUSES[k] for k in ("pending", "active", "rejected", "disabled")},
@@ -346,7 +368,7 @@ async def admin_disable(request: Request[Any, Any, Any], res: Resources, admin_i
     return await form_post(request, "orgs.admin.disable", ADMINS, act, "已停用")
 
 
-@get("/console/roles", **NO_SCHEMA)
+@get("/console/roles", opt={"permission": "orgs.role.list"}, **NO_SCHEMA)
 @console_page
 async def roles_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     p = await current_admin(request, "orgs.role.list")
@@ -367,7 +389,7 @@ _OP_FIELDS = [("username", "操作人"), ("action", "操作"), ("ip", "IP"), ("t
 _INT_FIELDS = [("app_code", "应用"), ("interface", "接口"), ("ip", "IP"), ("region_code", "地区"), ("detail", "说明")]
 
 
-@get("/console/logs", **NO_SCHEMA)
+@get("/console/logs", opt={"permission": "logs.read"}, **NO_SCHEMA)
 @console_page
 async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     p = await current_admin(request, "logs.read")
@@ -398,6 +420,10 @@ async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response
     for k in ("since", "until"):
         if common[k] is not None:
             api_q[k] = common[k].isoformat()  # type: ignore[union-attr]
+    rows = [msgspec.structs.asdict(e) for e in page.items]
+    orgs = names.OrgNames(res)
+    org_names = await orgs.names([str(r.get("org_path") or "") for r in rows])
+    app_names = await console_apps.app_names(res, p) if kind == "integration" else {}
     return await render(
         request,
         res,
@@ -409,7 +435,8 @@ async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response
         fields=fields,
         q=q,
         columns=columns,
-        rows=[msgspec.structs.asdict(e) for e in page.items],
+        rows=rows,
+        cell=_log_cell(org_names, app_names),
         next_cursor=page.next_cursor,
         page_url="/admin/console/logs?" + urlencode({"kind": kind, **q}),
         export_url=f"/admin/v1/logs/{kind}/export?" + urlencode(api_q or {"result": ""}).replace("result=&", ""),
@@ -417,7 +444,27 @@ async def logs_page(request: Request[Any, Any, Any], res: Resources) -> Response
     )
 
 
-@get("/console/reports", **NO_SCHEMA)
+def _log_cell(org_names: dict[str, str], app_names: dict[str, str]) -> Any:
+    """(text, code for the tooltip or "") of one log cell: names where a person reads."""
+
+    def cell(key: str, value: Any) -> tuple[str, str]:
+        raw = "" if value is None else str(value)
+        if key == "action":
+            return names.action_name(raw), raw
+        if key == "org_path":
+            return org_names.get(raw, raw), raw
+        if key == "app_code":
+            return app_names.get(raw, raw), raw
+        if key == "region_code":
+            return console_apps.region_name(raw) if raw else "", raw
+        if key in ("direction", "result"):
+            return names.word(raw), raw
+        return raw, ""
+
+    return cell
+
+
+@get("/console/reports", opt={"permission": "logs.report"}, **NO_SCHEMA)
 @console_page
 async def reports_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     p = await current_admin(request, "logs.report")
@@ -443,12 +490,18 @@ async def reports_page(request: Request[Any, Any, Any], res: Resources) -> Respo
     )
 
 
-@get("/console/monitoring", **NO_SCHEMA)
+@get("/console/monitoring", opt={"permission": "monitor.read"}, **NO_SCHEMA)
 @console_page
 async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     p = await current_admin(request, "monitor.read")
     routes = await monitoring.routes(res, 3600)
-    route = request.query_params.get("route") or (routes.items[0].route if routes.items else "")
+    busiest = sorted(routes.items, key=lambda r: (-r.count, r.route))  # the busiest route first: the default chart
+    route = request.query_params.get("route") or (busiest[0].route if busiest else "")
+    pages_total = max(1, -(-len(busiest) // 20))
+    try:
+        rpage = max(1, min(int(request.query_params.get("rpage") or 1), pages_total))
+    except ValueError:
+        rpage = 1
     series = await monitoring.series(res, route[:200], None, None) if route else monitoring.Series(route="", points=[])
     latency = charts.line_chart(
         f"接口延迟：{route}",
@@ -469,6 +522,10 @@ async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Re
         title="运行监控",
         ov=await monitoring.overview(res),
         routes=routes,
+        busiest=busiest,
+        route_rows=busiest[(rpage - 1) * 20 : rpage * 20],
+        rpage=rpage,
+        rpages=pages_total,
         route=route,
         latency_chart=latency,
         rate_chart=rate,
@@ -497,7 +554,7 @@ async def monitoring_alert(request: Request[Any, Any, Any], res: Resources, data
     return await form_post(request, "monitor.alert.edit", target, act, "规则已添加", bad_input="规则参数无效")
 
 
-@get("/console/stats", **NO_SCHEMA)
+@get("/console/stats", opt={"permission": "stats.read"}, **NO_SCHEMA)
 @console_page
 async def stats_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     p = await current_admin(request, "stats.read")
@@ -523,7 +580,7 @@ async def stats_page(request: Request[Any, Any, Any], res: Resources) -> Respons
     )
 
 
-@get("/console/masking", **NO_SCHEMA)
+@get("/console/masking", opt={"permission": "masking.read"}, **NO_SCHEMA)
 @console_page
 async def masking_page(request: Request[Any, Any, Any], res: Resources) -> Response[Any]:
     p = await current_admin(request, "masking.read")
@@ -559,6 +616,7 @@ ROUTES: list[Any] = [
     orgs_page,
     org_application_page,
     org_application_review,
+    unknown_page,
     admins_page,
     admin_review,
     admin_disable,

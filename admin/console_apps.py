@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Response, get, post
 
-from admin import pages
+from admin import names, pages
 from catalog import icons
 from catalog import service as catalog
 from catalog.models import CITIES, PROVINCE, AppView, Review, VersionView
 from core.problems import ProblemError
 from core.ratelimit import client_ip
 from core.resources import Resources
+from orgs.models import AdminPrincipal
 
 ACTIVE = "/admin/console/apps"
 KINDS = {"h5": "H5 应用", "mini_program": "小程序", "native": "原生模块", "backend": "后端对接"}
@@ -90,13 +92,67 @@ def diff(v: VersionView, live: AppView | None) -> list[dict[str, Any]]:
     return rows
 
 
-@get("/console/apps", **pages.NO_SCHEMA)
+async def apps_in_scope(res: Resources, p: AdminPrincipal) -> list[AppView]:
+    """Every live app of the administrator's data scope (a catalogue of a province's apps: hundreds, not millions;
+    the console filters, sorts and pages them here)."""
+    out: list[AppView] = []
+    cursor: str | None = None
+    while True:
+        batch, cursor = await catalog.apps(res, p, cursor=cursor, limit=200)
+        out += batch
+        if cursor is None:
+            return out
+
+
+async def app_names(res: Resources, p: AdminPrincipal) -> dict[str, str]:
+    return {a.code: a.name for a in await apps_in_scope(res, p)}
+
+
+PAGE_SIZE = 20
+SORTS = {"newest": "最新发布在前", "oldest": "最早发布在前", "name": "按名称", "code": "按编码"}
+LIST_STATES = {"listed": "已上架", "delisted": "已下架"}
+KEPT = ("q", "status", "kind", "region", "sort", "page")  # the list's own query, kept through a form post
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return max(1, min(int(value or default), 10_000))
+    except ValueError:
+        return default
+
+
+@get("/console/apps", opt={"permission": "catalog.app.list"}, **pages.NO_SCHEMA)
 @pages.console_page
 async def apps_page(request: pages.Req, res: Resources) -> Response[Any]:
     p = await pages.current_admin(request, "catalog.app.list")
     qp = request.query_params
     pending = await catalog.versions(res, p, status="pending", cursor=(qp.get("vcursor") or "")[:60] or None, limit=50)
-    listed, next_code = await catalog.apps(res, p, cursor=(qp.get("cursor") or "")[:10] or None, limit=50)
+    q = (qp.get("q") or "").strip()[:40]
+    status = qp.get("status") if qp.get("status") in LIST_STATES else ""
+    kind = qp.get("kind") if qp.get("kind") in KINDS else ""
+    region = (qp.get("region") or "")[:6]
+    region = region if region == PROVINCE or region in CITIES else ""
+    sort = qp.get("sort") if qp.get("sort") in SORTS else "newest"
+    every = await apps_in_scope(res, p)
+    found = [
+        a
+        for a in every
+        if (not q or q.lower() in a.name.lower() or q.lower() in a.code.lower())
+        and (not status or a.listed == (status == "listed"))
+        and (not kind or a.kind == kind)
+        and (not region or region in a.regions)
+    ]
+    # App codes come from a sequence: the highest code is the newest app.
+    if sort == "name":
+        found.sort(key=lambda a: (a.name, a.code))
+    else:
+        found.sort(key=lambda a: a.code, reverse=sort == "newest")
+    pages_total = max(1, -(-len(found) // PAGE_SIZE))
+    page = min(_int(qp.get("page"), 1), pages_total)
+    shown_apps = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    filters = {"q": q, "status": status, "kind": kind, "region": region, "sort": sort}
+    orgs = names.OrgNames(res)
+    applicants = await orgs.names([a.org_path for a in shown_apps])
     return await pages.render(
         request,
         res,
@@ -106,13 +162,22 @@ async def apps_page(request: pages.Req, res: Resources) -> Response[Any]:
         title="应用管理",
         pending=pending.items,
         next_vcursor=pending.next_cursor,
-        apps=listed,
-        next_cursor=next_code,
+        apps=shown_apps,
+        total=len(found),
+        page=page,
+        pages_total=pages_total,
+        filters=filters,
+        base_query=urlencode({k: v for k, v in filters.items() if v}),
+        here=urlencode({**{k: v for k, v in filters.items() if v}, "page": str(page)}),
+        sorts=SORTS,
+        list_states=LIST_STATES,
+        regions={PROVINCE: "全省", **{c: n for c, (n, *_rest) in CITIES.items()}},
+        applicants=applicants,
         **app_page_helpers(),
     )
 
 
-@get("/console/app-versions/{version_id:uuid}", **pages.NO_SCHEMA)
+@get("/console/app-versions/{version_id:uuid}", opt={"permission": "catalog.app.list"}, **pages.NO_SCHEMA)
 async def app_version_page(request: pages.Req, res: Resources, version_id: uuid.UUID) -> Response[Any]:
     async def inner(request: pages.Req, res: Resources) -> Response[Any]:
         p = await pages.current_admin(request, "catalog.app.list")
@@ -180,18 +245,19 @@ async def app_version_review(
 
 @post("/console/apps/{code:str}/listing", opt={"action": "catalog.app.listing"}, **pages.NO_SCHEMA)
 async def app_listing(request: pages.Req, res: Resources, code: str, data: pages.Form) -> Response[Any]:
+    keep = pages.kept_query(data.get("back", ""), KEPT)  # back to the same filters and page
     p = await pages.poster(request, "catalog.app.delist", ACTIVE)
     if isinstance(p, Response):
         return p
     listed = data.get("listed") == "1"
     reason = data.get("reason", "").strip()[:500]
     if not listed and not reason:
-        return pages.back(ACTIVE, error="下架时请填写原因")
+        return pages.back(ACTIVE, error="下架时请填写原因", keep=keep)
     try:
         await catalog.set_listing(res, p, code[:10], listed, reason, ip=client_ip(request))
     except ProblemError as exc:
-        return pages.refused(ACTIVE, exc)
-    return pages.back(ACTIVE, notice=f"{code[:10]} 已{'上架' if listed else '下架'}")
+        return pages.refused(ACTIVE, exc, keep=keep)
+    return pages.back(ACTIVE, notice="应用已上架" if listed else "应用已下架", keep=keep)
 
 
 ROUTES: list[Any] = [apps_page, app_version_page, app_version_review, app_listing]

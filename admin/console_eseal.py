@@ -57,26 +57,26 @@ REASON_NAMES = {
 }
 GRANTEE_KINDS = {"user": "用户", "app": "应用", "cert": "证书"}
 LOG_FIELDS = ("kind", "action", "actor", "seal_code", "cert_serial", "doc_name", "doc_hash", "result", "ip")
-# Actions of the detail pages: action -> (permission, what the page says afterwards); the states each allows are
-# eseal's rules (a refused one comes back as the page's error).
+# Actions of the detail pages: action -> (permission, the catalogue code of what the page says afterwards,
+# admin.pages.NOTICES); the states each allows are eseal's rules (a refused one comes back as the page's error).
 SEAL_ACTIONS: dict[str, tuple[str, str]] = {
-    "approve": ("eseal.seal.review", "已审核通过"),
-    "reject": ("eseal.seal.review", "已驳回"),
-    "make": ("eseal.seal.make", "已制作（印模、SES_Seal 已生成）"),
-    "register": ("eseal.seal.make", "已备案"),
-    "publish": ("eseal.seal.make", "已发布"),
-    "suspend": ("eseal.seal.manage", "已暂停"),
-    "resume": ("eseal.seal.manage", "已恢复"),
-    "revoke": ("eseal.seal.manage", "已撤销"),
-    "destroy": ("eseal.seal.manage", "已销毁"),
+    "approve": ("eseal.seal.review", "seal-approved"),
+    "reject": ("eseal.seal.review", "seal-rejected"),
+    "make": ("eseal.seal.make", "seal-made"),
+    "register": ("eseal.seal.make", "seal-registered"),
+    "publish": ("eseal.seal.make", "seal-published"),
+    "suspend": ("eseal.seal.manage", "seal-suspended"),
+    "resume": ("eseal.seal.manage", "seal-resumed"),
+    "revoke": ("eseal.seal.manage", "seal-revoked"),
+    "destroy": ("eseal.seal.manage", "seal-destroyed"),
 }
 CERT_ACTIONS: dict[str, tuple[str, str]] = {
-    "approve": ("eseal.cert.manage", "已审核并签发"),
-    "reject": ("eseal.cert.manage", "已驳回"),
-    "suspend": ("eseal.cert.manage", "已冻结"),
-    "resume": ("eseal.cert.manage", "已解冻"),
-    "revoke": ("eseal.cert.manage", "已吊销"),
-    "renew": ("eseal.cert.manage", "已续期"),
+    "approve": ("eseal.cert.manage", "cert-issued"),
+    "reject": ("eseal.cert.manage", "cert-rejected"),
+    "suspend": ("eseal.cert.manage", "cert-suspended"),
+    "resume": ("eseal.cert.manage", "cert-resumed"),
+    "revoke": ("eseal.cert.manage", "cert-revoked"),
+    "renew": ("eseal.cert.manage", "cert-renewed"),
 }
 MAX_UPLOAD = 2 * 1024 * 1024
 LOG_KINDS = {"sign": "签章", "verify": "验证", "cert": "证书", "seal": "印章"}
@@ -109,7 +109,7 @@ def _actor(p: AdminPrincipal) -> str:
     return f"admin:{p.username}"
 
 
-@get("/console/eseal", **pages.NO_SCHEMA)
+@get("/console/eseal", opt={"permission": "eseal.read"}, **pages.NO_SCHEMA)
 @pages.console_page
 async def eseal_page(request: pages.Req, res: Resources) -> Response[Any]:
     p = await pages.current_admin(request, "eseal.read")
@@ -159,7 +159,7 @@ async def eseal_page(request: pages.Req, res: Resources) -> Response[Any]:
     )
 
 
-@get("/console/eseal/seals/new", **pages.NO_SCHEMA)
+@get("/console/eseal/seals/new", opt={"permission": "eseal.seal.apply"}, **pages.NO_SCHEMA)
 @pages.console_page
 async def seal_new_page(request: pages.Req, res: Resources) -> Response[Any]:
     p = await pages.current_admin(request, "eseal.seal.apply")
@@ -190,7 +190,7 @@ async def seal_apply(request: pages.Req, res: Resources) -> Response[Any]:
             return pages.back(target, error="请上传印模图片（JPG、PNG、GIF 或 BMP）")
         upload = await image.read()
     cert_ids: list[uuid.UUID] = []
-    for raw in form.getall("cert_id") if hasattr(form, "getall") else []:
+    for raw in form.getall("cert_id", []) if hasattr(form, "getall") else []:  # none chosen: no list
         try:
             cert_ids.append(uuid.UUID(str(raw)))
         except ValueError:
@@ -213,7 +213,7 @@ async def seal_apply(request: pages.Req, res: Resources) -> Response[Any]:
     return pages.back(f"{ACTIVE}/seals/{seal.id}", notice="印章申请已提交，等待审核")
 
 
-@get("/console/eseal/seals/{seal_id:uuid}", **pages.NO_SCHEMA)
+@get("/console/eseal/seals/{seal_id:uuid}", opt={"permission": "eseal.read"}, **pages.NO_SCHEMA)
 async def seal_page(request: pages.Req, res: Resources, seal_id: uuid.UUID) -> Response[Any]:
     async def inner(request: pages.Req, res: Resources) -> Response[Any]:
         p = await pages.current_admin(request, "eseal.read")
@@ -253,6 +253,8 @@ async def change_state(
     """A detail page's action: known, permitted (`actions`), recorded as the op-log target, then `change(action,
     actor)`; back to `target` with what the page says afterwards, with what `change` answers instead, or with the
     reason eseal refused."""
+    if (elsewhere := await pages.admitted(request)) is not None:  # origin and CSRF token before anything else
+        return elsewhere
     action = data.get("action", "")
     if action not in actions:
         return pages.back(target, error="未知操作")
@@ -265,7 +267,7 @@ async def change_state(
         instead = await change(action, _actor(p))
     except ProblemError as exc:
         return pages.refused(target, exc)
-    return instead or pages.back(target, notice=done)
+    return instead or pages.back(target, msg=done)
 
 
 @post("/console/eseal/seals/{seal_id:uuid}/action", opt={"action": "eseal.seal.change"}, **pages.NO_SCHEMA)
@@ -298,7 +300,7 @@ async def seal_grants(request: pages.Req, res: Resources, seal_id: uuid.UUID, da
     try:
         if data.get("op") == "ungrant":
             await eseal.seals.ungrant(res, seal_id, kind, grantee, actor=_actor(p))
-            return pages.back(target, notice=f"已取消授权 {grantee}")
+            return pages.back(target, notice="已取消授权")
         if kind == "bind":
             await eseal.seals.bind_certificate(res, seal_id, uuid.UUID(grantee), actor=_actor(p))
             return pages.back(target, notice="已绑定证书")
@@ -307,10 +309,10 @@ async def seal_grants(request: pages.Req, res: Resources, seal_id: uuid.UUID, da
         return pages.back(target, error="证书编号无效")
     except ProblemError as exc:
         return pages.refused(target, exc)
-    return pages.back(target, notice=f"已授权{GRANTEE_KINDS.get(kind, '')} {grantee}")
+    return pages.back(target, notice="已授权")
 
 
-@get("/console/eseal/certificates", **pages.NO_SCHEMA)
+@get("/console/eseal/certificates", opt={"permission": "eseal.read"}, **pages.NO_SCHEMA)
 @pages.console_page
 async def certs_page(request: pages.Req, res: Resources) -> Response[Any]:
     p = await pages.current_admin(request, "eseal.read")
@@ -390,7 +392,7 @@ def _log_filters(request: pages.Req) -> dict[str, Any]:
     return filters
 
 
-@get("/console/eseal/logs", **pages.NO_SCHEMA)
+@get("/console/eseal/logs", opt={"permission": "eseal.read"}, **pages.NO_SCHEMA)
 @pages.console_page
 async def logs_page(request: pages.Req, res: Resources) -> Response[Any]:
     p = await pages.current_admin(request, "eseal.read")
@@ -413,11 +415,11 @@ async def logs_page(request: pages.Req, res: Resources) -> Response[Any]:
         log_kinds=LOG_KINDS,
         query=urlencode({k: v for k, v in shown.items() if v}),
         broken=await eseal.verify_logs(res) if request.query_params.get("verify") else None,
-        error=error or request.query_params.get("error", "")[:200],
+        **({"error": error} if error else {}),  # type: ignore[arg-type]  # str into **ctx
     )
 
 
-@get("/console/eseal/logs.csv", **pages.NO_SCHEMA)
+@get("/console/eseal/logs.csv", opt={"permission": "eseal.log.export"}, **pages.NO_SCHEMA)
 @pages.console_page
 async def logs_export(request: pages.Req, res: Resources) -> Response[Any]:
     await pages.current_admin(request, "eseal.log.export")

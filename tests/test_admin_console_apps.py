@@ -129,14 +129,14 @@ def test_review_approve_delist_and_chart(browser: Browser, http: httpx.Client, v
         assert version["id"] not in nj.get("/admin/console/apps").text
         assert nj.get(review_page).status_code == 404
         refused = nj.post(review_page + "/review", data={"decision": "approve", "csrf": csrf_token(nj)})
-        assert refused.status_code == 303 and "error=" in refused.headers["location"]
+        assert refused.status_code == 303 and "msg=" in refused.headers["location"]
     # The applicant sees its application but has no review button, and its own decision is refused.
     gx_cookie = {"szt_admin": applicant["Authorization"].removeprefix("Bearer ")}
     with httpx.Client(base_url=base_url, cookies=gx_cookie, timeout=15) as gx:
         own = gx.get(review_page)
         assert own.status_code == 200 and "待审核" in own.text and 'value="approve"' not in own.text
         refused = gx.post(review_page + "/review", data={"decision": "approve", "csrf": csrf_token(gx)})
-        assert refused.status_code == 303 and "error=" in refused.headers["location"]
+        assert refused.status_code == 303 and "msg=" in refused.headers["location"]
     assert http.get(f"/admin/v1/catalog/apps/{code}", headers=applicant).json()["live_version"] == 0
 
     page = console(browser, base_url, user, password)
@@ -169,7 +169,7 @@ def test_review_approve_delist_and_chart(browser: Browser, http: httpx.Client, v
     assert "已上架" in row.locator(".state").inner_text()
     row.locator("input[name=reason]").fill("整改中")
     row.locator("button", has_text="下架").click()
-    assert f"{code} 已下架" in page.locator(".notice").inner_text()
+    assert "应用已下架" in page.locator(".notice").inner_text()
     assert "已下架" in page.locator(f"#app-{code} .state").inner_text()
     page.screenshot(path=str(OUT / "admin-apps.png"), full_page=True)
     home_once(http, "320500", lambda b: code not in codes_in(b))

@@ -136,7 +136,7 @@ def test_every_console_form_carries_the_session_token_and_posts_without_it_are_r
             assert r.status_code == 403 and "请求被拒绝" in r.text, r.text[:200]
             assert r.headers["content-type"] == "text/html; charset=utf-8"
         ok = c.post("/admin/console/monitoring/alerts", data={**alert, "csrf": token})
-        assert ok.status_code == 303 and "error=" in ok.headers["location"]  # past the token: the bad threshold
+        assert ok.status_code == 303 and "msg=alert-invalid" in ok.headers["location"]  # past the token
         # Another session's token does not do.
         with httpx.Client(base_url=base_url, timeout=15) as other:
             console_login(other, admin_password(var_dir))
@@ -170,7 +170,7 @@ def test_a_browser_posts_a_console_form_with_its_token(base_url: str, var_dir: P
             page.fill(f"{form} input[name=name]", name)
             page.fill(f"{form} input[name=threshold]", "0.5")
             page.click(f"{form} button")
-            page.wait_for_url("**/admin/console/monitoring?notice=*")
+            page.wait_for_url("**/admin/console/monitoring?msg=alert-added")
             assert name in page.content()
             # The same form with its hidden token altered (as a forged page would post it): the 403 page.
             page.fill(f"{form} input[name=name]", name + "-forged")

@@ -31,11 +31,11 @@ def test_bind_then_sign_in_by_qr(http: httpx.Client, var_dir: Path, base_url: st
     admin_id, username, h = make_admin(http, boss, "320500", ["org_admin"], prefix="qr")
     with httpx.Client(base_url=base_url, timeout=15) as unbound:  # nobody bound yet: refused
         done = scan_and_approve(http, unbound, "/admin/login/qr", app_auth)
-        assert done.status_code == 303 and "/admin/login?error=" in done.headers["location"]
+        assert done.status_code == 303 and "/admin/login?msg=" in done.headers["location"]
     token = h["Authorization"].removeprefix("Bearer ")
     with httpx.Client(base_url=base_url, timeout=15, cookies={"szt_admin": token}) as console:
         done = scan_and_approve(http, console, "/admin/login/qr?bind=1", app_auth)
-        assert done.status_code == 303 and "notice=" in done.headers["location"], done.headers.get("location")
+        assert done.status_code == 303 and "msg=qr-bound" in done.headers["location"], done.headers.get("location")
     assert http.get(f"/admin/v1/admins/{admin_id}", headers=boss).json()["qr_bound"] is True
     with httpx.Client(base_url=base_url, timeout=15) as browser:
         done = scan_and_approve(http, browser, "/admin/login/qr", app_auth)
@@ -45,4 +45,4 @@ def test_bind_then_sign_in_by_qr(http: httpx.Client, var_dir: Path, base_url: st
     # a callback with a state we never issued goes nowhere
     with httpx.Client(base_url=base_url, timeout=15) as forged:
         r = forged.get("/admin/oidc/callback", params={"code": "x", "state": "forged"})
-        assert r.status_code == 303 and "error=" in r.headers["location"] and "szt_admin" not in r.cookies
+        assert r.status_code == 303 and "msg=" in r.headers["location"] and "szt_admin" not in r.cookies
