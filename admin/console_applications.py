@@ -31,7 +31,7 @@ def _regions(p: Any, chosen: list[str]) -> list[str]:
     return chosen or [PROVINCE]
 
 
-@get("/console/my-apps", **pages.NO_SCHEMA)
+@get("/console/my-apps", opt={"permission": "catalog.app.apply"}, **pages.NO_SCHEMA)
 @pages.console_page
 async def my_apps_page(request: pages.Req, res: Resources) -> Response[Any]:
     p = await pages.current_admin(request, "catalog.app.apply")
@@ -89,11 +89,11 @@ async def my_apps_apply(request: pages.Req, res: Resources) -> Response[Any]:
         )
         version = await catalog.apply(res, p, app, ip=client_ip(request))
     except msgspec.ValidationError as exc:
-        return pages.back(ACTIVE, error=f"请检查填写内容：{exc}"[:200])
+        return pages.back(ACTIVE, error="请检查填写内容")
     except ProblemError as exc:
         return pages.refused(ACTIVE, exc)
     request.scope.setdefault("state", {})["op_target"] = version.app_code
-    return pages.back(ACTIVE, notice=f"已提交“{version.name}”（{version.app_code}），等待上级审核")
+    return pages.back(ACTIVE, notice="应用申请已提交，等待上级审核")
 
 
 ROUTES: list[Any] = [my_apps_page, my_apps_apply]

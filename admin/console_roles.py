@@ -44,14 +44,14 @@ async def _editor(request: pages.Req, res: Resources, p: AdminPrincipal, role: R
     )
 
 
-@get("/console/roles/new", **pages.NO_SCHEMA)
+@get("/console/roles/new", opt={"permission": "orgs.role.edit"}, **pages.NO_SCHEMA)
 @pages.console_page
 async def role_new(request: pages.Req, res: Resources) -> Response[Any]:
     p = await pages.current_admin(request, "orgs.role.edit")
     return await _editor(request, res, p, None)
 
 
-@get("/console/roles/{role_id:uuid}", **pages.NO_SCHEMA)
+@get("/console/roles/{role_id:uuid}", opt={"permission": "orgs.role.edit"}, **pages.NO_SCHEMA)
 async def role_page(request: pages.Req, res: Resources, role_id: uuid.UUID) -> Response[Any]:
     async def inner(request: pages.Req, res: Resources) -> Response[Any]:
         p = await pages.current_admin(request, "orgs.role.edit")
@@ -85,11 +85,11 @@ async def role_create(request: pages.Req, res: Resources) -> Response[Any]:
         )
         made = await service.create_role(res, p, role)
     except (ValueError, msgspec.ValidationError) as exc:
-        return pages.back(target, error=f"请检查填写内容：{exc}"[:200])
+        return pages.back(target, error="请检查填写内容")
     except ProblemError as exc:
         return pages.refused(target, exc)
     request.scope.setdefault("state", {})["op_target"] = made.code
-    return pages.back(ACTIVE, notice=f"角色“{made.name}”已创建")
+    return pages.back(ACTIVE, notice="角色已创建")
 
 
 @post("/console/roles/{role_id:uuid}", opt={"action": "orgs.role.edit"}, **pages.NO_SCHEMA)
@@ -103,14 +103,14 @@ async def role_update(request: pages.Req, res: Resources, role_id: uuid.UUID) ->
         update = msgspec.convert(_form_role(data, await _permissions(request)), RoleUpdate)
         saved = await service.update_role(res, p, role_id, update)
     except (ValueError, msgspec.ValidationError) as exc:
-        return pages.back(target, error=f"请检查填写内容：{exc}"[:200])
+        return pages.back(target, error="请检查填写内容")
     except ProblemError as exc:
         return pages.refused(target, exc)
     request.scope.setdefault("state", {})["op_target"] = saved.code
-    return pages.back(ACTIVE, notice=f"角色“{saved.name}”已保存，持有该角色的管理员需重新登录")
+    return pages.back(ACTIVE, notice="角色已保存，持有该角色的管理员需重新登录")
 
 
-@get("/console/admins/{admin_id:uuid}/roles", **pages.NO_SCHEMA)
+@get("/console/admins/{admin_id:uuid}/roles", opt={"permission": "orgs.admin.assign"}, **pages.NO_SCHEMA)
 async def admin_roles_page(request: pages.Req, res: Resources, admin_id: uuid.UUID) -> Response[Any]:
     async def inner(request: pages.Req, res: Resources) -> Response[Any]:
         p = await pages.current_admin(request, "orgs.admin.assign")
@@ -142,7 +142,7 @@ async def admin_roles_assign(request: pages.Req, res: Resources, admin_id: uuid.
     except ProblemError as exc:
         return pages.refused(target, exc)
     request.scope.setdefault("state", {})["op_target"] = done.username
-    return pages.back(target, notice=f"已为 {done.username} 分配角色：{'、'.join(done.roles) or '无'}")
+    return pages.back(target, notice="角色已分配")
 
 
 ROUTES: list[Any] = [role_new, role_page, role_create, role_update, admin_roles_page, admin_roles_assign]

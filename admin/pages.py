@@ -70,6 +70,10 @@ NOTICES: dict[str, str] = {
     "cert-resumed": "已解冻",
     "cert-revoked": "已吊销",
     "cert-renewed": "已续期",
+    "role-created": "角色已创建",
+    "role-saved": "角色已保存，持有该角色的管理员需重新登录",
+    "roles-assigned": "角色已分配",
+    "app-applied": "应用申请已提交，等待上级审核",
 }
 ERRORS: dict[str, str] = {
     "qr-expired": "扫码登录已失效，请重试",
@@ -89,6 +93,7 @@ ERRORS: dict[str, str] = {
     "pick-cert-kind": "请选择主体类型、算法和用途",
     "pick-revoke-reason": "请选择吊销原因",
     "forbidden": "无权进行此操作",
+    "form-invalid": "请检查填写内容",
 }
 # A refused action comes back as `p<status>-<problem slug>`: the slug's text here, else the status's generic text.
 PROBLEMS: dict[str, str] = {
@@ -110,6 +115,23 @@ PROBLEMS: dict[str, str] = {
     "seal-expired": "印章已过期",
     "seal-not-usable": "印章不可用",
     "payload-too-large": "请求体过大",
+    "own-submission": "不能审核本人提交的申请",
+    "own-organisation": "不能审核本机构提交的申请",
+    "grant-exceeds-own": "不能授予超出本人权限的权限",
+}
+# A refused form's offending field (`p400-field-<name>`), named as the form labels it.
+FIELDS: dict[str, str] = {
+    "reason": "理由",
+    "name": "名称",
+    "code": "编码",
+    "org_code": "所属机构",
+    "data_scope": "数据范围",
+    "permissions": "权限",
+    "roles": "角色",
+    "redirect_uris": "回调地址",
+    "entry_url": "入口地址",
+    "regions": "上架区域",
+    "channels": "渠道",
 }
 GENERIC: dict[int, str] = {
     400: "请求无效",
@@ -133,6 +155,8 @@ def message(code: str) -> tuple[str, str]:
         return "error", ERRORS[code]
     if len(code) > 5 and code[0] == "p" and code[1:4].isdigit() and code[4] == "-":
         status, slug = int(code[1:4]), code[5:]
+        if slug.startswith("field-") and slug[6:] in FIELDS:
+            return "error", f"请检查“{FIELDS[slug[6:]]}”"
         text = PROBLEMS.get(slug) or GENERIC.get(status)
         if text:
             return "error", text
@@ -345,7 +369,8 @@ def to_sign_in() -> Redirect:
 
 def refused(target: str, exc: ProblemError, keep: str = "") -> Redirect:
     """Back to `target` with a refused action's reason (its problem's catalogue code)."""
-    return back(target, keep=keep, msg=f"p{exc.status}-{exc.slug}"[:60])
+    slug = f"field-{exc.errors[0].field}" if exc.slug == "validation" and exc.errors else exc.slug
+    return back(target, keep=keep, msg=f"p{exc.status}-{slug}"[:60])
 
 
 async def admitted(request: Req) -> Response[Any] | None:

@@ -73,7 +73,7 @@ async def test_county_applies_city_approves_and_sees_the_calls(
         county.set_input_files(f"{form} input[name=icon]", str(icon))
         with county.expect_navigation():
             county.click("#apply-submit")
-        assert "notice=" in county.url, (county.url, county.inner_text("body")[:800])
+        assert "msg=app-applied" in county.url, (county.url, county.inner_text("body")[:800])
         row = county.locator("#my-versions tr", has_text=name)
         assert "待审核" in row.inner_text()
         county.screenshot(path=str(shots / "journey-my-apps.png"), full_page=True)
@@ -143,7 +143,7 @@ def test_a_custom_role_from_the_role_editor_is_assigned_and_effective(
         city.check(f"{form} input[value='stats.read']")
         with city.expect_navigation():
             city.click("#role-save")
-        assert "notice=" in city.url, (city.url, city.inner_text("body")[:800])
+        assert "msg=role-created" in city.url, (city.url, city.inner_text("body")[:800])
         assert code in city.content()
 
         # a forged grant of a permission the editor lacks is refused by the server, naming it
@@ -157,7 +157,7 @@ def test_a_custom_role_from_the_role_editor_is_assigned_and_effective(
         city.goto(f"/admin/console/admins/{clerk_id}/roles")
         city.check(f"input[name=roles][value='{code}']")
         city.click("#roles-save")
-        city.wait_for_url("**/roles?notice=*")
+        city.wait_for_url("**/roles?msg=roles-assigned*")
         assert code in city.content()
 
         clerk = console(browser, base_url, clerk_user, clerk_pw)

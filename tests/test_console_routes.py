@@ -113,6 +113,7 @@ def world(http: httpx.Client, var_dir: Path, base_url: str) -> World:
         version_id=version["id"],
         code=version["app_code"],
         admin_id=county_id,
+        role_id=role.json()["id"],
         rest="no-such-page",
     )
     with httpx.Client(base_url=base_url, cookies=w.roles[0].cookie, timeout=15) as c:
