@@ -88,7 +88,7 @@ async def my_apps_apply(request: pages.Req, res: Resources) -> Response[Any]:
             Application,
         )
         version = await catalog.apply(res, p, app, ip=client_ip(request))
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError:
         return pages.back(ACTIVE, error="请检查填写内容")
     except ProblemError as exc:
         return pages.refused(ACTIVE, exc)

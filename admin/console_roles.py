@@ -84,7 +84,7 @@ async def role_create(request: pages.Req, res: Resources) -> Response[Any]:
             {**fields, "code": data.get("code", "").strip(), "org_code": data.get("org_code", "").strip()}, NewRole
         )
         made = await service.create_role(res, p, role)
-    except (ValueError, msgspec.ValidationError) as exc:
+    except (ValueError, msgspec.ValidationError):
         return pages.back(target, error="请检查填写内容")
     except ProblemError as exc:
         return pages.refused(target, exc)
@@ -102,7 +102,7 @@ async def role_update(request: pages.Req, res: Resources, role_id: uuid.UUID) ->
     try:
         update = msgspec.convert(_form_role(data, await _permissions(request)), RoleUpdate)
         saved = await service.update_role(res, p, role_id, update)
-    except (ValueError, msgspec.ValidationError) as exc:
+    except (ValueError, msgspec.ValidationError):
         return pages.back(target, error="请检查填写内容")
     except ProblemError as exc:
         return pages.refused(target, exc)
