@@ -17,9 +17,25 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+
 from core.problems import invalid
 from core.resources import Resources
-from eseal import ca, keys, logs, ofd, ofdsign, ofdverify, pdfsign, pdftext, pdfverify, repo, seals, timestamps
+from eseal import (
+    ca,
+    keys,
+    logs,
+    ofd,
+    ofdsign,
+    ofdverify,
+    pdfsign,
+    pdftext,
+    pdfverify,
+    repo,
+    sealplatform,
+    seals,
+    timestamps,
+)
 from eseal.models import SignPosition, SignRequest, SignResult, VerifyResult
 from eseal.placement import keyword_hits
 from eseal.signer_client import SignAlgorithm
@@ -340,12 +356,22 @@ async def _seal_state(res: Resources, code: str) -> dict[str, Any] | None:
     }
 
 
-async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) -> None:
-    """Fill in the state of the seals a document's signatures name."""
+async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) -> dict[str, dict[str, Any]]:
+    """Fill in the state of the seals a document's signatures name; a seal not ours is asked of the seal platform
+    (mutual recognition), whose answer and recognised seal CAs are returned by code."""
+    foreign: dict[str, dict[str, Any]] = {}
     for code in codes:
         state = await _shared(res, f"seal:{code}", lambda code=code: _seal_state(res, code))  # type: ignore[misc]
+        if state is None and sealplatform.is_code(code):
+            state = foreign[code] = await _shared(
+                res,
+                f"foreign:{code}",
+                lambda code=code: sealplatform.foreign_state(res, code),  # type: ignore[misc]
+            )
         if state is not None:
             trust_.seals[code] = state
+    trust_.roots = trust_.roots + [r for r in sealplatform.recognised_roots(foreign) if r not in trust_.roots]
+    return foreign
 
 
 def _codes_in(path: Path) -> set[str]:
@@ -391,16 +417,32 @@ async def verify_file(
 ) -> VerifyResult:
     """Verify a sealed PDF or OFD (told apart by content)."""
     trust_ = await trust(res)
+    base_roots = trust_.roots
     if is_ofd_file(path):
         data = await asyncio.to_thread(path.read_bytes)
         pkg = ofdverify.load(data)
         codes, serials = ofdverify.seal_codes(pkg) if pkg is not None else (set(), set())
-        await seal_states(res, trust_, codes | await _codes_for_serials(res, serials))
-        result = await ofdverify.verify_bytes(data, trust_, pkg)
+        foreign = await seal_states(res, trust_, codes | await _codes_for_serials(res, serials))
+
+        async def run(t: pdfverify.Trust) -> VerifyResult:
+            return await ofdverify.verify_bytes(data, t, pkg)
     else:
-        await seal_states(res, trust_, _codes_in(path))
-        with path.open("rb") as f:
-            result = await pdfverify.verify_stream(f, trust_)
+        foreign = await seal_states(res, trust_, _codes_in(path))
+
+        async def run(t: pdfverify.Trust) -> VerifyResult:
+            with path.open("rb") as f:
+                return await pdfverify.verify_stream(f, t)
+
+    result = await run(trust_)
+    if trust_.roots != base_roots and len(trust_.seals) > len(foreign):
+        # Seals of ours beside recognised ones: ours are judged without the other provinces' CAs.
+        own = pdfverify.Trust(trust_.roots[: len(base_roots)], trust_.intermediates, trust_.crls, trust_.seals)
+        ours = await run(own)
+        mixed = [
+            o if s.seal_code not in foreign else s for s, o in zip(result.signatures, ours.signatures, strict=True)
+        ]
+        result = msgspec.structs.replace(result, signatures=mixed)
+    result = sealplatform.judge(result, foreign)
     for sig in result.signatures:
         await logs.append(
             res.db,
@@ -410,7 +452,7 @@ async def verify_file(
             seal_code=sig.seal_code,
             doc_name=doc_name,
             doc_hash=result.document_sha256,
-            result="valid" if sig.valid else "invalid",
+            result="valid" if sig.valid else "invalid" if sig.confirmed else "unconfirmed",
             ip=ip,
             detail={
                 "failed": [c.name for c in sig.checks if c.verdict == "fail"],
