@@ -44,6 +44,7 @@ from core.filters import time_range
 from core.problems import ProblemError
 from core.ratelimit import client_ip, rate_limit
 from core.resources import Resources
+from eseal import service as eseal_service
 from orgs import logs, masks, monitoring, permissions, registration, seed, service, sessions, stats
 from orgs.models import AdminPrincipal, NewRole, Review, SignIn
 
@@ -468,6 +469,7 @@ async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Re
         latency_chart=latency,
         rate_chart=rate,
         alerts=await monitoring.list_rules(res, p),
+        sealplatform=await eseal_service.sealplatform.health(res),
     )
 
 

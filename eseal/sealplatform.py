@@ -378,3 +378,22 @@ def judge(result: VerifyResult, foreign: dict[str, dict[str, Any]]) -> VerifyRes
 def is_code(code: str) -> bool:
     """A seal code under the national rule (what the platform can be asked about)."""
     return re.fullmatch(r"\d{14}[\dX]", code) is not None
+
+
+class PlatformHealth(msgspec.Struct, kw_only=True):
+    """The seal platform as the console shows it: reachable, and what waits for it."""
+
+    url: str
+    up: bool
+    detail: str
+    pending: int
+
+
+async def health(res: Resources) -> PlatformHealth:
+    url = res.settings.seal_platform
+    try:
+        await client(res)._send("GET", "/v1/health", wait=2.0)
+        resp_ok, detail = True, "ok"
+    except PlatformError as exc:
+        resp_ok, detail = False, str(exc)
+    return PlatformHealth(url=url, up=resp_ok, detail=detail, pending=await repo.outbox_pending(res.db))

@@ -241,7 +241,7 @@ async def test_outage_sealing_goes_on_new_seal_waits_in_filing_and_is_filed_exac
     filed = await bureau(res, "苏州市公安局姑苏分局")
     assert filed.seal.status == "published"
     row = await repo.seal(res.db, filed.seal.id)
-    assert row["filing_no"] and at_platform(stack.sim_url, filed.seal.code or "")["filings"] == 1
+    assert row is not None and row["filing_no"] and at_platform(stack.sim_url, filed.seal.code or "")["filings"] == 1
     other_doc, other_code, other_parts = await foreign_document(tmp_path, "宁波市公安局")
     register_foreign(stack.sim_url, other_code, other_parts, "宁波市公安局")
 
@@ -300,7 +300,7 @@ async def test_outage_sealing_goes_on_new_seal_waits_in_filing_and_is_filed_exac
     async def registered() -> bool:
         await jobs.platform_outbox(res)
         row = await repo.seal(res.db, new.id)
-        return row["status"] == "registered" and not await repo.outbox_pending_for(res.db, filed.seal.id)
+        return row is not None and row["status"] == "registered" and not await repo.outbox_pending_for(res.db, filed.seal.id)
 
     await until(registered, "the filing to be delivered")
     await jobs.platform_outbox(res)
@@ -313,7 +313,7 @@ async def test_outage_sealing_goes_on_new_seal_waits_in_filing_and_is_filed_exac
     row = await repo.seal(res.db, new.id)
     msg = await repo.outbox_add(res.db, f"file:{new.id}", "file", new.id, {})
     answer = await sealplatform.client(res).file(dict(msg["payload"]))
-    assert answer["duplicate"] is True and answer["filing_no"] == row["filing_no"]
+    assert row is not None and answer["duplicate"] is True and answer["filing_no"] == row["filing_no"]
     assert at_platform(stack.sim_url, waiting.code or "")["filings"] == 1
     logs_before = httpx.get(f"{platform(stack.sim_url)}/_sim/stats", timeout=10).json()["log_entries"]
     await jobs.platform_outbox(res)
