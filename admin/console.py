@@ -47,6 +47,7 @@ from core.filters import time_range
 from core.problems import ProblemError
 from core.ratelimit import client_ip, rate_limit
 from core.resources import Resources
+from eseal import service as eseal_service
 from orgs import logs, masks, monitoring, permissions, registration, seed, service, sessions, stats
 from orgs.models import AdminPrincipal, NewRole, Review, SignIn
 
@@ -531,6 +532,7 @@ async def monitoring_page(request: Request[Any, Any, Any], res: Resources) -> Re
         rate_chart=rate,
         alerts=await monitoring.list_rules(res, p),
         govfeed=await govservice.feed_health(res),
+        sealplatform=await eseal_service.sealplatform.health(res),
     )
 
 

@@ -66,6 +66,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "`SZT_SIM_URL/govplatform` (the simulator)",
         ),
     ] = ""
+    seal_platform_url: Annotated[
+        str,
+        _var(
+            "SZT_SEAL_PLATFORM_URL",
+            "national / provincial e-seal platform (赋码, 备案, status sync, mutual recognition)",
+            "`SZT_SIM_URL/sealplatform` (the simulator)",
+        ),
+    ] = ""
     var_dir: Annotated[str, _var("SZT_VAR_DIR", "where embedded databases, keys and files live")] = "var"
     host: Annotated[str, _var("SZT_HOST", "where `szt serve` listens (address)")] = "127.0.0.1"
     port: Annotated[int, _var("SZT_PORT", "where `szt serve` listens (port)")] = 8000
@@ -317,6 +325,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def govplatform_base(self) -> str:
         return self.govplatform_url or f"{self.simulators_url}/govplatform"
+
+    @property
+    def seal_platform(self) -> str:
+        return self.seal_platform_url or f"{self.simulators_url}/sealplatform"
 
     @property
     def signing_server_url(self) -> str:

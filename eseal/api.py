@@ -257,7 +257,10 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
             crl,
             ca_cert,
         ],
-        externals={"signer": f"{settings.signing_server_url}/healthz"},
+        externals={
+            "signer": f"{settings.signing_server_url}/healthz",
+            "sealplatform": f"{settings.seal_platform}/v1/health",
+        },
         resources=resources,
         security_schemes={
             "HMAC-SM3": SecurityScheme(

@@ -11,7 +11,7 @@ from msgspec import Meta
 
 CertStatus = Literal["applied", "approved", "rejected", "issued", "suspended", "revoked"]
 SealStatus = Literal[
-    "applied", "approved", "rejected", "made", "registered", "published", "suspended", "revoked", "destroyed"
+    "applied", "approved", "rejected", "made", "filing", "registered", "published", "suspended", "revoked", "destroyed"
 ]
 SealKind = Literal["official", "contract", "finance", "personal"]
 Shape = Literal["round", "oval", "square", "upload"]
@@ -77,6 +77,13 @@ class SignatureReport(msgspec.Struct, kw_only=True):
     signed_at: str
     valid: bool
     checks: list[Check]
+    confirmed: Annotated[
+        bool,
+        Meta(description="false: 无法确认 could not confirm (a seal not ours and the seal platform did not answer)"),
+    ] = True
+    recognised_by: Annotated[
+        str, Meta(description="互认: the province that filed this seal at the seal platform (a seal not ours)")
+    ] = ""
 
 
 class VerifyResult(msgspec.Struct, kw_only=True):
@@ -84,6 +91,9 @@ class VerifyResult(msgspec.Struct, kw_only=True):
     signatures: list[SignatureReport]
     valid: bool
     format: Literal["pdf", "ofd"] = "pdf"  # which format the document was read as
+    confirmed: Annotated[
+        bool, Meta(description="false: 无法确认 could not confirm — neither valid nor invalid (see the signatures)")
+    ] = True
 
 
 class SignPosition(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

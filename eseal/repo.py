@@ -427,3 +427,105 @@ async def next_seal_number(db: Executor) -> int:
 
 async def seal_ids_for_cert(db: Executor, cert_id: uuid.UUID) -> list[uuid.UUID]:
     return [r["seal_id"] for r in await db.fetch("SELECT seal_id FROM eseal.seal_certs WHERE cert_id = $1", cert_id)]
+
+
+# -- the seal platform's outbox (eseal.sealplatform)
+
+
+async def outbox_add(db: Executor, key: str, kind: str, seal_id: uuid.UUID, payload: dict[str, Any]) -> Row:
+    """The message, once per key (a second add of the same key returns the first)."""
+    row = await db.fetchrow(
+        """INSERT INTO eseal.platform_outbox (key, kind, seal_id, payload) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (key) DO NOTHING RETURNING *""",
+        key,
+        kind,
+        seal_id,
+        payload,
+    )
+    if row is None:
+        row = await db.fetchrow("SELECT * FROM eseal.platform_outbox WHERE key = $1", key)
+    assert row is not None
+    return row
+
+
+async def outbox_due(db: Executor, limit: int, seal_id: uuid.UUID | None = None) -> list[Row]:
+    """Undelivered messages whose time has come, oldest first; the earliest of each seal only (a seal's messages
+    go in order: its filing before its status changes)."""
+    return list(
+        await db.fetch(
+            """SELECT o.* FROM eseal.platform_outbox o
+               WHERE o.delivered_at IS NULL AND o.next_at <= now() AND ($2::uuid IS NULL OR o.seal_id = $2)
+                 AND NOT EXISTS (SELECT 1 FROM eseal.platform_outbox p
+                                 WHERE p.seal_id = o.seal_id AND p.delivered_at IS NULL AND p.id < o.id)
+               ORDER BY o.id LIMIT $1""",
+            limit,
+            seal_id,
+        )
+    )
+
+
+async def outbox_claim(db: Executor, msg_id: int) -> Row | None:
+    """Lock one undelivered message for this delivery (another worker holding it: None)."""
+    return await db.fetchrow(
+        "SELECT * FROM eseal.platform_outbox WHERE id = $1 AND delivered_at IS NULL FOR UPDATE SKIP LOCKED", msg_id
+    )
+
+
+async def outbox_delivered(db: Executor, msg_id: int) -> None:
+    await db.execute(
+        "UPDATE eseal.platform_outbox SET delivered_at = now(), attempts = attempts + 1, last_error = '' WHERE id = $1",
+        msg_id,
+    )
+
+
+async def outbox_failed(db: Executor, msg_id: int, error: str, backoff_max: int) -> None:
+    """One more attempt counted; the next after 2^attempts seconds (capped)."""
+    await db.execute(
+        """UPDATE eseal.platform_outbox SET attempts = attempts + 1, last_error = $2,
+                  next_at = now() + make_interval(secs => least($3::int, power(2, least(attempts, 20))::int))
+           WHERE id = $1""",
+        msg_id,
+        error[:500],
+        backoff_max,
+    )
+
+
+async def outbox_pending(db: Executor) -> int:
+    value: int = await db.fetchval("SELECT count(*) FROM eseal.platform_outbox WHERE delivered_at IS NULL")
+    return value
+
+
+async def outbox_pending_for(db: Executor, seal_id: uuid.UUID) -> int:
+    value: int = await db.fetchval(
+        "SELECT count(*) FROM eseal.platform_outbox WHERE seal_id = $1 AND delivered_at IS NULL", seal_id
+    )
+    return value
+
+
+async def filed_seals(db: Executor, after: str, limit: int) -> list[Row]:
+    """Our seals the platform should know (filed or being filed), by code, for reconciliation."""
+    return list(
+        await db.fetch(
+            """SELECT * FROM eseal.seals WHERE code > $1
+                 AND status IN ('filing', 'registered', 'published', 'suspended', 'revoked', 'destroyed')
+               ORDER BY code LIMIT $2""",
+            after,
+            limit,
+        )
+    )
+
+
+async def sealing_logs_after(db: Executor, limit: int) -> tuple[int, list[Row]]:
+    """The platform's cursor and the sealing (sign) log rows after it."""
+    cursor: int = await db.fetchval("SELECT seq FROM eseal.platform_log_cursor")
+    rows = await db.fetch(
+        """SELECT seq, at, actor, action, seal_code, cert_serial, doc_name, doc_hash, result FROM eseal.logs
+           WHERE seq > $1 AND kind = 'sign' AND seal_code <> '' ORDER BY seq LIMIT $2""",
+        cursor,
+        limit,
+    )
+    return cursor, list(rows)
+
+
+async def move_log_cursor(db: Executor, seq: int) -> None:
+    await db.execute("UPDATE eseal.platform_log_cursor SET seq = greatest(seq, $1)", seq)

@@ -15,7 +15,7 @@ from typing import Any
 from core import audit, regions
 from core.problems import ProblemError, invalid, not_found
 from core.resources import Resources
-from eseal import ca, impression, keys, logs, repo, ses
+from eseal import ca, impression, keys, logs, repo, sealplatform, ses
 from eseal.models import Seal, SealKind, Shape
 from identity.facade import check_pin, hash_pin
 
@@ -55,6 +55,18 @@ async def _row(res: Resources, seal_id: uuid.UUID) -> Any:
     if row is None:
         raise not_found("seal")
     return row
+
+
+def _not_filing(row: Any) -> None:
+    if row["status"] == "filing":
+        raise ProblemError(
+            409,
+            "seal-filing",
+            "Seal waiting for filing at the seal platform",
+            "印章正在备案，备案完成前不能使用",
+            f"{row['code']} is filing: the seal platform has not confirmed its code and filing yet",
+            field="seal_code",
+        )
 
 
 def _state(row: Any, *allowed: str) -> None:
@@ -214,15 +226,21 @@ async def standard_seal(res: Resources, row: Any) -> bytes:
 
 
 async def register(res: Resources, seal_id: uuid.UUID, *, actor: str) -> Seal:
+    """赋码 and 备案 at the seal platform: the seal waits in 'filing' until the platform confirms (at once when it
+    answers; else the worker delivers the filing later) and is 'registered' then."""
     row = await _row(res, seal_id)
     _state(row, "made")
-    updated = await repo.update_seal(res.db, seal_id, status="registered")
-    await logs.append(res.db, "seal", "register", actor=actor, seal_code=row["code"])
-    return await to_model(res, updated)
+    async with res.db.acquire() as conn, conn.transaction():
+        updated = await repo.update_seal(conn, seal_id, status="filing")
+        await sealplatform.enqueue_filing(conn, updated)  # same key on a retry: filed once
+        await logs.append(conn, "seal", "register", actor=actor, seal_code=row["code"])
+    await sealplatform.deliver_soon(res, seal_id)
+    return await to_model(res, await _row(res, seal_id))
 
 
 async def publish(res: Resources, seal_id: uuid.UUID, *, actor: str) -> Seal:
     row = await _row(res, seal_id)
+    _not_filing(row)
     _state(row, "registered")
     updated = await repo.update_seal(res.db, seal_id, status="published")
     await logs.append(res.db, "seal", "publish", actor=actor, seal_code=row["code"])
@@ -232,9 +250,15 @@ async def publish(res: Resources, seal_id: uuid.UUID, *, actor: str) -> Seal:
 async def _change(res: Resources, seal_id: uuid.UUID, action: str, actor: str, to: str, *allowed: str) -> Seal:
     row = await _row(res, seal_id)
     _state(row, *allowed)
-    updated = await repo.update_seal(res.db, seal_id, status=to)
+    async with res.db.acquire() as conn, conn.transaction():
+        updated = await repo.update_seal(conn, seal_id, status=to)
+        seq = await logs.append(conn, "seal", action, actor=actor, seal_code=row["code"] or "")
+        filed = row["status"] in ("filing", "registered", "published", "suspended", "revoked")
+        if filed:  # the platform hears of it (in order, after the filing)
+            await sealplatform.enqueue_status(conn, updated, to, ref=str(seq), reason=action)
     await audit.record(res.db, actor=actor, action=f"eseal.seal.{action}", target=row["code"] or str(seal_id))
-    await logs.append(res.db, "seal", action, actor=actor, seal_code=row["code"] or "")
+    if filed:
+        await sealplatform.deliver_soon(res, seal_id)
     return await to_model(res, updated)
 
 
@@ -247,7 +271,9 @@ async def resume(res: Resources, seal_id: uuid.UUID, *, actor: str) -> Seal:
 
 
 async def revoke(res: Resources, seal_id: uuid.UUID, *, actor: str) -> Seal:
-    return await _change(res, seal_id, "revoke", actor, "revoked", "made", "registered", "published", "suspended")
+    return await _change(
+        res, seal_id, "revoke", actor, "revoked", "made", "filing", "registered", "published", "suspended"
+    )
 
 
 async def destroy(res: Resources, seal_id: uuid.UUID, *, actor: str) -> Seal:
@@ -342,6 +368,7 @@ async def usable(res: Resources, code: str, *, app_code: str, user_id: str | Non
     row = await repo.seal_by_code(res.db, code)
     if row is None:
         raise invalid("seal_code", f"no seal {code}")
+    _not_filing(row)
     if row["status"] not in USABLE:
         raise ProblemError(
             409, "seal-not-usable", "Seal not usable", "印章不可用", f"{code} is {row['status']}", field="seal_code"

@@ -15,7 +15,7 @@ from typing import Any
 
 from core.pagination import MAX_PAGE, decode_cursor, encode_cursor
 from core.resources import Resources
-from eseal import appauth, ca, logs, repo, seals, signing
+from eseal import appauth, ca, logs, repo, sealplatform, seals, signing
 from eseal.issuing import issue_certificate, issued_path
 from eseal.models import Certificate, LogPage, Seal, Stats
 
@@ -26,6 +26,7 @@ __all__ = [
     "issue_certificate",
     "issued_path",
     "list_certificates",
+    "sealplatform",
     "seals",
     "search_logs",
     "search_seals",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -19,9 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+
 from core.problems import invalid
 from core.resources import Resources
-from eseal import ca, keys, logs, ofd, ofdsign, ofdverify, pdfsign, pdftext, pdfverify, repo, seals, timestamps
+from eseal import (
+    ca,
+    keys,
+    logs,
+    ofd,
+    ofdsign,
+    ofdverify,
+    pdfsign,
+    pdftext,
+    pdfverify,
+    repo,
+    sealplatform,
+    seals,
+    timestamps,
+)
 from eseal.models import SignPosition, SignRequest, SignResult, VerifyResult
 from eseal.placement import keyword_hits
 from eseal.signer_client import SignAlgorithm
@@ -391,9 +408,11 @@ def _known_for(res: Resources, trust_: pdfverify.Trust) -> _Known | None:
     return known if known is not None and known.generation == trust_.generation and trust_.generation else None
 
 
-async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) -> None:
-    """Fill in the state of the seals a document's signatures name (read once per generation)."""
+async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) -> dict[str, dict[str, Any]]:
+    """Fill in the state of the seals a document's signatures name (ours read once per generation); a seal not ours
+    is asked of the seal platform (mutual recognition), whose answer and recognised seal CAs are returned by code."""
     known = _known_for(res, trust_)
+    foreign: dict[str, dict[str, Any]] = {}
     for code in codes:
         if known is not None and code in known.seals:
             state = known.seals[code]
@@ -402,8 +421,21 @@ async def seal_states(res: Resources, trust_: pdfverify.Trust, codes: set[str]) 
             state = await _shared(res, what, lambda code=code: _seal_state(res, code))  # type: ignore[misc]
             if known is not None:
                 known.seals[code] = state
+        if state is None and sealplatform.is_code(code):
+            state = foreign[code] = await _shared(
+                res,
+                f"foreign:{code}",
+                lambda code=code: sealplatform.foreign_state(res, code),  # type: ignore[misc]
+            )
         if state is not None:
             trust_.seals[code] = state
+    added = [r for r in sealplatform.recognised_roots(foreign) if r not in trust_.roots]
+    if added:
+        # Other provinces' seal CAs for this document only: a new anchors key, so no cached validation context
+        # built with them is ever used for a document of ours.
+        trust_.roots = trust_.roots + added
+        trust_._anchors = ""
+    return foreign
 
 
 async def _codes_for_serials_uncached(res: Resources, serial: int) -> set[str]:
@@ -437,22 +469,45 @@ def is_ofd_file(path: Path) -> bool:
         return f.read(4) == b"PK\x03\x04"
 
 
-async def verify_file(
-    res: Resources, path: Path, *, actor: str = "public", ip: str = "", doc_name: str = ""
-) -> VerifyResult:
-    """Verify a sealed PDF or OFD (told apart by content)."""
+async def _judged(res: Resources, path: Path, stack: contextlib.ExitStack) -> VerifyResult:
+    """The verdict on a PDF or OFD: ours judged against our trust, other provinces' seals through the platform."""
     trust_ = await trust(res)
+    base_roots = trust_.roots
     if is_ofd_file(path):
         data = await asyncio.to_thread(path.read_bytes)
         pkg = ofdverify.load(data)
         codes, serials = ofdverify.seal_codes(pkg) if pkg is not None else (set(), set())
-        await seal_states(res, trust_, codes | await _codes_for_serials(res, serials, trust_))
-        result = await ofdverify.verify_bytes(data, trust_, pkg)
+        foreign = await seal_states(res, trust_, codes | await _codes_for_serials(res, serials, trust_))
+
+        async def run(t: pdfverify.Trust) -> VerifyResult:
+            return await ofdverify.verify_bytes(data, t, pkg)
     else:
-        with path.open("rb") as f:
-            parsed = pdfverify.parse(f)
-            await seal_states(res, trust_, pdfverify.seal_codes(parsed))
-            result = await pdfverify.verify_stream(f, trust_, parsed)
+        # The parsed PDF reads from its file: one handle for the seal codes and every verification run.
+        f = stack.enter_context(path.open("rb"))
+        parsed = pdfverify.parse(f)
+        foreign = await seal_states(res, trust_, pdfverify.seal_codes(parsed))
+
+        async def run(t: pdfverify.Trust) -> VerifyResult:
+            return await pdfverify.verify_stream(f, t, parsed)
+
+    result = await run(trust_)
+    if trust_.roots != base_roots and len(trust_.seals) > len(foreign):
+        # Seals of ours beside recognised ones: ours are judged without the other provinces' CAs.
+        own = pdfverify.Trust(trust_.roots[: len(base_roots)], trust_.intermediates, trust_.crls, trust_.seals)
+        ours = await run(own)
+        mixed = [
+            o if s.seal_code not in foreign else s for s, o in zip(result.signatures, ours.signatures, strict=True)
+        ]
+        result = msgspec.structs.replace(result, signatures=mixed)
+    return sealplatform.judge(result, foreign)
+
+
+async def verify_file(
+    res: Resources, path: Path, *, actor: str = "public", ip: str = "", doc_name: str = ""
+) -> VerifyResult:
+    """Verify a sealed PDF or OFD (told apart by content)."""
+    with contextlib.ExitStack() as stack:
+        result = await _judged(res, path, stack)
     for sig in result.signatures:
         await logs.append(
             res.db,
@@ -462,7 +517,7 @@ async def verify_file(
             seal_code=sig.seal_code,
             doc_name=doc_name,
             doc_hash=result.document_sha256,
-            result="valid" if sig.valid else "invalid",
+            result="valid" if sig.valid else "invalid" if sig.confirmed else "unconfirmed",
             ip=ip,
             detail={
                 "failed": [c.name for c in sig.checks if c.verdict == "fail"],
