@@ -29,6 +29,7 @@ SIMULATORS: dict[str, tuple[str, str]] = {
     "pay": ("simulators.pay:create_app", "Payment channels: WeChat Pay API v3 (JSAPI) and Alipay open API"),
     "elicence": ("simulators.elicence:create_app", "Jiangsu e-licence library: ID card, driving licence, permit"),
     "tsa": ("simulators.tsa:create_app", "RFC 3161 time-stamping authority"),
+    "haocp": ("simulators.haocp:create_app", "Provincial 好差评 system: evaluations, rectification steps, queries"),
 }
 
 
