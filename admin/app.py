@@ -18,6 +18,7 @@ from admin import (
     monitor_routes,
     org_application_routes,
     org_routes,
+    rating_routes,
     session_routes,
 )
 from admin.auth import SCHEMES
@@ -41,6 +42,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
         *console_apps.ROUTES,
         *console_eseal.ROUTES,
     ]
+    routes += rating_routes.ROUTES  # 好差评: rectification loop, statistics (affairs.ratings)
     routes += catalog_routes.ROUTES  # app onboarding, review, listing and home layout (catalog)
     routes += console_roles.ROUTES + console_applications.ROUTES  # role editor; county applications (consolescope)
     return build_app(

@@ -15,7 +15,7 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post, put
 from litestar.params import Parameter
 
-from affairs import bookings, extras, payments, repo, service, signing
+from affairs import bookings, extras, payments, ratings, repo, service, signing
 from affairs.models import (
     CURSOR_PATTERN,
     PAGE_MAX,
@@ -152,6 +152,33 @@ async def rectifications(
     return await extras.rectifications(res, org_code, cursor=cursor, limit=limit)
 
 
+class SmsReplyIn(msgspec.Struct):
+    """The SMS gateway's uplink (上行短信) callback, in the shape of Aliyun SmsUp messages."""
+
+    phone_number: Annotated[str, msgspec.Meta(pattern=r"^1[3-9][0-9]{9}$", examples=["13912345678"])]
+    content: Annotated[str, msgspec.Meta(min_length=1, max_length=140, examples=["5"])]
+    send_time: Annotated[str, msgspec.Meta(max_length=32, examples=["2026-12-07 18:00:00"])] = ""
+    dest_code: Annotated[str, msgspec.Meta(max_length=20)] = ""
+    sequence_id: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class SmsReplyAck(msgspec.Struct):
+    code: str
+    outcome: str  # rated (the second rating of a return visit) | no-visit | ignored
+
+
+@post(
+    "/v1/sms/replies",
+    summary="SMS gateway uplink: a citizen's reply to a return visit (回访), 1–5 being the second rating",
+    description=SIGNED + " System: sms.",
+    tags=["ratings"],
+    status_code=200,
+)
+async def sms_replies(request: Req, res: Resources, data: SmsReplyIn) -> SmsReplyAck:
+    await signed_by(request, res, ("sms",))
+    return SmsReplyAck("OK", await ratings.sms_reply(res, data.phone_number, data.content))
+
+
 @post(
     "/v1/reconciliations/{channel:str}/{bill_date:date}",
     summary="Run the reconciliation of one day now",
@@ -218,6 +245,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
             attendance,
             set_link,
             rectifications,
+            sms_replies,
             run_reconciliation,
             reconciliation,
             wechat_notify,
@@ -227,6 +255,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Litest
             "biz": f"{settings.simulators_url}/biz/healthz",
             "mps": f"{settings.simulators_url}/mps/healthz",
             "govplatform": f"{settings.govplatform_base}/v1/ping",
+            "haocp": f"{settings.haocp_endpoint}/v1/status",
         },
         resources=resources,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from affairs import bookings, govservice, payments, service
+from affairs import bookings, govservice, payments, ratings, service
 from core import clock
 from core.problems import ProblemError
 from core.resources import Resources
@@ -74,3 +74,20 @@ async def govguides(res: Resources) -> None:
         await govservice.sync_guides(res)
     except ProblemError as exc:
         log.warning("service guide sync failed", extra={"detail": exc.detail})
+
+
+@scheduled("haocp.deliver", seconds=10)
+async def haocp_deliver(res: Resources) -> None:
+    """The 好差评 outbox: reports not yet taken by the provincial system (retried with backoff)."""
+    n = await ratings.deliver(res)
+    if n:
+        log.info("haocp reports delivered", extra={"count": n})
+
+
+@scheduled("haocp.reconcile", seconds=3600)
+async def haocp_reconcile(res: Resources) -> None:
+    """Our ratings and rectification states of the last 30 days against the provincial system's; drift repaired."""
+    try:
+        await ratings.reconcile(res)
+    except Exception:  # the system is down: the next hour tries again
+        log.warning("haocp reconciliation failed", exc_info=True)

@@ -131,10 +131,21 @@ class CaseList(msgspec.Struct):
     next_cursor: str | None = None
 
 
+RatingChannel = Literal["pc", "app", "miniapp", "window", "kiosk", "phone", "sms"]
+
+
 class RatingIn(msgspec.Struct):
-    level: Annotated[int, Meta(ge=1, le=5)]
-    tags: Annotated[list[Annotated[str, Meta(min_length=1, max_length=20)]], Meta(max_length=8)] = []
+    """A 好差评 rating (GB/T 39735-2020): level 1 非常不满意 … 5 非常满意; tags from the level's fixed list (required
+    at levels 1 and 2); the comment goes through the sensitive-word filter (masked, or refused with a 422)."""
+
+    level: Annotated[int, Meta(ge=1, le=5, description="1 非常不满意, 2 不满意, 3 基本满意, 4 满意, 5 非常满意")]
+    tags: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=20)]],
+        Meta(max_length=8, description="from the level's list, e.g. 等待时间长 at level 2", examples=[["等待时间长"]]),
+    ] = []
     comment: Text = ""
+    channel: Annotated[RatingChannel | None, Meta(description="评价渠道; the front door's own when left out")] = None
+    method: Annotated[Literal["active", "sms"] | None, Meta(description="评价方式 (active: in the app)")] = None
 
 
 class RatingView(msgspec.Struct):
@@ -143,6 +154,10 @@ class RatingView(msgspec.Struct):
     tags: list[str]
     automatic: bool
     rectification: bool
+    channel: str = "app"
+    comment: str = ""
+    masked: bool = False  # the comment was stored masked by the sensitive-word filter
+    second: bool = False  # this was the second rating after a return visit
 
 
 # ---------------------------------------------------------------- offices, slots, bookings

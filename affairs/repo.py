@@ -317,8 +317,9 @@ async def notifications(db: Executor, person: uuid.UUID, limit: int) -> list[Rec
 
 async def insert_rating(db: Executor, **r: Any) -> bool:
     inserted = await db.fetchval(
-        """INSERT INTO affairs.ratings (subject, person_id, org_code, level, tags, comment, automatic)
-           VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (subject) DO NOTHING RETURNING subject""",
+        """INSERT INTO affairs.ratings (subject, person_id, org_code, level, tags, comment, automatic,
+                                        channel, method, item_code, case_no, comment_masked)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (subject) DO NOTHING RETURNING subject""",
         r["subject"],
         r["person_id"],
         r["org_code"],
@@ -326,17 +327,28 @@ async def insert_rating(db: Executor, **r: Any) -> bool:
         r["tags"],
         r["comment"],
         r["automatic"],
+        r.get("channel", "app"),
+        r.get("method", "active"),
+        r.get("item_code", ""),
+        r.get("case_no", ""),
+        r.get("comment_masked", False),
     )
     return inserted is not None
 
 
-async def open_rectification(db: Executor, subject: str, org_code: str) -> None:
-    await db.execute(
-        "INSERT INTO affairs.rectifications (id, subject, org_code) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
+async def open_rectification(
+    db: Executor, subject: str, org_code: str, person_id: uuid.UUID | None = None, due_at: datetime | None = None
+) -> uuid.UUID | None:
+    rid: uuid.UUID | None = await db.fetchval(
+        """INSERT INTO affairs.rectifications (id, subject, org_code, person_id, due_at)
+           VALUES ($1,$2,$3,$4,COALESCE($5, now() + interval '1 day')) ON CONFLICT DO NOTHING RETURNING id""",
         uuid.uuid4(),
         subject,
         org_code,
+        person_id,
+        due_at,
     )
+    return rid
 
 
 async def rectifications(
@@ -826,6 +838,206 @@ async def cases_in_status(db: Executor, person: uuid.UUID, status: str) -> list[
                WHERE person_id = $1 AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 20""",
             person,
             status,
+        )
+    )
+
+
+# ---------------------------------------------------------------- 好差评: the loop, the outbox, statistics (ratings.py)
+
+_RECT = """SELECT x.*, r.level, r.tags, r.comment, r.channel, r.method, r.item_code, r.case_no, r.person_id AS rater,
+                  r.created_at AS rated_at, r.appeal_upheld
+           FROM affairs.rectifications x JOIN affairs.ratings r USING (subject)"""
+
+
+async def rating(db: Executor, subject: str) -> Record | None:
+    return await db.fetchrow(
+        """SELECT r.*, x.id AS rect_id, x.status AS rect_status FROM affairs.ratings r
+           LEFT JOIN affairs.rectifications x USING (subject) WHERE r.subject = $1""",
+        subject,
+    )
+
+
+async def rectification(db: Executor, rect_id: uuid.UUID, *, lock: bool = False) -> Record | None:
+    return await db.fetchrow(_RECT + " WHERE x.id = $1" + (" FOR UPDATE OF x" if lock else ""), rect_id)
+
+
+async def rectification_of(db: Executor, subject: str, *, lock: bool = False) -> Record | None:
+    return await db.fetchrow(_RECT + " WHERE x.subject = $1" + (" FOR UPDATE OF x" if lock else ""), subject)
+
+
+async def visiting_by_phone(db: Executor, phone_index: bytes) -> Record | None:
+    return await db.fetchrow(
+        _RECT + " WHERE x.status = 'visiting' AND x.visit_phone_index = $1 ORDER BY x.updated_at DESC LIMIT 1",
+        phone_index,
+    )
+
+
+_RECT_COLUMNS = frozenset(
+    {"visit_phone_index", "second_level", "second_tags", "second_comment", "second_channel", "second_at"}
+)
+
+
+async def move_rectification(
+    db: Executor, rect_id: uuid.UUID, status: str, due_at: datetime | None, event: dict[str, Any], **extra: Any
+) -> None:
+    assert set(extra) <= _RECT_COLUMNS, extra
+    sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(extra, start=5))
+    await db.execute(  # columns from _RECT_COLUMNS only, values bound
+        f"""UPDATE affairs.rectifications SET status = $2, due_at = COALESCE($3, due_at),
+                   events = events || jsonb_build_array($4::jsonb), updated_at = now(){", " + sets if sets else ""}
+            WHERE id = $1""",  # noqa: S608  (columns from _RECT_COLUMNS)
+        rect_id,
+        status,
+        due_at,
+        event,
+        *extra.values(),
+    )
+
+
+async def mark_appeal_upheld(db: Executor, subject: str) -> None:
+    await db.execute("UPDATE affairs.ratings SET appeal_upheld = true WHERE subject = $1", subject)
+
+
+async def rectifications_page(
+    db: Executor,
+    scope_sql: str,
+    scope_args: list[object],
+    status: str | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Record]:
+    n = len(scope_args)
+    return list(
+        await db.fetch(
+            _RECT
+            + f""" WHERE {scope_sql} AND (${n + 1}::text IS NULL OR x.status = ${n + 1})
+                 AND (${n + 2}::timestamptz IS NULL OR (x.created_at, x.id) < (${n + 2}, ${n + 3}))
+               ORDER BY x.created_at DESC, x.id DESC LIMIT ${n + 4}""",
+            *scope_args,
+            status,
+            before[0] if before else None,
+            before[1] if before else None,
+            limit,
+        )
+    )
+
+
+async def haocp_enqueue(db: Executor, key: str, kind: str, subject: str, payload: dict[str, Any]) -> bool:
+    inserted = await db.fetchval(
+        """INSERT INTO affairs.haocp_outbox (key, kind, subject, payload) VALUES ($1,$2,$3,$4)
+           ON CONFLICT (key) DO NOTHING RETURNING key""",
+        key,
+        kind,
+        subject,
+        payload,
+    )
+    return inserted is not None
+
+
+async def haocp_claim(db: Executor, now: datetime, lease_s: int, limit: int) -> list[Record]:
+    """Due undelivered reports, taken for `lease_s` (a crashed sender's reports come due again after it)."""
+    return list(
+        await db.fetch(
+            """UPDATE affairs.haocp_outbox o SET leased_until = now() + make_interval(secs => $2),
+                      attempts = attempts + 1
+               WHERE key IN (SELECT key FROM affairs.haocp_outbox WHERE delivered_at IS NULL AND next_at <= $1
+                               AND (leased_until IS NULL OR leased_until < now())
+                             ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+               RETURNING o.*""",
+            now,
+            lease_s,
+            limit,
+        )
+    )
+
+
+async def haocp_delivered(db: Executor, key: str) -> None:
+    await db.execute(
+        """UPDATE affairs.haocp_outbox SET delivered_at = now(), last_error = '', leased_until = NULL
+           WHERE key = $1 AND delivered_at IS NULL""",
+        key,
+    )
+
+
+async def haocp_failed(db: Executor, key: str, next_at: datetime, error: str) -> None:
+    await db.execute(
+        """UPDATE affairs.haocp_outbox SET next_at = $2, last_error = $3, leased_until = NULL
+           WHERE key = $1 AND delivered_at IS NULL""",
+        key,
+        next_at,
+        error[:300],
+    )
+
+
+async def haocp_backlog(db: Executor) -> Record:
+    row = await db.fetchrow(
+        """SELECT count(*) FILTER (WHERE delivered_at IS NULL) AS pending,
+                  count(*) FILTER (WHERE delivered_at IS NULL AND attempts > 0) AS failing,
+                  count(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered,
+                  min(created_at) FILTER (WHERE delivered_at IS NULL) AS oldest_pending
+           FROM affairs.haocp_outbox"""
+    )
+    assert row is not None
+    return row
+
+
+async def haocp_outbox_of(db: Executor, subject: str) -> list[Record]:
+    return list(
+        await db.fetch("SELECT * FROM affairs.haocp_outbox WHERE subject = $1 ORDER BY created_at, key", subject)
+    )
+
+
+async def haocp_reconcilable(db: Executor, since: datetime, limit: int) -> list[Record]:
+    """Rated cases (with a case number) since `since` that have no report waiting in the outbox."""
+    return list(
+        await db.fetch(
+            """SELECT r.subject, r.case_no, r.level, x.status AS rect_status, x.second_level, x.second_at
+               FROM affairs.ratings r LEFT JOIN affairs.rectifications x USING (subject)
+               WHERE r.case_no <> '' AND r.created_at >= $1
+                 AND NOT EXISTS (SELECT 1 FROM affairs.haocp_outbox o
+                                 WHERE o.subject = r.subject AND o.delivered_at IS NULL)
+               ORDER BY r.created_at LIMIT $2""",
+            since,
+            limit,
+        )
+    )
+
+
+async def haocp_repairs(db: Executor, subject: str) -> int:
+    n: int = await db.fetchval(
+        "SELECT count(*) FROM affairs.haocp_outbox WHERE subject = $1 AND key LIKE 'recon:%'", subject
+    )
+    return n
+
+
+_GROUPS = {"org": "r.org_code", "item": "r.item_code", "channel": "r.channel", "level": "r.level::text"}
+
+
+async def rating_stats(
+    db: Executor, group: str, scope_sql: str, scope_args: list[object], since: datetime | None, until: datetime | None
+) -> list[Record]:
+    """Ratings grouped by organisation, item, channel or level: counts per level, bad ones, second ratings."""
+    col = _GROUPS[group]  # a fixed column of the allow-list; values are bound
+    n = len(scope_args)
+    return list(
+        await db.fetch(
+            f"""SELECT {col} AS key, count(*) AS total,
+                       count(*) FILTER (WHERE r.level = 5) AS l5, count(*) FILTER (WHERE r.level = 4) AS l4,
+                       count(*) FILTER (WHERE r.level = 3) AS l3, count(*) FILTER (WHERE r.level = 2) AS l2,
+                       count(*) FILTER (WHERE r.level = 1) AS l1,
+                       count(*) FILTER (WHERE r.automatic) AS automatic,
+                       count(x.id) AS rectifications,
+                       count(x.id) FILTER (WHERE x.status = 'closed') AS closed,
+                       count(x.second_level) AS second_ratings,
+                       round(avg(r.level)::numeric, 2)::float8 AS average
+                FROM affairs.ratings r LEFT JOIN affairs.rectifications x USING (subject)
+                WHERE NOT r.appeal_upheld AND {scope_sql}
+                  AND (${n + 1}::timestamptz IS NULL OR r.created_at >= ${n + 1})
+                  AND (${n + 2}::timestamptz IS NULL OR r.created_at < ${n + 2})
+                GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 500""",  # noqa: S608  (an allow-listed column)
+            *scope_args,
+            since,
+            until,
         )
     )
 

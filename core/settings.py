@@ -313,6 +313,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "chain hashes and all, into the archive, which is kept for good and exported by month (at least 1)",
         ),
     ] = 24
+    haocp_url: Annotated[
+        str, _var("SZT_HAOCP_URL", "the provincial 好差评 system (ratings reported)", "`SZT_SIM_URL/haocp`")
+    ] = ""
 
     @property
     def base_url(self) -> str:
@@ -329,6 +332,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def seal_platform(self) -> str:
         return self.seal_platform_url or f"{self.simulators_url}/sealplatform"
+
+    @property
+    def haocp_endpoint(self) -> str:
+        return self.haocp_url or f"{self.simulators_url}/haocp"
 
     @property
     def signing_server_url(self) -> str:

@@ -37,6 +37,10 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "eseal.seal.manage": ("暂停、撤销、销毁、授权印章", "电子印章", "button"),
     "eseal.cert.manage": ("签发、冻结、吊销、续期证书", "电子印章", "button"),
     "eseal.log.export": ("导出印章日志", "电子印章", "button"),
+    "ratings.read": ("好差评", "好差评", "menu"),
+    "ratings.handle": ("差评核查、整改", "好差评", "button"),
+    "ratings.review": ("差评申诉审核", "好差评", "button"),
+    "ratings.visit": ("差评回访", "好差评", "button"),
 }
 
 ALL = frozenset(CATALOGUE)

@@ -31,6 +31,7 @@ SIMULATORS: dict[str, tuple[str, str]] = {
     "tsa": ("simulators.tsa:create_app", "RFC 3161 time-stamping authority"),
     "govplatform": ("simulators.govplatform:create_app", "Government-service platform: 办件 exchange, 办事指南"),
     "sealplatform": ("simulators.sealplatform:create_app", "National / provincial e-seal platform: 赋码, 备案, 互认"),
+    "haocp": ("simulators.haocp:create_app", "Provincial 好差评 system: evaluations, rectification steps, queries"),
 }
 
 

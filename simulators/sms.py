@@ -11,17 +11,20 @@ must not be able to break sending for everybody else.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import uuid
 from collections import OrderedDict, deque
 from typing import Annotated, Literal
 
+import httpx
 import msgspec
 from litestar import Litestar, get, post
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
+from affairs import signing
 from core.problems import ProblemError
 from core.settings import Settings
 
@@ -122,6 +125,16 @@ class FailRequest(msgspec.Struct):
     phone: Phone | None = None  # None: whatever the phone
 
 
+class ReplyRequest(msgspec.Struct):
+    phone: Phone
+    content: Annotated[str, Meta(min_length=1, max_length=140)]
+
+
+class ReplyResult(msgspec.Struct):
+    status_code: int
+    body: str
+
+
 class FailState(msgspec.Struct):
     phone: str | None
     count: int
@@ -178,7 +191,7 @@ class _State:
             return list(self.boxes.get(phone, ()))[::-1][:limit]
 
 
-def _handlers(state: _State) -> list[object]:
+def _handlers(state: _State, settings: Settings) -> list[object]:
     @post("/v1/messages", status_code=200, summary="Send a template SMS", tags=["sms"], sync_to_thread=False)
     def send(data: JSONBody[SendRequest]) -> SendResponse:
         status = state.take_failure(data.phone)
@@ -248,7 +261,34 @@ def _handlers(state: _State) -> list[object]:
         with state.lock:
             return Counts(counts={p: len(state.boxes.get(p, ())) for p in data.phones}, total=state.total)
 
-    return [send, send_batch, outbox, fail, details, counts]
+    @post("/_sim/replies", status_code=200, include_in_schema=False)
+    async def reply(data: JSONBody[ReplyRequest]) -> ReplyResult:
+        """Control: the phone replies to us (上行短信); the gateway calls back the province (signed, system sms)."""
+        return await _uplink(settings, data)
+
+    return [send, send_batch, outbox, fail, details, counts, reply]
+
+
+UPLINK_PATH = "/affairs/v1/sms/replies"
+
+
+async def _uplink(settings: Settings, data: ReplyRequest) -> ReplyResult:
+    body = json.dumps(
+        {
+            "phone_number": data.phone,
+            "content": data.content,
+            "send_time": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S}",
+            "dest_code": "",
+            "sequence_id": 0,
+        },
+        ensure_ascii=False,
+    ).encode()
+    headers = signing.sign_headers(signing.system_key(settings.var_path, "sms"), "sms", "POST", UPLINK_PATH, body)
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(
+            settings.base_url + UPLINK_PATH, content=body, headers={**headers, "Content-Type": "application/json"}
+        )
+    return ReplyResult(r.status_code, r.text[:300])
 
 
 def _document_params(app: Litestar) -> None:
@@ -273,6 +313,6 @@ def _document_params(app: Litestar) -> None:
 def create_app(settings: Settings) -> Litestar:
     from simulators.app import simple_sim
 
-    app = simple_sim("sms", "SMS gateway", settings, _handlers(_State()))
+    app = simple_sim("sms", "SMS gateway", settings, _handlers(_State(), settings))
     _document_params(app)
     return app
