@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 from typing import IO, Any
 
-from asn1crypto import cms
+from asn1crypto import cms, x509
 from pyhanko.pdf_utils.generic import parse_pdf_date
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import enumerate_sig_fields
@@ -139,6 +139,29 @@ def _pdf_time(sig_obj: Any) -> dt.datetime | None:
         return None
 
 
+def _signing_certificate_bound(values: dict[str, Any], cert_der: bytes, subfilter: str) -> str | None:
+    """None when the signed attributes bind the signer certificate (ESS signing-certificate(-v2), RFC 5035; PAdES
+    baseline, ETSI EN 319 142-1, requires the v2 attribute for ETSI.CAdES.detached), else why not: without the
+    binding a certificate with the same key could be substituted."""
+    ess = values.get("signing_certificate_v2") or values.get("signing_certificate")
+    if ess is None:
+        return "no ESS signing-certificate-v2 attribute" if subfilter == "/ETSI.CAdES.detached" else None
+    try:
+        first = ess["certs"][0]
+        algorithm = first["hash_algorithm"]["algorithm"].native if "hash_algorithm" in first else "sha1"
+        if hashlib.new(algorithm, cert_der).digest() != bytes(first["cert_hash"].native):
+            return "the ESS signing-certificate attribute names another certificate"
+        issuer_serial = first["issuer_serial"]
+        if issuer_serial.native is not None:
+            cert = x509.Certificate.load(cert_der)
+            names = [n.chosen for n in issuer_serial["issuer"] if n.name == "directory_name"]
+            if issuer_serial["serial_number"].native != cert.serial_number or cert.issuer not in names:
+                return "the ESS signing-certificate attribute's issuer and serial are not the signer's"
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "the ESS signing-certificate attribute cannot be read"
+    return None
+
+
 async def _verify_pades_fast(
     field_name: str, sig_obj: Any, stream: IO[bytes], byte_range: list[int], trust: Trust
 ) -> SignatureReport | None:
@@ -179,11 +202,12 @@ async def _verify_pades_fast(
         return None
     checks_: list[Check] = [Check("format", "pass", f"PAdES {sig_obj.get('/SubFilter')}, CMS SignedData")]
     good = checks._token_signature_ok(spki, signer, b"\x31" + bytes(attrs.dump())[1:])
+    bound = _signing_certificate_bound(values, cert_der, str(sig_obj.get("/SubFilter", "")))
     checks_.append(
         Check(
             "signature",
-            "pass" if good else "fail",
-            "CMS signature value verifies" if good else "signature value does not verify",
+            "pass" if good and bound is None else "fail",
+            "signature value does not verify" if not good else bound or "CMS signature value verifies",
         )
     )
     at = values["signing_time"].native if "signing_time" in values else _pdf_time(sig_obj)
