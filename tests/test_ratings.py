@@ -95,6 +95,7 @@ async def test_tags_per_level_and_the_comment_filter(
     assert body["masked"] is True and body["rectification"] is True
     assert "垃圾" not in body["comment"] and "＊＊" in body["comment"] and "13912345678" not in body["comment"]
     row = await res.db.fetchrow("SELECT * FROM affairs.ratings WHERE subject = $1", subject)
+    assert row is not None
     assert row["case_no"] == case["case_no"] and row["item_code"] == "app-21" and row["channel"] == "app"
     got = await until(res, lambda: held(sim_url, case["case_no"])["case"], "the evaluation at the party")
     assert got["evaluations"] == 1 and got["held"]["alternate"] == 2 and got["held"]["rectifyStatus"] == "open"
@@ -192,6 +193,7 @@ async def test_outage_accepted_then_delivered_exactly_once(
         while True:  # the job runs while the party is down: each attempt fails and backs off
             await ratings.deliver(res, now=clock.now() + timedelta(hours=2))
             row = await res.db.fetchrow("SELECT * FROM affairs.haocp_outbox WHERE key = $1", key)
+            assert row is not None
             if row["attempts"] >= 3 and row["leased_until"] is None:
                 break
             assert time.monotonic() < end, dict(row)
@@ -204,6 +206,7 @@ async def test_outage_accepted_then_delivered_exactly_once(
         assert sim_control(sim_url, "/_sim/outage", {"down": False}).status_code == 200
     got = await until(res, lambda: held(sim_url, case["case_no"])["case"], "delivery after the outage")
     row = await res.db.fetchrow("SELECT * FROM affairs.haocp_outbox WHERE key = $1", key)
+    assert row is not None
     assert row["delivered_at"] is not None
     # More runs of the job and of reconciliation deliver nothing more; a resend is de-duplicated by the party.
     await ratings.deliver(res, now=clock.now() + timedelta(hours=2))
@@ -227,8 +230,8 @@ async def test_reconciliation_repairs_drift(http: httpx.Client, sim_url: str, me
     assert good["case_no"] not in first.repaired and bad["case_no"] not in first.repaired
     # The party changes a level, forgets a case, and changes a rectification state.
     assert sim_control(sim_url, "/_sim/drift", {"projectNo": good["case_no"], "action": "level", "level": 1}).is_success
-    drift = {"projectNo": bad["case_no"], "action": "status", "status": "closed"}
-    assert sim_control(sim_url, "/_sim/drift", drift).is_success
+    change = {"projectNo": bad["case_no"], "action": "status", "status": "closed"}
+    assert sim_control(sim_url, "/_sim/drift", change).is_success
     drift = await ratings.reconcile(res)
     assert {good["case_no"], bad["case_no"]} <= set(drift.repaired)
     await until(res, lambda: held(sim_url, good["case_no"])["case"]["held"]["alternate"] == 4, "the level repaired")
@@ -249,6 +252,7 @@ async def test_automatic_rating_after_15_days_is_satisfied(
     case = finished_case(http, sim_url, me)
     assert await service.auto_rate(res, now=clock.now() + timedelta(days=16)) >= 1
     row = await res.db.fetchrow("SELECT * FROM affairs.ratings WHERE subject = $1", f"case:{case['id']}")
+    assert row is not None
     assert row["level"] == 4 and row["automatic"] is True and row["method"] == "default"
     got = await until(res, lambda: held(sim_url, case["case_no"])["case"], "the automatic rating reported")
     assert got["held"]["alternate"] == 4 and got["evaluations"] == 1
