@@ -21,6 +21,7 @@ from affairs import repo
 from affairs.haocp import HaocpClient, HaocpError
 from affairs.models import RatingIn, RatingView
 from core import clock
+from core.datascope import can_see, sql_scope
 from core.masking import mask_id_number, mask_phone
 from core.pagination import decode_cursor, encode_cursor
 from core.problems import ProblemError, invalid, not_found
@@ -364,22 +365,6 @@ class RectificationPage(msgspec.Struct):
     next_cursor: str | None = None
 
 
-def _scope(actor: Actor) -> tuple[str, list[object]]:
-    if actor.data_scope == "all":
-        return "TRUE", []
-    if actor.data_scope == "own":
-        return "x.org_code = $1", [actor.org_path]
-    return "(x.org_code = $1 OR x.org_code LIKE $2)", [actor.org_path, actor.org_path + ".%"]
-
-
-def _covers(actor: Actor, org_code: str) -> bool:
-    if actor.data_scope == "all":
-        return True
-    if actor.data_scope == "own":
-        return org_code == actor.org_path
-    return org_code == actor.org_path or org_code.startswith(actor.org_path + ".")
-
-
 def _detail(r: Any) -> RectificationDetail:
     events = [
         RectEvent(
@@ -417,7 +402,7 @@ async def list_rectifications(
     res: Resources, actor: Actor, status: str | None, cursor: str | None, limit: int
 ) -> RectificationPage:
     at, xid = decode_cursor(cursor)
-    sql, args = _scope(actor)
+    sql, args = sql_scope(actor, "x.org_code", 1)
     rows = await repo.rectifications_page(res.db, sql, args, status, (at, xid) if at and xid else None, limit + 1)
     items = [_detail(r) for r in rows[:limit]]
     nxt = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
@@ -426,7 +411,7 @@ async def list_rectifications(
 
 async def get_rectification(res: Resources, actor: Actor, rect_id: uuid.UUID) -> RectificationDetail:
     r = await repo.rectification(res.db, rect_id)
-    if r is None or not _covers(actor, r["org_code"]):
+    if r is None or not can_see(actor, r["org_code"]):
         raise not_found("rectification")
     return _detail(r)
 
@@ -450,7 +435,7 @@ async def _act(
     now = clock.now()
     async with res.db.acquire() as conn, conn.transaction():
         rect = await repo.rectification(conn, rect_id, lock=True)
-        if rect is None or not _covers(actor, rect["org_code"]):
+        if rect is None or not can_see(actor, rect["org_code"]):
             raise not_found("rectification")
         if rect["status"] not in _FROM[step]:
             raise ProblemError(
@@ -655,8 +640,8 @@ class RatingStats(msgspec.Struct):
 async def stats(
     res: Resources, actor: Actor, group: str, since: datetime | None, until: datetime | None
 ) -> RatingStats:
-    sql, args = _scope(actor)
-    rows = await repo.rating_stats(res.db, group, sql.replace("x.org_code", "r.org_code"), args, since, until)
+    sql, args = sql_scope(actor, "r.org_code", 1)
+    rows = await repo.rating_stats(res.db, group, sql, args, since, until)
     items = [
         StatRow(
             key=r["key"] if group != "level" else f"{r['key']} {LEVELS[int(r['key'])]}",

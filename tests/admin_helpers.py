@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,3 +69,20 @@ def console(browser: Browser, base_url: str, username: str, password: str) -> Pa
     page.click("button[type=submit]")
     page.wait_for_url("**/admin/console")
     return page
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """The system's headless chromium under Playwright (the sync API: run it in the test's own thread)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from core.resources import Resources
 from core.settings import load_settings
 from identity import people
 from orgs import logs, monitoring
-from tests.admin_helpers import admin_password, platform_admin
+from tests.admin_helpers import admin_password, chromium, platform_admin
 from tests.harness import ROOT
 from tests.test_admin_monitoring import id_number
 from tests.test_admin_orgs import PDF, apply, png
@@ -27,14 +27,8 @@ OUT = ROOT / "test-output"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

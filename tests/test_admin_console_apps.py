@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from core.resources import Resources
 from core.settings import load_settings
 from identity import people
-from tests.admin_helpers import console, csrf_token, make_admin, platform_admin, sign_in
+from tests.admin_helpers import chromium, console, csrf_token, make_admin, platform_admin, sign_in
 from tests.catalog_helpers import codes_in, home_once
 from tests.harness import ROOT
 from tests.test_admin_monitoring import id_number
@@ -30,14 +30,8 @@ OUT = ROOT / "test-output"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def enrol_in_suzhou() -> None:

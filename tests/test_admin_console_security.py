@@ -17,11 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
 
 from core.resources import Resources
 from orgs import logs
-from tests.admin_helpers import admin_password, csrf_token, platform_admin
+from tests.admin_helpers import admin_password, chromium, console, csrf_token, platform_admin
 from tests.harness import ROOT, Stack, free_port, wait_http
 
 PUBLIC = "https://console.szt.test"
@@ -151,38 +150,25 @@ def test_every_console_form_carries_the_session_token_and_posts_without_it_are_r
 
 
 def test_a_browser_posts_a_console_form_with_its_token(base_url: str, var_dir: Path) -> None:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page(base_url=base_url)
-            page.goto("/admin/login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", admin_password(var_dir))
-            page.click("button[type=submit]")
-            page.wait_for_url("**/admin/console")
-            page.goto("/admin/console/monitoring")
-            name = f"csrf-{secrets.token_hex(3)}"
-            form = "form[action='/admin/console/monitoring/alerts']"
-            page.fill(f"{form} input[name=name]", name)
-            page.fill(f"{form} input[name=threshold]", "0.5")
+    with chromium() as browser:
+        page = console(browser, base_url, "admin", admin_password(var_dir))
+        page.goto("/admin/console/monitoring")
+        name = f"csrf-{secrets.token_hex(3)}"
+        form = "form[action='/admin/console/monitoring/alerts']"
+        page.fill(f"{form} input[name=name]", name)
+        page.fill(f"{form} input[name=threshold]", "0.5")
+        page.click(f"{form} button")
+        page.wait_for_url("**/admin/console/monitoring?msg=alert-added")
+        assert name in page.content()
+        # The same form with its hidden token altered (as a forged page would post it): the 403 page.
+        page.fill(f"{form} input[name=name]", name + "-forged")
+        page.fill(f"{form} input[name=threshold]", "0.5")
+        page.evaluate(f"document.querySelector(\"{form} input[name=csrf]\").value = 'forged'")
+        with page.expect_navigation():
             page.click(f"{form} button")
-            page.wait_for_url("**/admin/console/monitoring?msg=alert-added")
-            assert name in page.content()
-            # The same form with its hidden token altered (as a forged page would post it): the 403 page.
-            page.fill(f"{form} input[name=name]", name + "-forged")
-            page.fill(f"{form} input[name=threshold]", "0.5")
-            page.evaluate(f"document.querySelector(\"{form} input[name=csrf]\").value = 'forged'")
-            with page.expect_navigation():
-                page.click(f"{form} button")
-            assert "请求被拒绝" in page.content()
-            page.goto("/admin/console/monitoring")
-            assert name + "-forged" not in page.content()
-        finally:
-            browser.close()
+        assert "请求被拒绝" in page.content()
+        page.goto("/admin/console/monitoring")
+        assert name + "-forged" not in page.content()
 
 
 # --- sliding sessions with an absolute cap --------------------------------------------------------------------------

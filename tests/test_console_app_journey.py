@@ -14,14 +14,12 @@ from typing import Any
 
 import httpx
 from PIL import Image
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from core.resources import Resources
 from orgs import jobs
-from tests.admin_helpers import console, platform_admin
+from tests.admin_helpers import chromium, console, platform_admin
 from tests.harness import ROOT
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def _account(http: httpx.Client, by: dict[str, str], org: str, roles: list[str], prefix: str) -> tuple[str, str, str]:
@@ -38,12 +36,8 @@ def _account(http: httpx.Client, by: dict[str, str], org: str, roles: list[str],
 
 def _browse(base_url: str, steps: Any) -> Any:
     """Run `steps(browser)` in chromium (in the calling thread: the sync API keeps its own loop)."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
-        try:
-            return steps(browser)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        return steps(browser)
 
 
 def _icon(path: Path) -> Path:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from admin.app import create_app
 from core.settings import load_settings
-from tests.admin_helpers import csrf_token, make_admin, platform_admin
+from tests.admin_helpers import chromium, csrf_token, make_admin, platform_admin
 from tests.harness import ROOT
 from tests.test_admin_console_apps import application, submit
 from tests.test_admin_orgs import PDF, apply
@@ -135,14 +135,8 @@ def world(http: httpx.Client, var_dir: Path, base_url: str) -> World:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def signed_in(browser: Browser, base_url: str, role: Role, size: dict[str, int]) -> Page:
